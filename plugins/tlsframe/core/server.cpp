@@ -1,1 +1,625 @@
-// placeholder
+#include "core/server.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <array>
+#include <cinttypes>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "core/endpoint.h"
+#include "core/log.h"
+
+namespace tlsframe {
+namespace {
+
+using tcp = asio::ip::tcp;
+using Strand = asio::strand<asio::io_context::executor_type>;
+constexpr auto kComp = log::Component::kServer;
+
+uint64_t realtime_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+const char *remove_reason_name(RemoveReason r) {
+  switch (r) {
+    case RemoveReason::kClosed: return "closed";
+    case RemoveReason::kError: return "error";
+    case RemoveReason::kTimeout: return "timeout";
+    case RemoveReason::kProtocol: return "protocol-violation";
+    case RemoveReason::kServerStopped: return "server-stopped";
+    case RemoveReason::kEos: return "eos";
+  }
+  return "unknown";
+}
+
+class Session;
+
+struct Server::Impl {
+  ServerConfig config;
+  ServerCallbacks callbacks;
+  tls::ContextPtr ctx;
+
+  // Declared before everything holding sockets or handlers so it is destroyed last.
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  Strand accept_strand{asio::make_strand(io)};
+  tcp::acceptor acceptor{accept_strand};  // only used on accept_strand
+  asio::steady_timer accept_retry{accept_strand};
+  std::vector<std::thread> threads;
+  uint16_t bound_port = 0;
+  std::atomic<unsigned> running_threads{0};
+
+  mutable std::mutex mutex;  // protects the fields down to next_id
+  std::condition_variable sessions_changed;
+  std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
+  size_t admitted = 0;  // sessions not being refused (handshaking or ready)
+  MessagePtr current_caps;
+  bool has_delta = false;   // the stream has delta units: joiners ask for a keyframe
+  bool eos = false;         // EOS published and no buffer since
+  bool stopping = false;
+  uint64_t next_id = 1;
+
+  // Only used by the publishing thread (render/event), never concurrently.
+  std::vector<std::shared_ptr<Session>> snapshot;
+  uint64_t sequence = 0;
+
+  std::atomic<uint64_t> ready_count{0}, clients_total{0}, handshake_failures{0}, refused{0},
+      buffers_published{0}, bytes_sent{0}, frames_dropped{0};
+
+  void do_accept();
+  void on_accept(tcp::socket socket);
+  void on_ready(const std::shared_ptr<Session> &s);
+  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, RemoveReason reason,
+                 const std::string &error);
+  void post_to_ready(const MessagePtr &msg);
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address, bool refuse)
+      : server_(server),
+        stream_(std::move(socket), *server->ctx),
+        timer_(stream_.get_executor()),
+        refuse_(refuse) {
+    info_.id = id;
+    info_.address = std::move(address);
+  }
+
+  asio::any_io_executor executor() { return stream_.get_executor(); }
+  const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
+  bool refused() const { return refuse_; }
+  bool added() const { return added_.load(); }  // reported as added (handshake done, not refused)
+
+  // All members below run on the session's strand.
+  void start() {
+    auto self = shared_from_this();
+    if (server_->config.handshake_timeout.count() > 0) {
+      timer_.expires_after(server_->config.handshake_timeout);
+      timer_.async_wait([self](std::error_code ec) {
+        if (!ec && !self->handshake_done_ && !self->closed_) {
+          Error e{Error::Kind::kTimeout, "TLS handshake did not finish in time", ""};
+          self->fail_handshake(e);
+        }
+      });
+    }
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self](std::error_code ec) { self->on_handshake(ec); });
+  }
+
+  void deliver(const MessagePtr &msg) {
+    if (closed_ || !ready_ || refuse_) return;
+    const auto &cfg = server_->config;
+    if (msg->type == wire::MessageType::kBuffer) {
+      if (msg->delta && need_keyframe_) {
+        count_drop();
+        return;
+      }
+      size_t pending = queue_.size() - (writing_ ? 1 : 0);
+      bool over = queue_.size() >= cfg.queue_max_buffers ||
+                  queued_bytes_ + msg->bytes.size() > cfg.queue_max_bytes;
+      if (over) {
+        if (msg->delta) {
+          // Skip to the next keyframe: a delta unit without its reference is useless.
+          need_keyframe_ = true;
+          count_drop();
+          TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
+                  info_.address.c_str());
+          return;
+        }
+        purge_unsent();
+        TF_DEBUG(kComp, "client %" PRIu64 " %s: queue full, dropped %zu queued, resync on keyframe",
+                 info_.id, info_.address.c_str(), pending);
+      }
+      need_keyframe_ = false;
+      if (msg->caps && msg->caps.get() != last_caps_) push(msg->caps);
+    } else if (msg->type == wire::MessageType::kCaps) {
+      if (msg.get() == last_caps_) return;
+    }
+    push(msg);
+  }
+
+  void close(RemoveReason reason, const std::string &error) {
+    if (closed_) return;
+    closed_ = true;
+    std::error_code ignored;
+    timer_.cancel();
+    stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+    queue_.clear();
+    queued_bytes_ = 0;
+    publish_depth();
+    bool was_ready = ready_;
+    ready_ = false;
+    server_->on_closed(shared_from_this(), was_ready, reason, error);
+  }
+
+  ClientStats stats() const {
+    ClientStats s;
+    s.info = info_;
+    s.frames_sent = frames_sent_.load();
+    s.frames_dropped = frames_dropped_.load();
+    s.bytes_sent = bytes_sent_.load();
+    s.queue_buffers = depth_buffers_.load();
+    s.queue_bytes = depth_bytes_.load();
+    s.connected_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - ready_at_).count();
+    return s;
+  }
+
+ private:
+  void on_handshake(std::error_code ec) {
+    if (closed_) return;
+    if (ec) {
+      fail_handshake(tls::describe_failure(stream_.native_handle(), ec, false));
+      return;
+    }
+    handshake_done_ = true;
+    timer_.cancel();
+    info_.subject = tls::peer_subject(stream_.native_handle());
+    if (refuse_) {
+      TF_WARNING(kComp, "client %" PRIu64 " %s refused: max-clients (%u) reached", info_.id,
+                 info_.address.c_str(), server_->config.max_clients);
+      auto msg = std::make_shared<Message>();
+      msg->type = wire::MessageType::kError;
+      msg->bytes = wire::encode_error(wire::ErrorCode::kServerFull,
+                                      "server full: max-clients reached, try again later");
+      ready_ = true;  // lets push() write; the session is never reported as added
+      push(msg);
+      return;
+    }
+    ready_at_ = std::chrono::steady_clock::now();
+    ready_ = true;
+    added_ = true;
+    server_->on_ready(shared_from_this());
+    start_read();
+  }
+
+  void fail_handshake(const Error &e) {
+    server_->handshake_failures++;
+    TF_WARNING(kComp, "client %" PRIu64 " %s: handshake failed: %s (%s)", info_.id,
+               info_.address.c_str(), e.message.c_str(), e.detail.c_str());
+    if (server_->callbacks.handshake_failed) server_->callbacks.handshake_failed(info_.address, e);
+    close(RemoveReason::kError, e.message);
+  }
+
+  // Clients only listen; the read detects their close or a protocol breach.
+  void start_read() {
+    auto self = shared_from_this();
+    stream_.async_read_some(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
+      if (self->closed_) return;
+      if (ec) {
+        Error e = tls::describe_failure(self->stream_.native_handle(), ec, false);
+        bool clean = e.kind == Error::Kind::kClosed;
+        self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+        return;
+      }
+      if (n > 0) {
+        TF_WARNING(kComp, "client %" PRIu64 " %s sent %zu bytes of application data; dropping it",
+                   self->info_.id, self->info_.address.c_str(), n);
+        self->close(RemoveReason::kProtocol, "client sent application data");
+      }
+    });
+  }
+
+  void push(const MessagePtr &msg) {
+    if (msg->type == wire::MessageType::kCaps) last_caps_ = msg.get();
+    queue_.push_back(msg);
+    queued_bytes_ += msg->bytes.size();
+    publish_depth();
+    if (!writing_) do_write();
+  }
+
+  // Drop every queued message not yet being written; caps sent so far stay valid.
+  void purge_unsent() {
+    size_t keep = writing_ ? 1 : 0;
+    while (queue_.size() > keep) {
+      const MessagePtr &m = queue_.back();
+      if (m->type == wire::MessageType::kBuffer) count_drop();
+      queued_bytes_ -= m->bytes.size();
+      queue_.pop_back();
+    }
+    last_caps_ = nullptr;
+    if (writing_) {
+      const MessagePtr &head = queue_.front();
+      last_caps_ = head->type == wire::MessageType::kCaps ? head.get() : head->caps.get();
+    } else {
+      last_caps_ = sent_caps_;
+    }
+    publish_depth();
+  }
+
+  void do_write() {
+    writing_ = true;
+    MessagePtr msg = queue_.front();
+    auto self = shared_from_this();
+    const auto timeout = server_->config.client_timeout;
+    uint64_t gen = ++write_gen_;
+    if (timeout.count() > 0) {
+      timer_.expires_after(timeout);
+      timer_.async_wait([self, gen](std::error_code ec) {
+        if (!ec && !self->closed_ && self->writing_ && self->write_gen_ == gen) {
+          TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it",
+                     self->info_.id, self->info_.address.c_str());
+          self->close(RemoveReason::kTimeout, "client made no progress within the timeout");
+        }
+      });
+    }
+    asio::async_write(stream_, asio::buffer(msg->bytes),
+                      [self, msg](std::error_code ec, size_t n) { self->on_write(ec, n, msg); });
+  }
+
+  void on_write(std::error_code ec, size_t n, const MessagePtr &msg) {
+    if (closed_) return;
+    if (ec) {
+      Error e = tls::describe_failure(stream_.native_handle(), ec, false);
+      bool clean = e.kind == Error::Kind::kClosed;
+      close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+      return;
+    }
+    bytes_sent_ += n;
+    server_->bytes_sent += n;
+    queue_.pop_front();
+    queued_bytes_ -= msg->bytes.size();
+    writing_ = false;
+    switch (msg->type) {
+      case wire::MessageType::kBuffer: frames_sent_++; break;
+      case wire::MessageType::kCaps: sent_caps_ = msg.get(); break;
+      case wire::MessageType::kEos: close(RemoveReason::kEos, ""); return;
+      case wire::MessageType::kError: close(RemoveReason::kClosed, "refused"); return;
+    }
+    publish_depth();
+    if (!queue_.empty()) do_write();
+  }
+
+  void count_drop() {
+    frames_dropped_++;
+    server_->frames_dropped++;
+  }
+
+  void publish_depth() {
+    depth_buffers_.store(queue_.size());
+    depth_bytes_.store(queued_bytes_);
+  }
+
+  Server::Impl *server_;  // outlives every session (owns the io_context)
+  asio::ssl::stream<tcp::socket> stream_;
+  asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
+  ClientInfo info_;
+  const bool refuse_;
+  // Strand-only state:
+  bool handshake_done_ = false;
+  bool ready_ = false;
+  bool closed_ = false;
+  bool writing_ = false;
+  bool need_keyframe_ = true;              // nothing sent yet: start on a keyframe
+  const Message *last_caps_ = nullptr;     // caps the client will have seen once its queue is written
+  const Message *sent_caps_ = nullptr;     // caps fully written (identity only; may dangle harmlessly)
+  std::deque<MessagePtr> queue_;           // front is being written when writing_
+  size_t queued_bytes_ = 0;
+  uint64_t write_gen_ = 0;
+  std::chrono::steady_clock::time_point ready_at_;
+  std::array<uint8_t, 256> read_buf_{};
+  // Read by stats() from any thread:
+  std::atomic<bool> added_{false};
+  std::atomic<uint64_t> frames_sent_{0}, frames_dropped_{0}, bytes_sent_{0}, depth_buffers_{0},
+      depth_bytes_{0};
+};
+
+// Handlers capture the raw Impl pointer: the I/O threads are joined before Impl dies.
+void Server::Impl::do_accept() {
+  Impl *self = this;
+  acceptor.async_accept(asio::make_strand(io), [self](std::error_code ec, tcp::socket socket) {
+    if (!self->acceptor.is_open()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // EMFILE and friends: back off instead of spinning.
+      TF_WARNING(kComp, "accept failed: %s", ec.message().c_str());
+      self->accept_retry.expires_after(std::chrono::milliseconds(100));
+      self->accept_retry.async_wait([self](std::error_code tec) {
+        if (!tec) self->do_accept();
+      });
+      return;
+    }
+    self->on_accept(std::move(socket));
+    self->do_accept();
+  });
+}
+
+void Server::Impl::on_accept(tcp::socket socket) {
+  std::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  tcp::endpoint peer = socket.remote_endpoint(ec);
+  std::string address = ec ? std::string("unknown") : format_endpoint(peer);
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (stopping) return;
+    bool refuse = config.max_clients > 0 && admitted >= config.max_clients;
+    if (refuse) {
+      refused++;
+    } else {
+      admitted++;
+    }
+    uint64_t id = next_id++;
+    s = std::make_shared<Session>(this, std::move(socket), id, address, refuse);
+    sessions.emplace(id, s);
+  }
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: connection accepted", s->info().id, address.c_str());
+  asio::dispatch(s->executor(), [s] { s->start(); });
+}
+
+void Server::Impl::on_ready(const std::shared_ptr<Session> &s) {
+  MessagePtr caps;
+  bool want_key, at_eos;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    caps = current_caps;
+    want_key = has_delta;
+    at_eos = eos;
+    ready_count++;
+    clients_total++;
+  }
+  TF_INFO(kComp, "client %" PRIu64 " %s: connected%s%s", s->info().id, s->info().address.c_str(),
+          s->info().subject.empty() ? "" : " as ", s->info().subject.c_str());
+  if (callbacks.client_added) callbacks.client_added(s->info());
+  if (caps) s->deliver(caps);
+  if (at_eos) {
+    auto eos_msg = std::make_shared<Message>();
+    eos_msg->type = wire::MessageType::kEos;
+    eos_msg->bytes = wire::encode_eos();
+    s->deliver(eos_msg);
+  } else if (want_key && callbacks.keyframe_wanted) {
+    callbacks.keyframe_wanted();
+  }
+}
+
+void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready,
+                             RemoveReason reason, const std::string &error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (sessions.erase(s->info().id) == 0) return;
+    if (was_ready) ready_count--;
+    if (!s->refused()) admitted--;
+  }
+  sessions_changed.notify_all();
+  if (was_ready) {
+    TF_INFO(kComp, "client %" PRIu64 " %s: removed (%s%s%s)", s->info().id,
+            s->info().address.c_str(), remove_reason_name(reason), error.empty() ? "" : ": ",
+            error.c_str());
+    if (callbacks.client_removed) callbacks.client_removed(s->info(), reason, error);
+  }
+}
+
+void Server::Impl::post_to_ready(const MessagePtr &msg) {
+  snapshot.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto &kv : sessions) snapshot.push_back(kv.second);
+  }
+  // Sessions still in their handshake ignore it (deliver checks readiness on the strand).
+  for (auto &s : snapshot) {
+    asio::post(s->executor(), [s, msg] { s->deliver(msg); });
+  }
+  snapshot.clear();
+}
+
+Server::Server(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { stop(); }
+
+Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
+                                              ServerCallbacks callbacks) {
+  auto ctx = tls::make_server_context(config.tls);
+  if (!ctx) return ctx.error();
+  auto impl = std::make_shared<Impl>();
+  impl->config = config;
+  impl->config.queue_max_buffers = std::max<uint32_t>(1, config.queue_max_buffers);
+  impl->config.queue_max_bytes = std::max<uint64_t>(1, config.queue_max_bytes);
+  impl->config.io_threads = std::max(1u, config.io_threads);
+  impl->callbacks = std::move(callbacks);
+  impl->ctx = ctx.value();
+
+  std::error_code ec;
+  std::string host = config.host.empty() ? "0.0.0.0" : config.host;
+  asio::ip::address address = asio::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver resolver(impl->io);
+    auto results = resolver.resolve(host, "", asio::ip::resolver_base::passive, ec);
+    if (ec || results.empty()) {
+      return Error{Error::Kind::kNetwork, "cannot resolve listen address '" + host + "'",
+                   ec.message()};
+    }
+    address = results.begin()->endpoint().address();
+  }
+  tcp::endpoint endpoint(address, config.port);
+  auto &acc = impl->acceptor;
+  const std::string where = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
+                            ":" + std::to_string(config.port);
+  if (acc.open(endpoint.protocol(), ec) || acc.set_option(tcp::acceptor::reuse_address(true), ec) ||
+      acc.bind(endpoint, ec) || acc.listen(config.listen_backlog, ec)) {
+    return Error{Error::Kind::kNetwork, "cannot listen on " + where + ": " + ec.message(),
+                 ec.message()};
+  }
+  impl->bound_port = acc.local_endpoint(ec).port();
+  TF_INFO(kComp, "listening on %s (port %u)", where.c_str(), impl->bound_port);
+
+  impl->work.emplace(impl->io.get_executor());
+  impl->do_accept();
+  for (unsigned i = 0; i < impl->config.io_threads; ++i) {
+    impl->running_threads++;
+    impl->threads.emplace_back([p = impl.get()] {
+      p->io.run();
+      {
+        std::lock_guard<std::mutex> lock(p->mutex);
+        p->running_threads--;
+      }
+      p->sessions_changed.notify_all();
+    });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const { return impl_->bound_port; }
+
+void Server::publish_caps(const std::string &caps) {
+  auto msg = std::make_shared<Message>();
+  msg->type = wire::MessageType::kCaps;
+  msg->bytes = wire::encode_caps(caps);
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->current_caps = msg;
+    impl_->eos = false;
+  }
+  TF_DEBUG(kComp, "caps: %s", caps.c_str());
+  impl_->post_to_ready(msg);
+}
+
+void Server::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data, size_t size) {
+  auto msg = std::make_shared<Message>();
+  msg->type = wire::MessageType::kBuffer;
+  msg->delta = (meta_in.flags & wire::kFlagDeltaUnit) != 0;
+  wire::BufferMeta meta = meta_in;
+  meta.sequence = impl_->sequence++;
+  meta.send_time_ns = realtime_ns();
+  msg->bytes.resize(wire::kHeaderSize + wire::kBufferMetaSize + size);
+  wire::write_buffer_prefix(msg->bytes.data(), meta, static_cast<uint32_t>(size));
+  if (size) std::memcpy(msg->bytes.data() + wire::kHeaderSize + wire::kBufferMetaSize, data, size);
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    msg->caps = impl_->current_caps;
+    if (msg->delta) impl_->has_delta = true;
+    impl_->eos = false;
+  }
+  impl_->buffers_published++;
+  TF_LOGV(kComp, "publish buffer #%" PRIu64 " (%zu bytes%s)", meta.sequence, size,
+          msg->delta ? ", delta" : "");
+  impl_->post_to_ready(msg);
+}
+
+bool Server::publish_eos_and_flush(std::chrono::milliseconds timeout) {
+  auto msg = std::make_shared<Message>();
+  msg->type = wire::MessageType::kEos;
+  msg->bytes = wire::encode_eos();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->eos = true;
+  }
+  impl_->post_to_ready(msg);
+  std::unique_lock<std::mutex> lock(impl_->mutex);
+  bool flushed = impl_->sessions_changed.wait_for(lock, timeout, [this] {
+    return impl_->ready_count.load() == 0;
+  });
+  TF_INFO(kComp, "EOS %s", flushed ? "delivered to every client" : "flush timed out");
+  return flushed;
+}
+
+void Server::stop() {
+  if (!impl_) return;
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+    for (auto &kv : impl_->sessions) all.push_back(kv.second);
+  }
+  Impl *impl = impl_.get();
+  asio::post(impl->accept_strand, [impl] {
+    std::error_code ec;
+    impl->acceptor.close(ec);
+    impl->accept_retry.cancel();
+  });
+  for (auto &s : all) {
+    asio::post(s->executor(), [s] { s->close(RemoveReason::kServerStopped, ""); });
+  }
+  all.clear();
+  {
+    std::unique_lock<std::mutex> lock(impl->mutex);
+    impl->sessions_changed.wait_for(lock, std::chrono::seconds(2),
+                                    [&] { return impl->sessions.empty(); });
+  }
+  impl->work.reset();
+  {
+    // Let in-flight handlers finish for a bounded time, then stop the loop regardless.
+    std::unique_lock<std::mutex> lock(impl->mutex);
+    impl->sessions_changed.wait_for(lock, std::chrono::seconds(2),
+                                    [&] { return impl->running_threads.load() == 0; });
+  }
+  impl->io.stop();
+  for (auto &t : impl->threads) t.join();
+  impl->threads.clear();
+  std::lock_guard<std::mutex> lock(impl->mutex);
+  impl->sessions.clear();
+  TF_INFO(kComp, "stopped");
+}
+
+size_t Server::num_clients() const { return impl_->ready_count.load(); }
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  s.clients = impl_->ready_count.load();
+  s.clients_total = impl_->clients_total.load();
+  s.handshake_failures = impl_->handshake_failures.load();
+  s.refused = impl_->refused.load();
+  s.buffers_published = impl_->buffers_published.load();
+  s.bytes_sent = impl_->bytes_sent.load();
+  s.frames_dropped = impl_->frames_dropped.load();
+  return s;
+}
+
+std::vector<ClientStats> Server::client_stats() const {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    for (auto &kv : impl_->sessions) all.push_back(kv.second);
+  }
+  std::vector<ClientStats> out;
+  for (auto &s : all) {
+    if (s->added()) out.push_back(s->stats());
+  }
+  return out;
+}
+
+std::optional<ClientStats> Server::client_stats(uint64_t id) const {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto it = impl_->sessions.find(id);
+    if (it == impl_->sessions.end()) return std::nullopt;
+    s = it->second;
+  }
+  if (!s->added()) return std::nullopt;
+  return s->stats();
+}
+
+}  // namespace tlsframe

@@ -1,1 +1,261 @@
-// placeholder
+#include "core/tls_context.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <asio/ssl/error.hpp>
+
+#include "core/log.h"
+
+namespace tlsframe::tls {
+namespace {
+
+constexpr auto kComp = log::Component::kTls;
+
+int proto_version(Version v) { return v == Version::kTls12 ? TLS1_2_VERSION : TLS1_3_VERSION; }
+
+Error settings_error(std::string message) {
+  Error e;
+  e.kind = Error::Kind::kSettings;
+  e.message = std::move(message);
+  e.detail = drain_errors();
+  return e;
+}
+
+// A file we are about to hand to OpenSSL: say clearly when it is missing or
+// unreadable instead of OpenSSL's "system lib" wording.
+Status check_readable(const std::string &what, const std::string &path) {
+  if (path.empty()) return settings_error(what + " is not set");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return settings_error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return settings_error(what + " '" + path + "' is not a regular file");
+  return Status::Ok();
+}
+
+Result<ContextPtr> new_context(asio::ssl::context::method method) {
+  ERR_clear_error();
+  SSL_CTX *raw = SSL_CTX_new(method == asio::ssl::context::tls_server ? TLS_server_method()
+                                                                       : TLS_client_method());
+  if (!raw) return settings_error("cannot create TLS context");
+  // asio::ssl::context takes ownership of the native handle.
+  return std::make_shared<asio::ssl::context>(raw);
+}
+
+Status common_setup(SSL_CTX *ctx, Version min_version) {
+  if (!SSL_CTX_set_min_proto_version(ctx, proto_version(min_version))) {
+    return settings_error("cannot set the minimum TLS version");
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // TLS 1.2 (only when the minimum is lowered): forward secrecy and AEAD only.
+  if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")) {
+    return settings_error("cannot set the TLS 1.2 cipher list");
+  }
+  // Idle connections give their read/write buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  return Status::Ok();
+}
+
+Status load_chain_and_key(SSL_CTX *ctx, const std::string &cert_file, const std::string &key_file,
+                          const char *role) {
+  std::string cert_what = std::string(role) + " certificate file";
+  std::string key_what = std::string(role) + " key file";
+  if (Status s = check_readable(cert_what, cert_file); !s) return s;
+  if (Status s = check_readable(key_what, key_file); !s) return s;
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    return settings_error("cannot load " + cert_what + " '" + cert_file +
+                          "' (not a PEM certificate chain?)");
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    std::string detail = drain_errors();
+    Error e = settings_error("cannot load " + key_what + " '" + key_file +
+                             "' (not a PEM private key, or it does not match the certificate)");
+    e.detail = detail;
+    return e;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return settings_error(key_what + " '" + key_file + "' does not match " + cert_what + " '" +
+                          cert_file + "'");
+  }
+  return Status::Ok();
+}
+
+Status load_trust(SSL_CTX *ctx, const std::string &ca_file, const char *what) {
+  if (Status s = check_readable(what, ca_file); !s) return s;
+  ERR_clear_error();
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    return settings_error(std::string("cannot load ") + what + " '" + ca_file +
+                          "' (not PEM certificates?)");
+  }
+  return Status::Ok();
+}
+
+bool is_ip_literal(const std::string &name) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+const char *version_name(Version v) { return v == Version::kTls12 ? "TLS 1.2" : "TLS 1.3"; }
+
+std::string drain_errors() {
+  std::string out;
+  unsigned long code;
+  char buf[256];
+  while ((code = ERR_get_error()) != 0) {
+    ERR_error_string_n(code, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
+  auto made = new_context(asio::ssl::context::tls_server);
+  if (!made) return made.error();
+  SSL_CTX *ctx = made.value()->native_handle();
+  if (Status s = common_setup(ctx, config.min_version); !s) return s.error();
+  if (Status s = load_chain_and_key(ctx, config.cert_file, config.key_file, "server"); !s) {
+    return s.error();
+  }
+  if (config.require_client_cert && config.ca_file.empty()) {
+    return settings_error("require-client-cert needs ca-file: the CAs trusted for client certificates");
+  }
+  if (!config.ca_file.empty()) {
+    if (Status s = load_trust(ctx, config.ca_file, "client CA file"); !s) return s.error();
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(config.ca_file.c_str());
+    if (names) SSL_CTX_set_client_CA_list(ctx, names);
+    int mode = SSL_VERIFY_PEER;
+    if (config.require_client_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  // Session resumption across server restarts is not needed; tickets stay on
+  // (stateless) so reconnecting clients resume cheaply.
+  TF_DEBUG(kComp, "server context ready (min %s, client certs %s)", version_name(config.min_version),
+           config.require_client_cert ? "required" : config.ca_file.empty() ? "off" : "optional");
+  return made;
+}
+
+Result<ContextPtr> make_client_context(const ClientTlsConfig &config) {
+  auto made = new_context(asio::ssl::context::tls_client);
+  if (!made) return made.error();
+  SSL_CTX *ctx = made.value()->native_handle();
+  if (Status s = common_setup(ctx, config.min_version); !s) return s.error();
+  if (!SSL_CTX_set_max_proto_version(ctx, proto_version(config.max_version))) {
+    return settings_error("cannot set the maximum TLS version");
+  }
+  if (config.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return settings_error("cannot load the system's trusted CA store");
+    }
+  } else if (Status s = load_trust(ctx, config.ca_file, "CA file"); !s) {
+    return s.error();
+  }
+  // The server is always verified; there is no switch to turn this off.
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (!config.cert_file.empty() || !config.key_file.empty()) {
+    if (Status s = load_chain_and_key(ctx, config.cert_file, config.key_file, "client"); !s) {
+      return s.error();
+    }
+  }
+  return made;
+}
+
+Status set_expected_server_name(SSL *ssl, const std::string &name) {
+  ERR_clear_error();
+  if (name.empty()) return settings_error("no server name to verify the certificate against");
+  X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (is_ip_literal(name)) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) {
+      return settings_error("invalid server address '" + name + "'");
+    }
+    return Status::Ok();
+  }
+  if (SSL_set1_host(ssl, name.c_str()) != 1) return settings_error("invalid server name '" + name + "'");
+  if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+    return settings_error("cannot set SNI server name '" + name + "'");
+  }
+  return Status::Ok();
+}
+
+std::string peer_subject(SSL *ssl) {
+  X509 *cert = SSL_get0_peer_certificate(ssl);
+  if (!cert) return {};
+  char *line = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0);
+  std::string out = line ? line : "";
+  OPENSSL_free(line);
+  return out;
+}
+
+Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
+  Error e;
+  e.kind = Error::Kind::kTls;
+  e.detail = ec.message();
+  std::string queued = drain_errors();
+  if (!queued.empty()) e.detail += "; " + queued;
+
+  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof) {
+    e.kind = Error::Kind::kClosed;
+    e.message = "the peer closed the connection";
+    return e;
+  }
+  if (ec.category() != asio::error::get_ssl_category()) {
+    e.kind = ec == asio::error::operation_aborted ? Error::Kind::kCancelled : Error::Kind::kNetwork;
+    e.message = "connection failed: " + ec.message();
+    return e;
+  }
+  long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+  if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK) {
+    e.kind = Error::Kind::kVerify;
+    e.message = std::string(is_client ? "server" : "client") +
+                " certificate verification failed: " + X509_verify_cert_error_string(verify);
+    return e;
+  }
+  switch (reason) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      e.kind = Error::Kind::kPeerRefused;
+      e.message = "the server requires a client certificate (set cert-file and key-file)";
+      return e;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      e.kind = Error::Kind::kPeerRefused;
+      e.message = std::string("the ") + (is_client ? "server" : "client") +
+                  " refused our certificate: " + ec.message();
+      return e;
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_VERSION_TOO_LOW:
+      e.kind = Error::Kind::kPeerRefused;
+      e.message = "no TLS version in common with the peer (" + ec.message() + ")";
+      return e;
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_RECORD_LAYER_FAILURE:
+      e.message = "the peer does not speak TLS (" + ec.message() + ")";
+      return e;
+    default:
+      e.message = "TLS failure: " + ec.message();
+      return e;
+  }
+}
+
+}  // namespace tlsframe::tls

@@ -1,0 +1,113 @@
+// Fan-out server: a TLS listener that sends every published message to all
+// connected clients. Owns an asio::io_context and its I/O threads. publish_*()
+// only posts work and never touches a socket, so the caller (a GStreamer
+// streaming thread) never waits on a client.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/message.h"
+#include "core/result.h"
+#include "core/tls_context.h"
+#include "core/wire_format.h"
+
+namespace tlsframe {
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";  // address or name to listen on
+  uint16_t port = 9999;          // 0 = any free port (see Server::port())
+  tls::ServerTlsConfig tls;
+  uint32_t max_clients = 0;  // 0 = unlimited; surplus clients get an ERROR message and are closed
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);  // 0 = none
+  std::chrono::nanoseconds client_timeout{0};  // a write making no progress this long drops the client; 0 = never
+  uint32_t queue_max_buffers = 32;             // per-client queue limit in buffers (min 1)
+  uint64_t queue_max_bytes = 32ull << 20;      // per-client queue limit in bytes (min 1)
+  unsigned io_threads = 1;                     // I/O threads (min 1)
+  int listen_backlog = 1024;
+};
+
+// Why a client went away (values shared with the element's enum).
+enum class RemoveReason {
+  kClosed = 0,         // the client closed the connection
+  kError = 1,          // read/write/TLS error
+  kTimeout = 2,        // no progress for client_timeout
+  kProtocol = 3,       // the client sent application data (clients only listen)
+  kServerStopped = 4,  // the server stopped
+  kEos = 5,            // end of stream delivered, connection closed
+};
+const char *remove_reason_name(RemoveReason r);
+
+struct ClientInfo {
+  uint64_t id = 0;       // unique per server, from 1
+  std::string address;   // "ip:port" or "[ipv6]:port"
+  std::string subject;   // client certificate subject under mutual TLS, else ""
+};
+
+struct ClientStats {
+  ClientInfo info;
+  uint64_t frames_sent = 0;      // buffers fully written
+  uint64_t frames_dropped = 0;   // buffers skipped for this client (overflow, keyframe wait)
+  uint64_t bytes_sent = 0;       // wire bytes fully written
+  uint64_t queue_buffers = 0;    // buffers queued now (including the one being written)
+  uint64_t queue_bytes = 0;      // bytes queued now
+  double connected_seconds = 0;  // since the handshake completed
+};
+
+struct ServerStats {
+  uint64_t clients = 0;             // clients connected now (handshake done)
+  uint64_t clients_total = 0;       // clients that completed a handshake, ever
+  uint64_t handshake_failures = 0;  // connections that failed or timed out in the handshake
+  uint64_t refused = 0;             // connections refused by max-clients
+  uint64_t buffers_published = 0;   // buffers given to publish_buffer()
+  uint64_t bytes_sent = 0;          // wire bytes written to all clients
+  uint64_t frames_dropped = 0;      // sum over clients of skipped buffers
+};
+
+// Called on an I/O thread with no server lock held.
+struct ServerCallbacks {
+  std::function<void(const ClientInfo &)> client_added;
+  std::function<void(const ClientInfo &, RemoveReason, const std::string &error)> client_removed;
+  std::function<void()> keyframe_wanted;  // a client joined a stream that has delta units
+  std::function<void(const std::string &address, const Error &)> handshake_failed;
+};
+
+class Server {
+ public:
+  // Loads certificates, binds and listens, starts the I/O threads.
+  static Result<std::unique_ptr<Server>> start(const ServerConfig &config, ServerCallbacks callbacks);
+  ~Server();  // stop()
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+
+  uint16_t port() const;  // the bound port
+
+  // New caps (and stream headers inside the caps string). Sent to every client
+  // before its next buffer, and to every new client before its first.
+  void publish_caps(const std::string &caps);
+  // One buffer; serialized once and shared by all client queues.
+  void publish_buffer(const wire::BufferMeta &meta, const uint8_t *data, size_t size);
+  // End of stream: sent to every client, then waits until each has written it
+  // and closed, or the timeout passed. Returns true if all were flushed.
+  bool publish_eos_and_flush(std::chrono::milliseconds timeout);
+  // Closes every connection and the listener, joins the I/O threads. Idempotent.
+  void stop();
+
+  size_t num_clients() const;
+  ServerStats stats() const;
+  std::vector<ClientStats> client_stats() const;
+  std::optional<ClientStats> client_stats(uint64_t id) const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tlsframe

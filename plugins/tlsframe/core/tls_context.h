@@ -1,0 +1,59 @@
+// TLS setup: configuration structs -> SSL_CTX (through asio::ssl::context),
+// per-connection peer checks, and OpenSSL failures turned into readable Errors.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include <asio/ssl/context.hpp>
+
+#include "core/result.h"
+
+namespace tlsframe::tls {
+
+enum class Version { kTls12, kTls13 };
+
+struct ServerTlsConfig {
+  std::string cert_file;             // PEM chain: leaf first, then intermediates
+  std::string key_file;              // PEM private key matching the leaf
+  std::string ca_file;               // CAs trusted for client certificates ("" = none)
+  bool require_client_cert = false;  // mutual TLS: refuse clients without a valid certificate
+  Version min_version = Version::kTls13;
+};
+
+struct ClientTlsConfig {
+  std::string ca_file;    // CAs trusted for the server ("" = the system store)
+  std::string cert_file;  // client certificate for mutual TLS ("" = none)
+  std::string key_file;   // its private key
+  Version min_version = Version::kTls13;
+  Version max_version = Version::kTls13;  // tests use kTls12 to act as an old client
+};
+
+using ContextPtr = std::shared_ptr<asio::ssl::context>;
+
+// Server context: TLS min version, no compression, no renegotiation, ECDHE+AEAD
+// suites only for TLS 1.2, chain + key loaded and checked against each other.
+Result<ContextPtr> make_server_context(const ServerTlsConfig &config);
+// Client context: always verifies the server (SSL_VERIFY_PEER).
+Result<ContextPtr> make_client_context(const ClientTlsConfig &config);
+
+// Per connection, before the client handshake: expected server name (checked
+// against DNS or IP subjectAltName) and SNI (for DNS names only).
+Status set_expected_server_name(SSL *ssl, const std::string &name);
+
+// Human description of a failed handshake or TLS read/write, using the peer
+// verification result when there is one. is_client: our role.
+Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client);
+
+// The peer certificate's subject as a one-line string ("" when none).
+std::string peer_subject(SSL *ssl);
+
+// Drain OpenSSL's error queue of this thread into "; "-separated text.
+std::string drain_errors();
+
+const char *version_name(Version v);
+
+}  // namespace tlsframe::tls
