@@ -1,1 +1,313 @@
-// placeholder
+// tlsframe wire format, version 1. Every field is written and read one byte
+// at a time, most significant byte first, so the layout never depends on the
+// host's endianness, padding or alignment.
+#include "core/wire_format.h"
+
+#include <cassert>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+namespace tlsframe::wire {
+namespace {
+
+// Header field offsets.
+constexpr size_t kOffVersion = 4;
+constexpr size_t kOffType = 5;
+constexpr size_t kOffReserved = 6;
+constexpr size_t kOffPayloadSize = 8;
+
+// BufferMeta field offsets, relative to the start of the payload.
+constexpr size_t kOffPts = 0;
+constexpr size_t kOffDts = 8;
+constexpr size_t kOffDuration = 16;
+constexpr size_t kOffFlags = 24;
+constexpr size_t kOffMetaReserved = 28;
+constexpr size_t kOffSequence = 32;
+constexpr size_t kOffSendTime = 40;
+
+constexpr size_t kErrorCodeSize = 2;
+constexpr size_t kMaxErrorPayload = kErrorCodeSize + kMaxErrorText;
+// Largest payload whose total message size still fits in size_t.
+constexpr size_t kMaxRepresentablePayload = SIZE_MAX - kHeaderSize;
+
+static_assert(kOffSendTime + 8 == kBufferMetaSize, "BufferMeta layout and size disagree");
+static_assert(kOffPayloadSize + 4 == kHeaderSize, "header layout and size disagree");
+
+void put_u16(uint8_t *p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+void put_u64(uint8_t *p, uint64_t v) {
+  put_u32(p, static_cast<uint32_t>(v >> 32));
+  put_u32(p + 4, static_cast<uint32_t>(v));
+}
+
+uint16_t get_u16(const uint8_t *p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+
+uint32_t get_u32(const uint8_t *p) {
+  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
+         (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
+}
+
+uint64_t get_u64(const uint8_t *p) {
+  return (static_cast<uint64_t>(get_u32(p)) << 32) | get_u32(p + 4);
+}
+
+void put_header(uint8_t *p, MessageType type, uint32_t payload_size) {
+  for (size_t i = 0; i < sizeof kMagic; ++i) p[i] = kMagic[i];
+  p[kOffVersion] = kVersion;
+  p[kOffType] = static_cast<uint8_t>(type);
+  put_u16(p + kOffReserved, 0);
+  put_u32(p + kOffPayloadSize, payload_size);
+}
+
+DecodeResult need(size_t total) {
+  DecodeResult r;
+  r.status = DecodeStatus::kNeedMore;
+  r.size = total;
+  return r;
+}
+
+#if defined(__GNUC__)
+#define TLSF_PRINTF_FORMAT(fmt_index, first_arg) \
+  __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define TLSF_PRINTF_FORMAT(fmt_index, first_arg)
+#endif
+
+// Formats the error text into a stack buffer first. Building the std::string
+// is the only allocation on any decoder path; if it fails the result is still
+// an error, only without its explanation, so the decoder never throws.
+DecodeResult fail(const char *fmt, ...) TLSF_PRINTF_FORMAT(1, 2);
+
+DecodeResult fail(const char *fmt, ...) {
+  char text[192];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(text, sizeof text, fmt, args);
+  va_end(args);
+  DecodeResult r;
+  r.status = DecodeStatus::kError;
+  try {
+    r.error = text;
+  } catch (...) {
+    r.error.clear();
+  }
+  return r;
+}
+
+bool is_known_type(uint8_t type) {
+  return type >= static_cast<uint8_t>(MessageType::kCaps) &&
+         type <= static_cast<uint8_t>(MessageType::kError);
+}
+
+// Size rules that depend only on the type; the payload itself is checked in decode().
+DecodeResult check_payload_size(MessageType type, uint32_t size) {
+  switch (type) {
+    case MessageType::kCaps:
+      if (size == 0) return fail("CAPS message has an empty payload (a caps string is required)");
+      break;
+    case MessageType::kBuffer:
+      if (size < kBufferMetaSize)
+        return fail("BUFFER payload of %" PRIu32 " bytes is shorter than its %zu-byte metadata",
+                    size, kBufferMetaSize);
+      break;
+    case MessageType::kEos:
+      if (size != 0)
+        return fail("EOS message carries a %" PRIu32 "-byte payload (expected none)", size);
+      break;
+    case MessageType::kError:
+      if (size < kErrorCodeSize)
+        return fail("ERROR payload of %" PRIu32 " bytes is shorter than its %zu-byte code", size,
+                    kErrorCodeSize);
+      if (size > kMaxErrorPayload)
+        return fail("ERROR payload of %" PRIu32
+                    " bytes exceeds the maximum of %zu (code plus %zu bytes of text)",
+                    size, kMaxErrorPayload, kMaxErrorText);
+      break;
+  }
+  DecodeResult ok;
+  ok.status = DecodeStatus::kMessage;
+  return ok;
+}
+
+// Cuts text to at most max bytes without splitting a UTF-8 sequence: if the
+// cut lands on a continuation byte (10xxxxxx), it moves back to the lead byte.
+std::string_view truncate_utf8(std::string_view text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<uint8_t>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
+}
+
+}  // namespace
+
+DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Header &out) {
+  if (bytes == nullptr) {
+    if (len != 0) return fail("no input buffer (null pointer with a length of %zu)", len);
+    return need(kHeaderSize);
+  }
+  // Fixed bytes are checked as soon as they arrive, so a peer that is not
+  // speaking tlsframe is rejected on its first wrong byte.
+  const size_t have = len < kHeaderSize ? len : kHeaderSize;
+  for (size_t i = 0; i < sizeof kMagic && i < have; ++i) {
+    if (bytes[i] != kMagic[i]) return fail("bad magic (not a tlsframe stream)");
+  }
+  if (have > kOffVersion && bytes[kOffVersion] != kVersion)
+    return fail("unsupported protocol version %u (expected %u)", unsigned{bytes[kOffVersion]},
+                unsigned{kVersion});
+  if (have > kOffType && !is_known_type(bytes[kOffType]))
+    return fail("unknown message type %u", unsigned{bytes[kOffType]});
+  if ((have > kOffReserved && bytes[kOffReserved] != 0) ||
+      (have > kOffReserved + 1 && bytes[kOffReserved + 1] != 0))
+    return fail("reserved header field is not zero");
+  if (have < kHeaderSize) return need(kHeaderSize);
+
+  const auto type = static_cast<MessageType>(bytes[kOffType]);
+  const uint32_t payload_size = get_u32(bytes + kOffPayloadSize);
+  const size_t limit =
+      max_payload < kMaxRepresentablePayload ? max_payload : kMaxRepresentablePayload;
+  if (payload_size > limit)
+    return fail("message payload of %" PRIu32 " bytes exceeds the maximum of %zu", payload_size,
+                limit);
+  DecodeResult r = check_payload_size(type, payload_size);
+  if (r.status != DecodeStatus::kMessage) return r;
+
+  out.type = type;
+  out.payload_size = payload_size;
+  r.size = kHeaderSize + payload_size;
+  return r;
+}
+
+DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, MessageView &out) {
+  Header header;
+  DecodeResult r = parse_header(bytes, len, max_payload, header);
+  if (r.status != DecodeStatus::kMessage) return r;
+  if (len < r.size) return need(r.size);
+
+  const uint8_t *payload = bytes + kHeaderSize;
+  const size_t payload_size = header.payload_size;
+  MessageView view;
+  view.type = header.type;
+  switch (header.type) {
+    case MessageType::kCaps: {
+      const void *nul = std::memchr(payload, 0, payload_size);
+      if (nul != nullptr)
+        return fail("CAPS string contains a NUL byte at offset %zu",
+                    static_cast<size_t>(static_cast<const uint8_t *>(nul) - payload));
+      view.caps = std::string_view(reinterpret_cast<const char *>(payload), payload_size);
+      break;
+    }
+    case MessageType::kBuffer: {
+      const uint32_t flags = get_u32(payload + kOffFlags);
+      const uint32_t reserved = get_u32(payload + kOffMetaReserved);
+      if (reserved != 0)
+        return fail("BUFFER reserved field is 0x%08" PRIx32 " (must be 0)", reserved);
+      if ((flags & ~static_cast<uint32_t>(kKnownFlags)) != 0)
+        return fail("BUFFER carries unknown flag bits 0x%08" PRIx32,
+                    flags & ~static_cast<uint32_t>(kKnownFlags));
+      view.meta.pts = get_u64(payload + kOffPts);
+      view.meta.dts = get_u64(payload + kOffDts);
+      view.meta.duration = get_u64(payload + kOffDuration);
+      view.meta.flags = flags;
+      view.meta.sequence = get_u64(payload + kOffSequence);
+      view.meta.send_time_ns = get_u64(payload + kOffSendTime);
+      view.data = payload + kBufferMetaSize;
+      view.data_size = payload_size - kBufferMetaSize;
+      break;
+    }
+    case MessageType::kEos:
+      break;
+    case MessageType::kError: {
+      const size_t text_size = payload_size - kErrorCodeSize;
+      if (text_size > kMaxErrorText)  // parse_header already bounds it; kept for locality
+        return fail("ERROR text of %zu bytes exceeds the maximum of %zu", text_size, kMaxErrorText);
+      view.error_code = get_u16(payload);
+      view.error_text =
+          std::string_view(reinterpret_cast<const char *>(payload + kErrorCodeSize), text_size);
+      break;
+    }
+  }
+  out = view;
+  return r;
+}
+
+// Precondition: caps is non-empty, has no NUL byte and fits in a u32 length;
+// the server only encodes caps strings it got from gst_caps_to_string().
+std::vector<uint8_t> encode_caps(std::string_view caps) {
+  assert(!caps.empty() && caps.find('\0') == std::string_view::npos && caps.size() <= UINT32_MAX);
+  std::vector<uint8_t> msg(kHeaderSize + caps.size());
+  put_header(msg.data(), MessageType::kCaps, static_cast<uint32_t>(caps.size()));
+  if (!caps.empty()) std::memcpy(msg.data() + kHeaderSize, caps.data(), caps.size());
+  return msg;
+}
+
+std::vector<uint8_t> encode_eos() {
+  std::vector<uint8_t> msg(kHeaderSize);
+  put_header(msg.data(), MessageType::kEos, 0);
+  return msg;
+}
+
+std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text) {
+  const std::string_view sent = truncate_utf8(text, kMaxErrorText);
+  std::vector<uint8_t> msg(kHeaderSize + kErrorCodeSize + sent.size());
+  put_header(msg.data(), MessageType::kError, static_cast<uint32_t>(kErrorCodeSize + sent.size()));
+  put_u16(msg.data() + kHeaderSize, static_cast<uint16_t>(code));
+  if (!sent.empty())
+    std::memcpy(msg.data() + kHeaderSize + kErrorCodeSize, sent.data(), sent.size());
+  return msg;
+}
+
+// Precondition: size <= UINT32_MAX - kBufferMetaSize.
+std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size) {
+  assert(size <= UINT32_MAX - kBufferMetaSize);
+  std::vector<uint8_t> msg(kHeaderSize + kBufferMetaSize + size);
+  write_buffer_prefix(msg.data(), meta, static_cast<uint32_t>(size));
+  if (size != 0) std::memcpy(msg.data() + kHeaderSize + kBufferMetaSize, data, size);
+  return msg;
+}
+
+// Flag bits outside kKnownFlags are not sent: a decoder rejects them, and
+// the encoder must never produce a message its own decoder refuses.
+// Precondition: data_size <= UINT32_MAX - kBufferMetaSize.
+void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size) {
+  assert(data_size <= UINT32_MAX - kBufferMetaSize);
+  put_header(out, MessageType::kBuffer, static_cast<uint32_t>(kBufferMetaSize + data_size));
+  uint8_t *p = out + kHeaderSize;
+  put_u64(p + kOffPts, meta.pts);
+  put_u64(p + kOffDts, meta.dts);
+  put_u64(p + kOffDuration, meta.duration);
+  put_u32(p + kOffFlags, meta.flags & kKnownFlags);
+  put_u32(p + kOffMetaReserved, 0);
+  put_u64(p + kOffSequence, meta.sequence);
+  put_u64(p + kOffSendTime, meta.send_time_ns);
+}
+
+const char *message_type_name(MessageType type) {
+  switch (type) {
+    case MessageType::kCaps:
+      return "caps";
+    case MessageType::kBuffer:
+      return "buffer";
+    case MessageType::kEos:
+      return "eos";
+    case MessageType::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+}  // namespace tlsframe::wire

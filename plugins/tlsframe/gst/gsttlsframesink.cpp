@@ -1,1 +1,489 @@
-// placeholder
+// tlsframesink: GstBaseSink glue around tlsframe::Server.
+//
+// Threads: render()/event()/set_caps() run on the streaming thread and only
+// post work to the server. client-added / client-removed are emitted from the
+// server's I/O threads with no element lock held. start()/stop() run on the
+// state-change thread.
+#include "gst/gsttlsframesink.h"
+
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/server.h"
+#include "gst/common.h"
+
+#define GST_CAT_DEFAULT tlsframe_sink_debug
+
+namespace {
+
+constexpr const char *DEFAULT_HOST = "0.0.0.0";
+constexpr int DEFAULT_PORT = 9999;
+constexpr gboolean DEFAULT_REQUIRE_CLIENT_CERT = FALSE;
+constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
+constexpr guint DEFAULT_MAX_CLIENTS = 0;
+constexpr guint64 DEFAULT_HANDSHAKE_TIMEOUT = 10 * GST_SECOND;
+constexpr guint64 DEFAULT_TIMEOUT = 0;
+constexpr guint DEFAULT_BUFFERS_MAX = 32;
+constexpr guint64 DEFAULT_BYTES_MAX = 32 * 1024 * 1024;
+constexpr guint DEFAULT_IO_THREADS = 1;
+constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
+
+enum {
+  PROP_0,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_CURRENT_PORT,
+  PROP_CERT_FILE,
+  PROP_KEY_FILE,
+  PROP_CA_FILE,
+  PROP_REQUIRE_CLIENT_CERT,
+  PROP_MIN_TLS_VERSION,
+  PROP_MAX_CLIENTS,
+  PROP_HANDSHAKE_TIMEOUT,
+  PROP_TIMEOUT,
+  PROP_BUFFERS_MAX,
+  PROP_BYTES_MAX,
+  PROP_IO_THREADS,
+  PROP_FLUSH_TIMEOUT,
+  PROP_NUM_CLIENTS,
+  PROP_BYTES_SERVED,
+  PROP_STATS,
+  PROP_LAST
+};
+
+enum { SIGNAL_CLIENT_ADDED, SIGNAL_CLIENT_REMOVED, SIGNAL_GET_STATS, SIGNAL_LAST };
+
+GParamSpec *properties[PROP_LAST];
+guint signals[SIGNAL_LAST];
+
+// Copied once at start(); changes while running apply at the next start.
+struct Settings {
+  std::string host = DEFAULT_HOST;
+  int port = DEFAULT_PORT;
+  std::string cert_file, key_file, ca_file;
+  bool require_client_cert = DEFAULT_REQUIRE_CLIENT_CERT;
+  GstTlsFrameTlsVersion min_tls_version = DEFAULT_MIN_TLS_VERSION;
+  guint max_clients = DEFAULT_MAX_CLIENTS;
+  guint64 handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
+  guint64 timeout = DEFAULT_TIMEOUT;
+  guint buffers_max = DEFAULT_BUFFERS_MAX;
+  guint64 bytes_max = DEFAULT_BYTES_MAX;
+  guint io_threads = DEFAULT_IO_THREADS;
+  guint64 flush_timeout = DEFAULT_FLUSH_TIMEOUT;
+};
+
+struct Private {
+  std::mutex settings_lock;  // protects settings
+  Settings settings;
+  std::mutex state_lock;  // protects server (the pointer, not the server)
+  std::shared_ptr<tlsframe::Server> server;
+  std::atomic<int> current_port{0};
+  std::atomic<bool> keyframe_request_pending{false};
+  std::atomic<guint> keyframe_requests{0};
+};
+
+}  // namespace
+
+struct _GstTlsFrameSink {
+  GstBaseSink parent;
+  Private *priv;
+};
+
+G_DEFINE_TYPE(GstTlsFrameSink, gst_tls_frame_sink, GST_TYPE_BASE_SINK)
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+static std::shared_ptr<tlsframe::Server> get_server(GstTlsFrameSink *self) {
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  return self->priv->server;
+}
+
+static GstStructure *client_stats_structure(const tlsframe::ClientStats &c) {
+  return gst_structure_new(
+      "tlsframesink-client-stats", "id", G_TYPE_UINT64, (guint64)c.info.id, "address",
+      G_TYPE_STRING, c.info.address.c_str(), "subject", G_TYPE_STRING, c.info.subject.c_str(),
+      "frames-sent", G_TYPE_UINT64, (guint64)c.frames_sent, "frames-dropped", G_TYPE_UINT64,
+      (guint64)c.frames_dropped, "bytes-sent", G_TYPE_UINT64, (guint64)c.bytes_sent,
+      "queue-buffers", G_TYPE_UINT64, (guint64)c.queue_buffers, "queue-bytes", G_TYPE_UINT64,
+      (guint64)c.queue_bytes, "connected-seconds", G_TYPE_DOUBLE, c.connected_seconds, nullptr);
+}
+
+static GstStructure *make_stats(GstTlsFrameSink *self) {
+  auto server = get_server(self);
+  tlsframe::ServerStats s = server ? server->stats() : tlsframe::ServerStats{};
+  GstStructure *st = gst_structure_new(
+      "tlsframesink-stats", "clients", G_TYPE_UINT64, (guint64)s.clients, "clients-total",
+      G_TYPE_UINT64, (guint64)s.clients_total, "handshake-failures", G_TYPE_UINT64,
+      (guint64)s.handshake_failures, "refused", G_TYPE_UINT64, (guint64)s.refused,
+      "buffers-published", G_TYPE_UINT64, (guint64)s.buffers_published, "bytes-sent",
+      G_TYPE_UINT64, (guint64)s.bytes_sent, "frames-dropped", G_TYPE_UINT64,
+      (guint64)s.frames_dropped, "keyframe-requests", G_TYPE_UINT,
+      self->priv->keyframe_requests.load(), nullptr);
+  GValue list = G_VALUE_INIT;
+  gst_value_array_init(&list, 0);
+  if (server) {
+    for (const auto &c : server->client_stats()) {
+      GValue v = G_VALUE_INIT;
+      g_value_init(&v, GST_TYPE_STRUCTURE);
+      g_value_take_boxed(&v, client_stats_structure(c));
+      gst_value_array_append_and_take_value(&list, &v);
+    }
+  }
+  gst_structure_take_value(st, "client-stats", &list);
+  return st;
+}
+
+static GstStructure *gst_tls_frame_sink_get_stats(GstTlsFrameSink *self, guint64 id) {
+  auto server = get_server(self);
+  if (!server) return nullptr;
+  auto c = server->client_stats(id);
+  return c ? client_stats_structure(*c) : nullptr;
+}
+
+static void request_keyframe(GstElement *element, gpointer) {
+  auto *self = GST_TLS_FRAME_SINK(element);
+  self->priv->keyframe_request_pending = false;
+  self->priv->keyframe_requests++;
+  GST_DEBUG_OBJECT(self, "a client joined a delta-unit stream: asking upstream for a keyframe");
+  GstEvent *event = gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE,
+                                                                self->priv->keyframe_requests);
+  gst_pad_push_event(GST_BASE_SINK_PAD(self), event);
+}
+
+static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
+  auto *self = GST_TLS_FRAME_SINK(bsink);
+  tlsframe::ServerConfig config;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    const Settings &s = self->priv->settings;
+    config.host = s.host;
+    config.port = static_cast<uint16_t>(s.port);
+    config.tls.cert_file = s.cert_file;
+    config.tls.key_file = s.key_file;
+    config.tls.ca_file = s.ca_file;
+    config.tls.require_client_cert = s.require_client_cert;
+    config.tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
+    config.max_clients = s.max_clients;
+    config.handshake_timeout = std::chrono::nanoseconds(s.handshake_timeout);
+    config.client_timeout = std::chrono::nanoseconds(s.timeout);
+    config.queue_max_buffers = s.buffers_max;
+    config.queue_max_bytes = s.bytes_max;
+    config.io_threads = s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
+  }
+
+  tlsframe::ServerCallbacks cb;
+  // The callbacks run on I/O threads; the element outlives the server (stop() joins them).
+  cb.client_added = [self](const tlsframe::ClientInfo &c) {
+    g_signal_emit(self, signals[SIGNAL_CLIENT_ADDED], 0, (guint64)c.id, c.address.c_str(),
+                  c.subject.c_str());
+    g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NUM_CLIENTS]);
+  };
+  cb.client_removed = [self](const tlsframe::ClientInfo &c, tlsframe::RemoveReason r,
+                             const std::string &error) {
+    if (r == tlsframe::RemoveReason::kError || r == tlsframe::RemoveReason::kProtocol ||
+        r == tlsframe::RemoveReason::kTimeout) {
+      GST_WARNING_OBJECT(self, "client %" G_GUINT64_FORMAT " %s removed: %s", (guint64)c.id,
+                         c.address.c_str(), error.c_str());
+    }
+    g_signal_emit(self, signals[SIGNAL_CLIENT_REMOVED], 0, (guint64)c.id, c.address.c_str(),
+                  static_cast<GstTlsFrameClientStatus>(r), error.c_str());
+    g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NUM_CLIENTS]);
+  };
+  cb.keyframe_wanted = [self]() {
+    if (!self->priv->keyframe_request_pending.exchange(true)) {
+      gst_element_call_async(GST_ELEMENT(self), request_keyframe, nullptr, nullptr);
+    }
+  };
+  cb.handshake_failed = [self](const std::string &address, const tlsframe::Error &e) {
+    GST_INFO_OBJECT(self, "handshake with %s failed: %s (%s)", address.c_str(), e.message.c_str(),
+                    e.detail.c_str());
+  };
+
+  auto started = tlsframe::Server::start(config, std::move(cb));
+  if (!started) {
+    TLSFRAME_ELEMENT_ERROR(self, started.error());
+    return FALSE;
+  }
+  std::shared_ptr<tlsframe::Server> server(std::move(started.value()));
+  self->priv->current_port = server->port();
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    self->priv->server = std::move(server);
+  }
+  GST_INFO_OBJECT(self, "listening on %s port %d", config.host.c_str(),
+                  self->priv->current_port.load());
+  g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_sink_stop(GstBaseSink *bsink) {
+  auto *self = GST_TLS_FRAME_SINK(bsink);
+  std::shared_ptr<tlsframe::Server> server;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    server.swap(self->priv->server);
+  }
+  // Stopped outside the lock: client-removed handlers may read properties.
+  if (server) server->stop();
+  server.reset();
+  self->priv->current_port = 0;
+  GST_INFO_OBJECT(self, "stopped");
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_sink_set_caps(GstBaseSink *bsink, GstCaps *caps) {
+  auto *self = GST_TLS_FRAME_SINK(bsink);
+  auto server = get_server(self);
+  if (!server) return FALSE;
+  gchar *text = gst_caps_to_string(caps);
+  GST_DEBUG_OBJECT(self, "caps %s", text);
+  server->publish_caps(text);
+  g_free(text);
+  return TRUE;
+}
+
+static GstFlowReturn gst_tls_frame_sink_render(GstBaseSink *bsink, GstBuffer *buffer) {
+  auto *self = GST_TLS_FRAME_SINK(bsink);
+  auto server = get_server(self);
+  if (!server) return GST_FLOW_FLUSHING;
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Could not read a buffer's memory."), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  if (map.size > UINT32_MAX - tlsframe::wire::kBufferMetaSize) {
+    gst_buffer_unmap(buffer, &map);
+    GST_ELEMENT_ERROR(self, STREAM, TOO_LAZY, ("Buffer too large to send (%zu bytes).", map.size),
+                      (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  tlsframe::wire::BufferMeta meta;
+  meta.pts = GST_BUFFER_PTS(buffer);
+  meta.dts = GST_BUFFER_DTS(buffer);
+  meta.duration = GST_BUFFER_DURATION(buffer);
+  meta.flags = tlsframe::gst::wire_flags_from_buffer(buffer);
+  GST_LOG_OBJECT(self, "render %" GST_PTR_FORMAT, buffer);
+  server->publish_buffer(meta, map.data, map.size);
+  gst_buffer_unmap(buffer, &map);
+  return GST_FLOW_OK;
+}
+
+static gboolean gst_tls_frame_sink_event(GstBaseSink *bsink, GstEvent *event) {
+  auto *self = GST_TLS_FRAME_SINK(bsink);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    auto server = get_server(self);
+    guint64 timeout;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+      timeout = self->priv->settings.flush_timeout;
+    }
+    if (server) {
+      bool all = server->publish_eos_and_flush(std::chrono::milliseconds(timeout / GST_MSECOND));
+      if (!all) GST_WARNING_OBJECT(self, "EOS: not every client was flushed in time");
+    }
+  }
+  return GST_BASE_SINK_CLASS(gst_tls_frame_sink_parent_class)->event(bsink, event);
+}
+
+static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, const GValue *value,
+                                            GParamSpec *pspec) {
+  auto *self = GST_TLS_FRAME_SINK(object);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  Settings &s = self->priv->settings;
+  auto str = [value]() { const gchar *v = g_value_get_string(value); return std::string(v ? v : ""); };
+  switch (prop_id) {
+    case PROP_HOST: s.host = str(); break;
+    case PROP_PORT: s.port = g_value_get_int(value); break;
+    case PROP_CERT_FILE: s.cert_file = str(); break;
+    case PROP_KEY_FILE: s.key_file = str(); break;
+    case PROP_CA_FILE: s.ca_file = str(); break;
+    case PROP_REQUIRE_CLIENT_CERT: s.require_client_cert = g_value_get_boolean(value); break;
+    case PROP_MIN_TLS_VERSION:
+      s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
+      break;
+    case PROP_MAX_CLIENTS: s.max_clients = g_value_get_uint(value); break;
+    case PROP_HANDSHAKE_TIMEOUT: s.handshake_timeout = g_value_get_uint64(value); break;
+    case PROP_TIMEOUT: s.timeout = g_value_get_uint64(value); break;
+    case PROP_BUFFERS_MAX: s.buffers_max = g_value_get_uint(value); break;
+    case PROP_BYTES_MAX: s.bytes_max = g_value_get_uint64(value); break;
+    case PROP_IO_THREADS: s.io_threads = g_value_get_uint(value); break;
+    case PROP_FLUSH_TIMEOUT: s.flush_timeout = g_value_get_uint64(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GValue *value,
+                                            GParamSpec *pspec) {
+  auto *self = GST_TLS_FRAME_SINK(object);
+  switch (prop_id) {
+    case PROP_CURRENT_PORT: g_value_set_int(value, self->priv->current_port.load()); return;
+    case PROP_NUM_CLIENTS: {
+      auto server = get_server(self);
+      g_value_set_uint(value, server ? static_cast<guint>(server->num_clients()) : 0);
+      return;
+    }
+    case PROP_BYTES_SERVED: {
+      auto server = get_server(self);
+      g_value_set_uint64(value, server ? server->stats().bytes_sent : 0);
+      return;
+    }
+    case PROP_STATS: g_value_take_boxed(value, make_stats(self)); return;
+    default: break;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  switch (prop_id) {
+    case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
+    case PROP_PORT: g_value_set_int(value, s.port); break;
+    case PROP_CERT_FILE: g_value_set_string(value, s.cert_file.empty() ? nullptr : s.cert_file.c_str()); break;
+    case PROP_KEY_FILE: g_value_set_string(value, s.key_file.empty() ? nullptr : s.key_file.c_str()); break;
+    case PROP_CA_FILE: g_value_set_string(value, s.ca_file.empty() ? nullptr : s.ca_file.c_str()); break;
+    case PROP_REQUIRE_CLIENT_CERT: g_value_set_boolean(value, s.require_client_cert); break;
+    case PROP_MIN_TLS_VERSION: g_value_set_enum(value, s.min_tls_version); break;
+    case PROP_MAX_CLIENTS: g_value_set_uint(value, s.max_clients); break;
+    case PROP_HANDSHAKE_TIMEOUT: g_value_set_uint64(value, s.handshake_timeout); break;
+    case PROP_TIMEOUT: g_value_set_uint64(value, s.timeout); break;
+    case PROP_BUFFERS_MAX: g_value_set_uint(value, s.buffers_max); break;
+    case PROP_BYTES_MAX: g_value_set_uint64(value, s.bytes_max); break;
+    case PROP_IO_THREADS: g_value_set_uint(value, s.io_threads); break;
+    case PROP_FLUSH_TIMEOUT: g_value_set_uint64(value, s.flush_timeout); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_tls_frame_sink_finalize(GObject *object) {
+  auto *self = GST_TLS_FRAME_SINK(object);
+  delete self->priv;
+  G_OBJECT_CLASS(gst_tls_frame_sink_parent_class)->finalize(object);
+}
+
+static void gst_tls_frame_sink_init(GstTlsFrameSink *self) { self->priv = new Private(); }
+
+static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  auto *basesink_class = GST_BASE_SINK_CLASS(klass);
+
+  gobject_class->set_property = gst_tls_frame_sink_set_property;
+  gobject_class->get_property = gst_tls_frame_sink_get_property;
+  gobject_class->finalize = gst_tls_frame_sink_finalize;
+
+  constexpr auto RW = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                               GST_PARAM_MUTABLE_READY);
+  constexpr auto RO = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  properties[PROP_HOST] = g_param_spec_string(
+      "host", "Host", "Address or name to listen on (\"0.0.0.0\" = every IPv4 interface, \"::\" = every interface)",
+      DEFAULT_HOST, RW);
+  properties[PROP_PORT] = g_param_spec_int(
+      "port", "Port", "TCP port to listen on (0 = any free port; read current-port for the one chosen)",
+      0, 65535, DEFAULT_PORT, RW);
+  properties[PROP_CURRENT_PORT] = g_param_spec_int(
+      "current-port", "Current port",
+      "The port the server is bound to (valid from PAUSED; 0 when not listening)", 0, 65535, 0, RO);
+  properties[PROP_CERT_FILE] = g_param_spec_string(
+      "cert-file", "Certificate file",
+      "PEM file with the server certificate, then any intermediate CA certificates (required)",
+      nullptr, RW);
+  properties[PROP_KEY_FILE] = g_param_spec_string(
+      "key-file", "Key file", "PEM file with the private key of cert-file (required)", nullptr, RW);
+  properties[PROP_CA_FILE] = g_param_spec_string(
+      "ca-file", "CA file",
+      "PEM file with the CA certificates trusted for client certificates (unset = clients are not asked for one)",
+      nullptr, RW);
+  properties[PROP_REQUIRE_CLIENT_CERT] = g_param_spec_boolean(
+      "require-client-cert", "Require client certificate",
+      "Mutual TLS: refuse clients without a certificate signed by a CA in ca-file",
+      DEFAULT_REQUIRE_CLIENT_CERT, RW);
+  properties[PROP_MIN_TLS_VERSION] = g_param_spec_enum(
+      "min-tls-version", "Minimum TLS version", "Oldest TLS protocol version accepted from clients",
+      GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
+  properties[PROP_MAX_CLIENTS] = g_param_spec_uint(
+      "max-clients", "Maximum clients",
+      "Most clients served at once; more are told the server is full and closed (0 = unlimited)",
+      0, G_MAXUINT, DEFAULT_MAX_CLIENTS, RW);
+  properties[PROP_HANDSHAKE_TIMEOUT] = g_param_spec_uint64(
+      "handshake-timeout", "Handshake timeout",
+      "Nanoseconds a client may take to complete the TLS handshake before it is dropped (0 = no limit)",
+      0, G_MAXUINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
+  properties[PROP_TIMEOUT] = g_param_spec_uint64(
+      "timeout", "Timeout",
+      "Nanoseconds a write to a client may make no progress before the client is dropped (0 = no limit)",
+      0, G_MAXUINT64, DEFAULT_TIMEOUT, RW);
+  properties[PROP_BUFFERS_MAX] = g_param_spec_uint(
+      "buffers-max", "Maximum queued buffers",
+      "Buffers queued per client; beyond it that client alone skips to the next keyframe", 1,
+      G_MAXINT, DEFAULT_BUFFERS_MAX, RW);
+  properties[PROP_BYTES_MAX] = g_param_spec_uint64(
+      "bytes-max", "Maximum queued bytes",
+      "Bytes queued per client; beyond it that client alone skips to the next keyframe", 1,
+      G_MAXUINT64, DEFAULT_BYTES_MAX, RW);
+  properties[PROP_IO_THREADS] = g_param_spec_uint(
+      "io-threads", "I/O threads",
+      "Threads doing TLS and socket writes for all clients (0 = one per CPU core)", 0, 256,
+      DEFAULT_IO_THREADS, RW);
+  properties[PROP_FLUSH_TIMEOUT] = g_param_spec_uint64(
+      "flush-timeout", "Flush timeout",
+      "Nanoseconds EOS waits for every client to receive what is queued before the sink posts EOS",
+      0, G_MAXUINT64, DEFAULT_FLUSH_TIMEOUT, RW);
+  properties[PROP_NUM_CLIENTS] = g_param_spec_uint(
+      "num-clients", "Number of clients", "Clients connected now (TLS handshake completed)", 0,
+      G_MAXUINT, 0, RO);
+  properties[PROP_BYTES_SERVED] = g_param_spec_uint64(
+      "bytes-served", "Bytes served", "Total bytes sent to all clients since start", 0,
+      G_MAXUINT64, 0, RO);
+  properties[PROP_STATS] = g_param_spec_boxed(
+      "stats", "Statistics",
+      "Server totals and a client-stats array (frames sent and dropped, bytes, queue depth per client)",
+      GST_TYPE_STRUCTURE, RO);
+  g_object_class_install_properties(gobject_class, PROP_LAST, properties);
+
+  /**
+   * GstTlsFrameSink::client-added:
+   * @id: the client's id, @address: "ip:port", @subject: certificate subject or ""
+   * Emitted from an I/O thread once a client's TLS handshake completed.
+   */
+  signals[SIGNAL_CLIENT_ADDED] = g_signal_new(
+      "client-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+      G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * GstTlsFrameSink::client-removed:
+   * @id, @address, @status: why, @error: error text or ""
+   * Emitted from an I/O thread (or from stop()'s thread) when a client is gone.
+   */
+  signals[SIGNAL_CLIENT_REMOVED] = g_signal_new(
+      "client-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+      G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, GST_TYPE_TLS_FRAME_CLIENT_STATUS,
+      G_TYPE_STRING);
+  /**
+   * GstTlsFrameSink::get-stats:
+   * @id: a client id from client-added
+   * Action signal: that client's statistics, or NULL when it is not connected.
+   */
+  signals[SIGNAL_GET_STATS] = g_signal_new_class_handler(
+      "get-stats", G_TYPE_FROM_CLASS(klass),
+      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(gst_tls_frame_sink_get_stats), nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 1,
+      G_TYPE_UINT64);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_set_static_metadata(
+      element_class, "TLS frame server sink", "Sink/Network",
+      "Serves encoded buffers with their caps to many TLS clients; a slow client never stalls the others",
+      "tlsframe developers");
+
+  basesink_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_start);
+  basesink_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_stop);
+  basesink_class->set_caps = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_set_caps);
+  basesink_class->render = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_render);
+  basesink_class->event = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_event);
+
+  gst_type_mark_as_plugin_api(GST_TYPE_TLS_FRAME_TLS_VERSION, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_TLS_FRAME_CLIENT_STATUS, static_cast<GstPluginAPIFlags>(0));
+}

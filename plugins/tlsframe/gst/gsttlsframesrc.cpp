@@ -1,1 +1,463 @@
-// placeholder
+// tlsframesrc: GstPushSrc glue around tlsframe::Receiver.
+//
+// create() blocks in Receiver::next() on the streaming thread; unlock()
+// cancels that wait from any thread, unlock_stop() clears the cancellation.
+// Timestamps are re-based onto the pipeline's running time: the first buffer
+// after a (re)connect maps to "now", later ones keep the server's spacing, and
+// the offset only grows when a buffer arrives later than its slot (network
+// jitter), so timestamps stay monotonic.
+#include "gst/gsttlsframesrc.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/receiver.h"
+#include "gst/common.h"
+
+#define GST_CAT_DEFAULT tlsframe_src_debug
+
+namespace {
+
+constexpr const char *DEFAULT_HOST = "localhost";
+constexpr int DEFAULT_PORT = 9999;
+constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
+constexpr guint DEFAULT_TIMEOUT = 0;
+constexpr guint DEFAULT_CONNECT_TIMEOUT = 10;
+constexpr guint DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+constexpr gboolean DEFAULT_RECONNECT = FALSE;
+constexpr guint DEFAULT_MAX_RECONNECT_INTERVAL = 5000;
+constexpr guint kFirstReconnectInterval = 100;  // ms; doubles up to max-reconnect-interval
+
+enum {
+  PROP_0,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_SERVER_NAME,
+  PROP_CA_FILE,
+  PROP_CERT_FILE,
+  PROP_KEY_FILE,
+  PROP_MIN_TLS_VERSION,
+  PROP_TIMEOUT,
+  PROP_CONNECT_TIMEOUT,
+  PROP_MAX_MESSAGE_SIZE,
+  PROP_RECONNECT,
+  PROP_MAX_RECONNECT_INTERVAL,
+  PROP_LAST
+};
+GParamSpec *properties[PROP_LAST];
+
+// Copied once per connection attempt.
+struct Settings {
+  std::string host = DEFAULT_HOST;
+  int port = DEFAULT_PORT;
+  std::string server_name, ca_file, cert_file, key_file;
+  GstTlsFrameTlsVersion min_tls_version = DEFAULT_MIN_TLS_VERSION;
+  guint timeout = DEFAULT_TIMEOUT;
+  guint connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+  guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+  bool reconnect = DEFAULT_RECONNECT;
+  guint max_reconnect_interval = DEFAULT_MAX_RECONNECT_INTERVAL;
+};
+
+struct Private {
+  std::mutex settings_lock;  // protects settings
+  Settings settings;
+  std::mutex state_lock;  // protects receiver and flushing; cond wakes the reconnect wait
+  std::condition_variable cond;
+  std::shared_ptr<tlsframe::Receiver> receiver;
+  bool flushing = false;
+  // Streaming thread only:
+  bool have_caps = false;
+  bool discont = true;
+  bool announced = false;  // posted "tlsframesrc-connected" for this connection
+  bool have_offset = false;
+  GstClockTimeDiff offset = 0;
+  guint backoff_ms = kFirstReconnectInterval;
+  guint64 reconnects = 0;
+};
+
+}  // namespace
+
+struct _GstTlsFrameSrc {
+  GstPushSrc parent;
+  Private *priv;
+};
+
+G_DEFINE_TYPE(GstTlsFrameSrc, gst_tls_frame_src, GST_TYPE_PUSH_SRC)
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+static tlsframe::ReceiverConfig make_config(GstTlsFrameSrc *self) {
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  tlsframe::ReceiverConfig c;
+  c.host = s.host;
+  c.port = static_cast<uint16_t>(s.port);
+  c.server_name = s.server_name;
+  c.tls.ca_file = s.ca_file;
+  c.tls.cert_file = s.cert_file;
+  c.tls.key_file = s.key_file;
+  c.tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
+  c.max_payload = s.max_message_size;
+  c.connect_timeout = std::chrono::seconds(s.connect_timeout ? s.connect_timeout : 3600u * 24u);
+  c.read_timeout = std::chrono::seconds(s.timeout);
+  return c;
+}
+
+static void post_connection_message(GstTlsFrameSrc *self, const char *name, const char *key,
+                                    const std::string &value) {
+  GstStructure *s = gst_structure_new(name, key, G_TYPE_STRING, value.c_str(), "reconnects",
+                                      G_TYPE_UINT64, self->priv->reconnects, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+static void connect_now(GstTlsFrameSrc *self) {
+  auto receiver = std::shared_ptr<tlsframe::Receiver>(tlsframe::Receiver::start(make_config(self)));
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  if (self->priv->flushing) receiver->cancel();
+  self->priv->receiver = std::move(receiver);
+  self->priv->have_offset = false;
+  self->priv->discont = true;
+  self->priv->announced = false;
+}
+
+static gboolean gst_tls_frame_src_start(GstBaseSrc *bsrc) {
+  auto *self = GST_TLS_FRAME_SRC(bsrc);
+  // Check the TLS settings now, so a bad file fails the state change.
+  tlsframe::ReceiverConfig config = make_config(self);
+  auto ctx = tlsframe::tls::make_client_context(config.tls);
+  if (!ctx) {
+    TLSFRAME_ELEMENT_ERROR(self, ctx.error());
+    return FALSE;
+  }
+  self->priv->have_caps = false;
+  self->priv->backoff_ms = kFirstReconnectInterval;
+  self->priv->reconnects = 0;
+  connect_now(self);
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_src_stop(GstBaseSrc *bsrc) {
+  auto *self = GST_TLS_FRAME_SRC(bsrc);
+  std::shared_ptr<tlsframe::Receiver> receiver;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    receiver.swap(self->priv->receiver);
+  }
+  if (receiver) receiver->stop();
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_src_unlock(GstBaseSrc *bsrc) {
+  auto *self = GST_TLS_FRAME_SRC(bsrc);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  self->priv->flushing = true;
+  if (self->priv->receiver) self->priv->receiver->cancel();
+  self->priv->cond.notify_all();
+  GST_DEBUG_OBJECT(self, "unlock");
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_src_unlock_stop(GstBaseSrc *bsrc) {
+  auto *self = GST_TLS_FRAME_SRC(bsrc);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  self->priv->flushing = false;
+  if (self->priv->receiver) self->priv->receiver->clear_cancel();
+  GST_DEBUG_OBJECT(self, "unlock stop");
+  return TRUE;
+}
+
+// Running time of the pipeline now, or NONE without a clock.
+static GstClockTime running_time_now(GstTlsFrameSrc *self) {
+  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+  if (!clock) return GST_CLOCK_TIME_NONE;
+  GstClockTime now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
+  return now > base ? now - base : 0;
+}
+
+static GstClockTime rebase(GstTlsFrameSrc *self, GstClockTime ts) {
+  if (!GST_CLOCK_TIME_IS_VALID(ts) || !self->priv->have_offset) return GST_CLOCK_TIME_NONE;
+  GstClockTimeDiff out = static_cast<GstClockTimeDiff>(ts) + self->priv->offset;
+  return out < 0 ? 0 : static_cast<GstClockTime>(out);
+}
+
+static void update_offset(GstTlsFrameSrc *self, GstClockTime pts) {
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return;
+  GstClockTime now = running_time_now(self);
+  if (!GST_CLOCK_TIME_IS_VALID(now)) {
+    if (!self->priv->have_offset) self->priv->offset = 0;
+    self->priv->have_offset = true;
+    return;
+  }
+  GstClockTimeDiff wanted = static_cast<GstClockTimeDiff>(now) - static_cast<GstClockTimeDiff>(pts);
+  if (!self->priv->have_offset || wanted > self->priv->offset) {
+    self->priv->offset = wanted;
+    self->priv->have_offset = true;
+  }
+}
+
+static void free_storage(gpointer data) {
+  delete static_cast<std::shared_ptr<std::vector<uint8_t>> *>(data);
+}
+
+static GstBuffer *make_buffer(GstTlsFrameSrc *self, tlsframe::Received &m) {
+  auto *holder = new std::shared_ptr<std::vector<uint8_t>>(std::move(m.storage));
+  uint8_t *base = (*holder)->data();
+  GstBuffer *buf = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, base, (*holder)->size(),
+                                               m.data_offset, m.data_size, holder, free_storage);
+  update_offset(self, m.meta.pts);
+  GST_BUFFER_PTS(buf) = rebase(self, m.meta.pts);
+  GST_BUFFER_DTS(buf) = rebase(self, m.meta.dts);
+  GST_BUFFER_DURATION(buf) = m.meta.duration;
+  tlsframe::gst::buffer_set_wire_flags(buf, m.meta.flags & ~tlsframe::wire::kFlagDiscont);
+  if (self->priv->discont) {
+    GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+    self->priv->discont = false;
+  }
+  GST_BUFFER_OFFSET(buf) = m.meta.sequence;
+  return buf;
+}
+
+// Wait before reconnecting; false when flushing interrupted the wait.
+static bool backoff_wait(GstTlsFrameSrc *self) {
+  guint ms = self->priv->backoff_ms;
+  guint max_ms;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    max_ms = std::max(kFirstReconnectInterval, self->priv->settings.max_reconnect_interval);
+  }
+  self->priv->backoff_ms = std::min(max_ms, ms * 2);
+  std::unique_lock<std::mutex> lock(self->priv->state_lock);
+  self->priv->cond.wait_for(lock, std::chrono::milliseconds(ms),
+                            [self] { return self->priv->flushing; });
+  return !self->priv->flushing;
+}
+
+static bool is_fatal(const tlsframe::Error &e) {
+  using K = tlsframe::Error::Kind;
+  return e.kind == K::kSettings || e.kind == K::kVerify || e.kind == K::kPeerRefused;
+}
+
+static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outbuf) {
+  auto *self = GST_TLS_FRAME_SRC(psrc);
+  // Each pass either returns or handles one message; every wait is cancellable.
+  for (;;) {
+    std::shared_ptr<tlsframe::Receiver> receiver;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      if (self->priv->flushing) return GST_FLOW_FLUSHING;
+      receiver = self->priv->receiver;
+    }
+    if (!receiver) return GST_FLOW_FLUSHING;
+    tlsframe::Received m;
+    tlsframe::Error error;
+    auto status = receiver->next(m, error, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    switch (status) {
+      case tlsframe::NextStatus::kTimeout: continue;
+      case tlsframe::NextStatus::kCancelled: return GST_FLOW_FLUSHING;
+      case tlsframe::NextStatus::kError: {
+        bool reconnect;
+        {
+          std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+          reconnect = self->priv->settings.reconnect;
+        }
+        if (!reconnect || is_fatal(error)) {
+          TLSFRAME_ELEMENT_ERROR(self, error);
+          return GST_FLOW_ERROR;
+        }
+        GST_WARNING_OBJECT(self, "connection lost: %s (%s); reconnecting", error.message.c_str(),
+                           error.detail.c_str());
+        post_connection_message(self, "tlsframesrc-disconnected", "reason", error.message);
+        receiver->stop();
+        if (!backoff_wait(self)) return GST_FLOW_FLUSHING;
+        self->priv->reconnects++;
+        connect_now(self);
+        continue;
+      }
+      case tlsframe::NextStatus::kMessage: break;
+    }
+    if (!self->priv->announced) {
+      self->priv->announced = true;
+      self->priv->backoff_ms = kFirstReconnectInterval;
+      GST_INFO_OBJECT(self, "connected to %s (%s)", receiver->peer_address().c_str(),
+                      receiver->peer_subject().c_str());
+      post_connection_message(self, "tlsframesrc-connected", "address", receiver->peer_address());
+    }
+    switch (m.type) {
+      case tlsframe::wire::MessageType::kCaps: {
+        GstCaps *caps = gst_caps_from_string(m.caps.c_str());
+        if (!caps || !gst_caps_is_fixed(caps)) {
+          if (caps) gst_caps_unref(caps);
+          GST_ELEMENT_ERROR(self, STREAM, DECODE, ("The server sent invalid caps."),
+                            ("caps: %s", m.caps.c_str()));
+          return GST_FLOW_ERROR;
+        }
+        GST_DEBUG_OBJECT(self, "caps from server: %" GST_PTR_FORMAT, caps);
+        gboolean ok = gst_base_src_set_caps(GST_BASE_SRC(self), caps);
+        gst_caps_unref(caps);
+        if (!ok) {
+          GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Downstream refused the stream's caps."),
+                            ("caps: %s", m.caps.c_str()));
+          return GST_FLOW_NOT_NEGOTIATED;
+        }
+        self->priv->have_caps = true;
+        continue;
+      }
+      case tlsframe::wire::MessageType::kBuffer:
+        if (!self->priv->have_caps) {
+          GST_ELEMENT_ERROR(self, STREAM, DECODE, ("The server sent a buffer before its caps."),
+                            (nullptr));
+          return GST_FLOW_ERROR;
+        }
+        *outbuf = make_buffer(self, m);
+        GST_LOG_OBJECT(self, "buffer %" GST_PTR_FORMAT, *outbuf);
+        return GST_FLOW_OK;
+      case tlsframe::wire::MessageType::kEos:
+        GST_INFO_OBJECT(self, "end of stream from the server");
+        return GST_FLOW_EOS;
+      case tlsframe::wire::MessageType::kError:
+        GST_ELEMENT_ERROR(self, RESOURCE, NOT_AUTHORIZED,
+                          ("The server refused the connection: %s", m.error_text.c_str()),
+                          ("error code %u", m.error_code));
+        return GST_FLOW_ERROR;
+    }
+  }
+}
+
+static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const GValue *value,
+                                           GParamSpec *pspec) {
+  auto *self = GST_TLS_FRAME_SRC(object);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  Settings &s = self->priv->settings;
+  auto str = [value]() { const gchar *v = g_value_get_string(value); return std::string(v ? v : ""); };
+  switch (prop_id) {
+    case PROP_HOST: s.host = str(); break;
+    case PROP_PORT: s.port = g_value_get_int(value); break;
+    case PROP_SERVER_NAME: s.server_name = str(); break;
+    case PROP_CA_FILE: s.ca_file = str(); break;
+    case PROP_CERT_FILE: s.cert_file = str(); break;
+    case PROP_KEY_FILE: s.key_file = str(); break;
+    case PROP_MIN_TLS_VERSION:
+      s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
+      break;
+    case PROP_TIMEOUT: s.timeout = g_value_get_uint(value); break;
+    case PROP_CONNECT_TIMEOUT: s.connect_timeout = g_value_get_uint(value); break;
+    case PROP_MAX_MESSAGE_SIZE: s.max_message_size = g_value_get_uint(value); break;
+    case PROP_RECONNECT: s.reconnect = g_value_get_boolean(value); break;
+    case PROP_MAX_RECONNECT_INTERVAL: s.max_reconnect_interval = g_value_get_uint(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValue *value,
+                                           GParamSpec *pspec) {
+  auto *self = GST_TLS_FRAME_SRC(object);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  auto set_str = [value](const std::string &v) {
+    g_value_set_string(value, v.empty() ? nullptr : v.c_str());
+  };
+  switch (prop_id) {
+    case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
+    case PROP_PORT: g_value_set_int(value, s.port); break;
+    case PROP_SERVER_NAME: set_str(s.server_name); break;
+    case PROP_CA_FILE: set_str(s.ca_file); break;
+    case PROP_CERT_FILE: set_str(s.cert_file); break;
+    case PROP_KEY_FILE: set_str(s.key_file); break;
+    case PROP_MIN_TLS_VERSION: g_value_set_enum(value, s.min_tls_version); break;
+    case PROP_TIMEOUT: g_value_set_uint(value, s.timeout); break;
+    case PROP_CONNECT_TIMEOUT: g_value_set_uint(value, s.connect_timeout); break;
+    case PROP_MAX_MESSAGE_SIZE: g_value_set_uint(value, s.max_message_size); break;
+    case PROP_RECONNECT: g_value_set_boolean(value, s.reconnect); break;
+    case PROP_MAX_RECONNECT_INTERVAL: g_value_set_uint(value, s.max_reconnect_interval); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_tls_frame_src_finalize(GObject *object) {
+  auto *self = GST_TLS_FRAME_SRC(object);
+  delete self->priv;
+  G_OBJECT_CLASS(gst_tls_frame_src_parent_class)->finalize(object);
+}
+
+static void gst_tls_frame_src_init(GstTlsFrameSrc *self) {
+  self->priv = new Private();
+  gst_base_src_set_live(GST_BASE_SRC(self), TRUE);
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+}
+
+static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
+  auto *gobject_class = G_OBJECT_CLASS(klass);
+  auto *element_class = GST_ELEMENT_CLASS(klass);
+  auto *basesrc_class = GST_BASE_SRC_CLASS(klass);
+  auto *pushsrc_class = GST_PUSH_SRC_CLASS(klass);
+
+  gobject_class->set_property = gst_tls_frame_src_set_property;
+  gobject_class->get_property = gst_tls_frame_src_get_property;
+  gobject_class->finalize = gst_tls_frame_src_finalize;
+
+  constexpr auto RW = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                               GST_PARAM_MUTABLE_READY);
+  properties[PROP_HOST] = g_param_spec_string(
+      "host", "Host", "Server name or address to connect to", DEFAULT_HOST, RW);
+  properties[PROP_PORT] = g_param_spec_int("port", "Port", "Server TCP port", 1, 65535,
+                                           DEFAULT_PORT, RW);
+  properties[PROP_SERVER_NAME] = g_param_spec_string(
+      "server-name", "Server name",
+      "Name (or address) the server certificate must match, also sent as SNI (unset = host)",
+      nullptr, RW);
+  properties[PROP_CA_FILE] = g_param_spec_string(
+      "ca-file", "CA file",
+      "PEM file with the CA certificates trusted for the server (unset = the system's trusted CAs)",
+      nullptr, RW);
+  properties[PROP_CERT_FILE] = g_param_spec_string(
+      "cert-file", "Certificate file",
+      "PEM client certificate (chain) for servers that require mutual TLS (unset = none)", nullptr,
+      RW);
+  properties[PROP_KEY_FILE] = g_param_spec_string(
+      "key-file", "Key file", "PEM private key of cert-file", nullptr, RW);
+  properties[PROP_MIN_TLS_VERSION] = g_param_spec_enum(
+      "min-tls-version", "Minimum TLS version", "Oldest TLS protocol version accepted",
+      GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
+  properties[PROP_TIMEOUT] = g_param_spec_uint(
+      "timeout", "Timeout",
+      "Seconds without data from the server before the connection counts as lost (0 = no timeout)",
+      0, G_MAXUINT, DEFAULT_TIMEOUT, RW);
+  properties[PROP_CONNECT_TIMEOUT] = g_param_spec_uint(
+      "connect-timeout", "Connect timeout",
+      "Seconds allowed to connect and complete the TLS handshake (0 = no limit)", 0, G_MAXUINT,
+      DEFAULT_CONNECT_TIMEOUT, RW);
+  properties[PROP_MAX_MESSAGE_SIZE] = g_param_spec_uint(
+      "max-message-size", "Maximum message size",
+      "Largest message accepted from the server, in bytes; larger is a protocol error", 64,
+      G_MAXUINT, DEFAULT_MAX_MESSAGE_SIZE, RW);
+  properties[PROP_RECONNECT] = g_param_spec_boolean(
+      "reconnect", "Reconnect",
+      "On a lost connection, post a tlsframesrc-disconnected element message and reconnect with "
+      "backoff instead of failing (certificate and settings errors always fail)",
+      DEFAULT_RECONNECT, RW);
+  properties[PROP_MAX_RECONNECT_INTERVAL] = g_param_spec_uint(
+      "max-reconnect-interval", "Maximum reconnect interval",
+      "Longest wait between reconnect attempts in milliseconds (the wait starts at 100 and doubles)",
+      100, G_MAXUINT, DEFAULT_MAX_RECONNECT_INTERVAL, RW);
+  g_object_class_install_properties(gobject_class, PROP_LAST, properties);
+
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "TLS frame client source", "Source/Network",
+      "Receives encoded buffers and their caps from a tlsframesink server over verified TLS",
+      "tlsframe developers");
+
+  basesrc_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_src_start);
+  basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_stop);
+  basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock);
+  basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock_stop);
+  pushsrc_class->create = GST_DEBUG_FUNCPTR(gst_tls_frame_src_create);
+}
