@@ -1,1 +1,153 @@
-// placeholder
+// Test PKI made at test time (see pki.h for the files).
+#include "common/pki.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "core/certgen.h"
+
+namespace tlsframe::test {
+namespace {
+
+using certgen::CertSpec;
+using certgen::Issued;
+using certgen::Usage;
+
+constexpr int64_t kDay = 86400;
+
+// A path that can never exist (nothing lives under /dev/null), used when no
+// directory could be made so every accessor points at a missing file.
+constexpr const char *kNoDir = "/dev/null/tlsframe-pki";
+
+std::string error_text(const Error &e) {
+  return e.detail.empty() ? e.message : e.message + " (" + e.detail + ")";
+}
+
+CertSpec localhost_spec(Usage usage) {
+  CertSpec spec;
+  spec.common_name = "localhost";
+  spec.dns_names = {"localhost"};
+  spec.ip_addresses = {"127.0.0.1", "::1"};
+  spec.usage = usage;
+  return spec;
+}
+
+CertSpec named_spec(const std::string &cn, Usage usage) {
+  CertSpec spec;
+  spec.common_name = cn;
+  spec.usage = usage;
+  return spec;
+}
+
+// One file to write: name in the directory, contents, private key or not.
+struct File {
+  std::string name;
+  std::string text;
+  bool private_key;
+};
+
+// Generates every certificate in memory; nothing touches the disk on failure.
+Result<std::vector<File>> generate() {
+  std::vector<File> files;
+  auto add_pair = [&files](const std::string &stem, Issued issued) {
+    files.push_back({stem + ".pem", std::move(issued.cert_pem), false});
+    files.push_back({stem + ".key", std::move(issued.key_pem), true});
+  };
+
+  Result<Issued> ca = certgen::make_self_signed(named_spec("tlsframe test CA", Usage::kCa));
+  if (!ca) return Error{ca.error().kind, "CA: " + ca.error().message, ca.error().detail};
+  Result<Issued> other_ca =
+      certgen::make_self_signed(named_spec("tlsframe other test CA", Usage::kCa));
+  if (!other_ca) {
+    return Error{other_ca.error().kind, "other CA: " + other_ca.error().message,
+                 other_ca.error().detail};
+  }
+
+  CertSpec wrong_name = named_spec("elsewhere.example", Usage::kServer);
+  wrong_name.dns_names = {"elsewhere.example"};
+  CertSpec expired = localhost_spec(Usage::kServer);
+  expired.not_before_offset_s = -30 * kDay;
+  expired.not_after_offset_s = -kDay;
+  CertSpec future = localhost_spec(Usage::kServer);
+  future.not_before_offset_s = kDay;
+  future.not_after_offset_s = 30 * kDay;
+
+  struct Job {
+    const char *stem;
+    CertSpec spec;
+    const Issued *issuer;  // nullptr: self-signed
+  };
+  const Job jobs[] = {
+      {"server", localhost_spec(Usage::kServer), &*ca},
+      {"client", named_spec("client1", Usage::kClient), &*ca},
+      {"rogue-client", named_spec("client1", Usage::kClient), &*other_ca},
+      {"wrong-name", wrong_name, &*ca},
+      {"expired", expired, &*ca},
+      {"future", future, &*ca},
+      {"self-signed", localhost_spec(Usage::kServer), nullptr},
+  };
+
+  files.push_back({"ca.pem", ca->cert_pem, false});
+  files.push_back({"ca.key", ca->key_pem, true});
+  files.push_back({"other-ca.pem", other_ca->cert_pem, false});
+  files.push_back({"other-ca.key", other_ca->key_pem, true});
+  for (const Job &job : jobs) {
+    Result<Issued> issued =
+        job.issuer ? certgen::issue(job.spec, *job.issuer) : certgen::make_self_signed(job.spec);
+    if (!issued) {
+      return Error{issued.error().kind, std::string(job.stem) + ": " + issued.error().message,
+                   issued.error().detail};
+    }
+    add_pair(job.stem, std::move(*issued));
+  }
+  return files;
+}
+
+}  // namespace
+
+Pki::Pki() {
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/tlsframe-pki-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    int err = errno;
+    dir_ = kNoDir;
+    ADD_FAILURE() << "Pki: mkdtemp(" << tmpl << ") failed: " << std::strerror(err);
+    return;
+  }
+  dir_ = tmpl;
+
+  bool ok = true;
+  Result<std::vector<File>> files = generate();
+  if (!files) {
+    ADD_FAILURE() << "Pki: " << error_text(files.error());
+    ok = false;
+  }
+  for (size_t i = 0; ok && i < files->size(); ++i) {
+    const File &f = (*files)[i];
+    Status st = certgen::write_file(path(f.name), f.text, f.private_key, /*overwrite=*/false);
+    if (!st) {
+      ADD_FAILURE() << "Pki: " << error_text(st.error());
+      ok = false;
+    }
+  }
+  if (!ok) {
+    // Leave every path pointing at a missing file rather than at a partial set.
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+Pki::~Pki() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);  // no-op when the constructor failed
+}
+
+}  // namespace tlsframe::test

@@ -1,1 +1,191 @@
-// placeholder
+#include "element/gst_util.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+namespace tlsframe::test {
+
+void init_gstreamer() {
+  static bool done = false;
+  if (!done) {
+    gst_init(nullptr, nullptr);
+    done = true;
+  }
+  GstElementFactory *f = gst_element_factory_find("tlsframesink");
+  ASSERT_NE(f, nullptr) << "tlsframe plugin not found; GST_PLUGIN_PATH="
+                        << (g_getenv("GST_PLUGIN_PATH") ? g_getenv("GST_PLUGIN_PATH") : "");
+  gst_object_unref(f);
+}
+
+void Waiter::notify() {
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  cond_.notify_all();
+}
+
+bool Waiter::wait_for(const std::function<bool()> &pred, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  // pred is re-checked on every notify, and at least every 50 ms in case a
+  // notifier raced the check (notify holds the mutex, so none is lost).
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    cond_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                  std::chrono::milliseconds(50)));
+  }
+  return true;
+}
+
+Pipeline::Pipeline(const std::string &description) {
+  GError *error = nullptr;
+  pipeline_ = gst_parse_launch(description.c_str(), &error);
+  if (error) {
+    ADD_FAILURE() << "cannot parse pipeline '" << description << "': " << error->message;
+    g_clear_error(&error);
+    if (pipeline_) gst_object_unref(pipeline_);
+    pipeline_ = nullptr;
+  }
+}
+
+Pipeline::~Pipeline() {
+  if (!pipeline_) return;
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+  gst_object_unref(pipeline_);
+}
+
+GstElement *Pipeline::element(const char *name) const {
+  if (!pipeline_) return nullptr;
+  GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline_), name);
+  if (!e) {
+    ADD_FAILURE() << "no element named " << name;
+    return nullptr;
+  }
+  gst_object_unref(e);  // the bin keeps it alive
+  return e;
+}
+
+GstStateChangeReturn Pipeline::set_state(GstState state, std::chrono::milliseconds timeout) {
+  GstStateChangeReturn r = gst_element_set_state(pipeline_, state);
+  if (r == GST_STATE_CHANGE_ASYNC) {
+    r = gst_element_get_state(pipeline_, nullptr, nullptr,
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+  }
+  return r;
+}
+
+GstMessage *Pipeline::wait_message(GstMessageType types, std::chrono::milliseconds timeout) {
+  GstBus *bus = gst_element_get_bus(pipeline_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  GstMessage *found = nullptr;
+  while (!found) {
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    GstMessage *msg = gst_bus_timed_pop_filtered(
+        bus, left.count(),
+        static_cast<GstMessageType>(types | GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
+    if (!msg) break;
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+        gst_message_parse_error(msg, &err, &dbg);
+      } else {
+        gst_message_parse_warning(msg, &err, &dbg);
+      }
+      problems_.push_back(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " +
+                          err->message + " (" + (dbg ? dbg : "") + ")");
+      g_clear_error(&err);
+      g_free(dbg);
+    }
+    if (GST_MESSAGE_TYPE(msg) & types) {
+      found = msg;
+    } else {
+      gst_message_unref(msg);
+    }
+  }
+  gst_object_unref(bus);
+  return found;
+}
+
+std::string Pipeline::wait_error(std::chrono::milliseconds timeout) {
+  GstMessage *msg = wait_message(GST_MESSAGE_ERROR, timeout);
+  if (!msg) return "";
+  GError *err = nullptr;
+  gst_message_parse_error(msg, &err, nullptr);
+  std::string text = err ? err->message : "";
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  return text;
+}
+
+int current_port(GstElement *sink) {
+  int port = 0;
+  g_object_get(sink, "current-port", &port, nullptr);
+  return port;
+}
+
+guint num_clients(GstElement *sink) {
+  guint n = 0;
+  g_object_get(sink, "num-clients", &n, nullptr);
+  return n;
+}
+
+static void on_notify(GObject *, GParamSpec *, gpointer data) {
+  static_cast<Waiter *>(data)->notify();
+}
+
+bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,
+                      std::chrono::milliseconds timeout) {
+  Waiter waiter;
+  gulong id = g_signal_connect(sink, "notify::num-clients", G_CALLBACK(on_notify), &waiter);
+  bool ok = waiter.wait_for([&] { return pred(num_clients(sink)); }, timeout);
+  g_signal_handler_disconnect(sink, id);
+  return ok;
+}
+
+guint64 sink_stat(GstElement *sink, const char *field) {
+  GstStructure *s = nullptr;
+  g_object_get(sink, "stats", &s, nullptr);
+  guint64 v = 0;
+  if (s) {
+    gst_structure_get_uint64(s, field, &v);
+    gst_structure_free(s);
+  }
+  return v;
+}
+
+std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
+                                      std::chrono::milliseconds timeout) {
+  std::vector<GstSample *> out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < max_count) {
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(appsink), left.count());
+    if (!s) break;  // EOS or timeout
+    out.push_back(s);
+  }
+  return out;
+}
+
+void unref_samples(std::vector<GstSample *> &samples) {
+  for (GstSample *s : samples) gst_sample_unref(s);
+  samples.clear();
+}
+
+static size_t count_dir(const char *path) {
+  size_t n = 0;
+  if (DIR *d = opendir(path)) {
+    while (struct dirent *e = readdir(d)) {
+      if (e->d_name[0] != '.') n++;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+size_t open_fd_count() { return count_dir("/proc/self/fd"); }
+size_t thread_count() { return count_dir("/proc/self/task"); }
+
+}  // namespace tlsframe::test

@@ -25,6 +25,8 @@ struct Receiver::Impl {
   ReceiverConfig config;
   std::string where;  // "host:port" for messages
   asio::io_context io;
+  // Keeps run() going while reading is paused for backpressure (no pending operation).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   tls::ContextPtr ctx;
   std::unique_ptr<asio::ssl::stream<tcp::socket>> stream;
   tcp::resolver resolver{io};
@@ -236,6 +238,7 @@ std::unique_ptr<Receiver> Receiver::start(const ReceiverConfig &config) {
     return receiver;
   }
   Impl *p = impl.get();
+  impl->work.emplace(impl->io.get_executor());
   asio::post(impl->io, [p] { p->begin(); });
   impl->thread = std::thread([p] { p->io.run(); });
   return receiver;

@@ -68,6 +68,7 @@ struct Server::Impl {
   bool has_delta = false;   // the stream has delta units: joiners ask for a keyframe
   bool eos = false;         // EOS published and no buffer since
   bool stopping = false;
+  bool flush_aborted = false;
   uint64_t next_id = 1;
 
   // Only used by the publishing thread (render/event), never concurrently.
@@ -466,8 +467,11 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
   auto &acc = impl->acceptor;
   const std::string where = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
                             ":" + std::to_string(config.port);
-  if (acc.open(endpoint.protocol(), ec) || acc.set_option(tcp::acceptor::reuse_address(true), ec) ||
-      acc.bind(endpoint, ec) || acc.listen(config.listen_backlog, ec)) {
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(config.listen_backlog, ec);
+  if (ec) {
     return Error{Error::Kind::kNetwork, "cannot listen on " + where + ": " + ec.message(),
                  ec.message()};
   }
@@ -538,10 +542,23 @@ bool Server::publish_eos_and_flush(std::chrono::milliseconds timeout) {
   impl_->post_to_ready(msg);
   std::unique_lock<std::mutex> lock(impl_->mutex);
   bool flushed = impl_->sessions_changed.wait_for(lock, timeout, [this] {
-    return impl_->ready_count.load() == 0;
-  });
+    return impl_->ready_count.load() == 0 || impl_->flush_aborted;
+  }) && !impl_->flush_aborted;
   TF_INFO(kComp, "EOS %s", flushed ? "delivered to every client" : "flush timed out");
   return flushed;
+}
+
+void Server::abort_flush() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->flush_aborted = true;
+  }
+  impl_->sessions_changed.notify_all();
+}
+
+void Server::clear_abort_flush() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->flush_aborted = false;
 }
 
 void Server::stop() {

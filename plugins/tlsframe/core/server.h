@@ -95,6 +95,10 @@ class Server {
   // End of stream: sent to every client, then waits until each has written it
   // and closed, or the timeout passed. Returns true if all were flushed.
   bool publish_eos_and_flush(std::chrono::milliseconds timeout);
+  // Makes a publish_eos_and_flush() waiting now, or later until
+  // clear_abort_flush(), return false at once (GstBaseSink unlock).
+  void abort_flush();
+  void clear_abort_flush();
   // Closes every connection and the listener, joins the I/O threads. Idempotent.
   void stop();
 

@@ -249,7 +249,6 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
     case SSL_R_WRONG_VERSION_NUMBER:
     case SSL_R_HTTP_REQUEST:
     case SSL_R_PACKET_LENGTH_TOO_LONG:
-    case SSL_R_RECORD_LAYER_FAILURE:
       e.message = "the peer does not speak TLS (" + ec.message() + ")";
       return e;
     default:

@@ -237,6 +237,19 @@ static gboolean gst_tls_frame_sink_stop(GstBaseSink *bsink) {
   return TRUE;
 }
 
+// unlock/unlock_stop: only the EOS flush ever waits, so that is what they interrupt.
+static gboolean gst_tls_frame_sink_unlock(GstBaseSink *bsink) {
+  auto server = get_server(GST_TLS_FRAME_SINK(bsink));
+  if (server) server->abort_flush();
+  return TRUE;
+}
+
+static gboolean gst_tls_frame_sink_unlock_stop(GstBaseSink *bsink) {
+  auto server = get_server(GST_TLS_FRAME_SINK(bsink));
+  if (server) server->clear_abort_flush();
+  return TRUE;
+}
+
 static gboolean gst_tls_frame_sink_set_caps(GstBaseSink *bsink, GstCaps *caps) {
   auto *self = GST_TLS_FRAME_SINK(bsink);
   auto server = get_server(self);
@@ -480,6 +493,8 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
 
   basesink_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_start);
   basesink_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_stop);
+  basesink_class->unlock = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_unlock);
+  basesink_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_unlock_stop);
   basesink_class->set_caps = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_set_caps);
   basesink_class->render = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_render);
   basesink_class->event = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_event);

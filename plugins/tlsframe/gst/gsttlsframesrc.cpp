@@ -2,8 +2,9 @@
 //
 // create() blocks in Receiver::next() on the streaming thread; unlock()
 // cancels that wait from any thread, unlock_stop() clears the cancellation.
-// Timestamps are re-based onto the pipeline's running time: the first buffer
-// after a (re)connect maps to "now", later ones keep the server's spacing, and
+// Timestamps are re-based onto the pipeline's running time: the first buffer's
+// decode time (else presentation time) after a (re)connect maps to "now",
+// later ones keep the server's spacing and the PTS/DTS relation, and
 // the offset only grows when a buffer arrives later than its slot (network
 // jitter), so timestamps stay monotonic.
 #include "gst/gsttlsframesrc.h"
@@ -188,15 +189,16 @@ static GstClockTime rebase(GstTlsFrameSrc *self, GstClockTime ts) {
   return out < 0 ? 0 : static_cast<GstClockTime>(out);
 }
 
-static void update_offset(GstTlsFrameSrc *self, GstClockTime pts) {
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) return;
+// ts: the buffer's DTS when valid (monotonic, never after PTS), else its PTS.
+static void update_offset(GstTlsFrameSrc *self, GstClockTime ts) {
+  if (!GST_CLOCK_TIME_IS_VALID(ts)) return;
   GstClockTime now = running_time_now(self);
   if (!GST_CLOCK_TIME_IS_VALID(now)) {
     if (!self->priv->have_offset) self->priv->offset = 0;
     self->priv->have_offset = true;
     return;
   }
-  GstClockTimeDiff wanted = static_cast<GstClockTimeDiff>(now) - static_cast<GstClockTimeDiff>(pts);
+  GstClockTimeDiff wanted = static_cast<GstClockTimeDiff>(now) - static_cast<GstClockTimeDiff>(ts);
   if (!self->priv->have_offset || wanted > self->priv->offset) {
     self->priv->offset = wanted;
     self->priv->have_offset = true;
@@ -212,7 +214,7 @@ static GstBuffer *make_buffer(GstTlsFrameSrc *self, tlsframe::Received &m) {
   uint8_t *base = (*holder)->data();
   GstBuffer *buf = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, base, (*holder)->size(),
                                                m.data_offset, m.data_size, holder, free_storage);
-  update_offset(self, m.meta.pts);
+  update_offset(self, m.meta.dts != tlsframe::wire::kNoTime ? m.meta.dts : m.meta.pts);
   GST_BUFFER_PTS(buf) = rebase(self, m.meta.pts);
   GST_BUFFER_DTS(buf) = rebase(self, m.meta.dts);
   GST_BUFFER_DURATION(buf) = m.meta.duration;

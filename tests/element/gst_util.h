@@ -1,0 +1,80 @@
+// Helpers for element tests: real pipelines with the plugin from the build
+// tree, waits on conditions with deadlines (never sleeps), bus inspection.
+#pragma once
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tlsframe::test {
+
+// gst_init once and check that the tlsframe plugin loads (ASSERT in tests).
+void init_gstreamer();
+
+// A condition variable that signal handlers and probes poke; wait_for()
+// re-checks a predicate on every poke until it holds or the timeout passes.
+class Waiter {
+ public:
+  void notify();
+  bool wait_for(const std::function<bool()> &pred, std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cond_;
+};
+
+// Owns a pipeline made with gst_parse_launch; sets it to NULL on destruction.
+class Pipeline {
+ public:
+  explicit Pipeline(const std::string &description);  // ADD_FAILURE on parse error
+  ~Pipeline();
+  Pipeline(const Pipeline &) = delete;
+  Pipeline &operator=(const Pipeline &) = delete;
+
+  GstElement *get() const { return pipeline_; }
+  GstElement *element(const char *name) const;  // borrowed; ADD_FAILURE if missing
+  bool ok() const { return pipeline_ != nullptr; }
+
+  // Sets the state; waits (bounded) for async changes. Returns the result.
+  // A live client pipeline (tlsframesrc ! appsink) stays ASYNC until data
+  // arrives: start those with gst_element_set_state() instead.
+  GstStateChangeReturn set_state(GstState state, std::chrono::milliseconds timeout =
+                                                     std::chrono::seconds(10));
+  // Pops bus messages until one of `types` arrives (returned, caller unrefs) or timeout (nullptr).
+  GstMessage *wait_message(GstMessageType types, std::chrono::milliseconds timeout);
+  // Error text of the first ERROR message within timeout ("" if none).
+  std::string wait_error(std::chrono::milliseconds timeout);
+  // Every WARNING/ERROR text seen by wait_message so far.
+  const std::vector<std::string> &problems() const { return problems_; }
+
+ private:
+  GstElement *pipeline_ = nullptr;
+  std::vector<std::string> problems_;
+};
+
+// current-port of a tlsframesink (valid from PAUSED).
+int current_port(GstElement *sink);
+guint num_clients(GstElement *sink);
+// Waits until the sink's num-clients satisfies pred (uses notify::num-clients).
+bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,
+                      std::chrono::milliseconds timeout);
+// A uint64 field of the sink's "stats" structure.
+guint64 sink_stat(GstElement *sink, const char *field);
+
+// Pulls samples from an appsink until EOS, count, or timeout. Caller unrefs.
+std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
+                                      std::chrono::milliseconds timeout);
+void unref_samples(std::vector<GstSample *> &samples);
+
+// File descriptors and threads of this process, for leak checks.
+size_t open_fd_count();
+size_t thread_count();
+
+}  // namespace tlsframe::test
