@@ -1,2 +1,144 @@
+// H.264 with a 10 s GOP: a client joining mid-GOP starts on a keyframe that
+// the sink asked the encoder for, and avdec_h264 decodes it without complaint.
 #include <gtest/gtest.h>
-TEST(Placeholder, Builds) { SUCCEED(); }
+
+#include <atomic>
+#include <memory>
+
+#include "common/pki.h"
+#include "element/gst_util.h"
+
+using namespace std::chrono_literals;
+using tlsframe::test::Pipeline;
+
+namespace {
+
+struct FirstBuffer {
+  tlsframe::test::Waiter waiter;
+  std::atomic<bool> seen{false};
+  std::atomic<bool> was_delta{false};
+  std::atomic<guint64> count{0};
+};
+
+GstPadProbeReturn on_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *fb = static_cast<FirstBuffer *>(data);
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (!fb->seen.exchange(true)) fb->was_delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  fb->count++;
+  fb->waiter.notify();
+  return GST_PAD_PROBE_OK;
+}
+
+gulong probe_src_pad(GstElement *element, FirstBuffer *fb) {
+  GstPad *pad = gst_element_get_static_pad(element, "src");
+  gulong id = gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, fb, nullptr);
+  gst_object_unref(pad);
+  return id;
+}
+
+TEST(H264, LateJoinerStartsOnKeyframeAndDecodesWithinOneSecondOnTenSecondGop) {
+  tlsframe::test::init_gstreamer();
+  tlsframe::test::Pki pki;
+  // 30 fps with key-int-max=300: without a forced keyframe the next one is 10 s away.
+  Pipeline server(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
+      "video/x-h264,stream-format=byte-stream,alignment=au ! "
+      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
+      pki.server_cert() + " key-file=" + pki.server_key());
+  ASSERT_TRUE(server.ok());
+  FirstBuffer encoded;
+  probe_src_pad(server.element("enc"), &encoded);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstElement *sink = server.element("sink");
+  int port = tlsframe::test::current_port(sink);
+  ASSERT_GT(port, 0);
+  // Join well into the GOP: after 20 frames (the first keyframe was frame 0).
+  ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= 20; }, 10s));
+  EXPECT_FALSE(encoded.was_delta) << "the encoder's first frame should be a keyframe";
+
+  Pipeline client("tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) +
+                  " ca-file=" + pki.ca() +
+                  " ! h264parse ! avdec_h264 name=dec ! appsink name=out sync=false");
+  ASSERT_TRUE(client.ok());
+  FirstBuffer received;
+  probe_src_pad(client.element("src"), &received);
+  auto joined = std::chrono::steady_clock::now();
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+
+  auto decoded = tlsframe::test::pull_samples(client.element("out"), 1, 5s);
+  auto first_frame_after = std::chrono::steady_clock::now() - joined;
+  ASSERT_EQ(decoded.size(), 1u) << "no decoded frame";
+  EXPECT_LT(first_frame_after, 1s) << "first decoded frame took "
+                                   << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          first_frame_after).count() << " ms";
+  ASSERT_TRUE(received.seen);
+  EXPECT_FALSE(received.was_delta) << "the client's first buffer must be a keyframe";
+  EXPECT_GE(tlsframe::test::sink_stat(sink, "buffers-published"), 20u);
+  GstStructure *stats = nullptr;
+  g_object_get(sink, "stats", &stats, nullptr);
+  guint requests = 0;
+  gst_structure_get_uint(stats, "keyframe-requests", &requests);
+  gst_structure_free(stats);
+  EXPECT_GE(requests, 1u) << "the sink should have asked upstream for a keyframe";
+
+  // Keep decoding for a while: every buffer decodes, nothing is reported on the bus.
+  auto more = tlsframe::test::pull_samples(client.element("out"), 15, 5s);
+  EXPECT_EQ(more.size(), 15u);
+  GstMessage *problem = client.wait_message(GST_MESSAGE_ERROR, 0ms);
+  EXPECT_EQ(problem, nullptr);
+  if (problem) gst_message_unref(problem);
+  EXPECT_TRUE(client.problems().empty()) << client.problems()[0];
+  tlsframe::test::unref_samples(decoded);
+  tlsframe::test::unref_samples(more);
+}
+
+TEST(H264, JoinerWithoutForcedKeyframeWaitsInsteadOfGettingDeltaUnits) {
+  // Same stream, but the encoder ignores force-key-unit (a probe drops the
+  // upstream event): the joiner must get nothing rather than broken frames.
+  tlsframe::test::init_gstreamer();
+  tlsframe::test::Pki pki;
+  Pipeline server(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
+      "video/x-h264,stream-format=byte-stream,alignment=au ! identity name=gate ! "
+      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
+      pki.server_cert() + " key-file=" + pki.server_key());
+  ASSERT_TRUE(server.ok());
+  GstPad *gate_src = gst_element_get_static_pad(server.element("gate"), "src");
+  std::atomic<int> dropped_requests{0};
+  gst_pad_add_probe(
+      gate_src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+      [](GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
+        GstEvent *e = GST_PAD_PROBE_INFO_EVENT(info);
+        if (GST_EVENT_TYPE(e) == GST_EVENT_CUSTOM_UPSTREAM &&
+            gst_structure_has_name(gst_event_get_structure(e), "GstForceKeyUnit")) {
+          (*static_cast<std::atomic<int> *>(data))++;
+          return GST_PAD_PROBE_DROP;
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      &dropped_requests, nullptr);
+  gst_object_unref(gate_src);
+  FirstBuffer encoded;
+  probe_src_pad(server.element("enc"), &encoded);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstElement *sink = server.element("sink");
+  ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= 10; }, 10s));
+
+  Pipeline client("tlsframesrc name=src host=127.0.0.1 port=" +
+                  std::to_string(tlsframe::test::current_port(sink)) + " ca-file=" + pki.ca() +
+                  " ! appsink name=out sync=false");
+  FirstBuffer received;
+  probe_src_pad(client.element("src"), &received);
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 1; }, 10s));
+  // Let 20 more delta frames flow past the connected client.
+  guint64 target = encoded.count + 20;
+  ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= target; }, 10s));
+  EXPECT_FALSE(received.seen) << "a delta unit reached a client that had no keyframe";
+  EXPECT_GE(dropped_requests.load(), 1) << "the sink should have asked for a keyframe";
+  EXPECT_GE(tlsframe::test::sink_stat(sink, "frames-dropped"), 20u);
+}
+
+}  // namespace
