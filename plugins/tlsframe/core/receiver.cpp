@@ -199,7 +199,10 @@ struct Receiver::Impl {
     {
       std::lock_guard<std::mutex> lock(mutex);
       queue.push_back(std::move(m));
-      if (last) finished = true;
+      if (last) {
+        finished = true;
+        is_connected = false;
+      }
       paused = !last && queue.size() >= config.max_queued;
       read_more = !last && !paused;
     }
@@ -287,9 +290,9 @@ void Receiver::stop() {
     p->stopped = true;
   }
   if (p->thread.joinable()) {
-    asio::post(p->io, [p] { p->close_socket(); });
     p->io.stop();
     p->thread.join();
+    p->close_socket();  // the I/O thread is gone: safe to touch the socket here
   }
   std::lock_guard<std::mutex> lock(p->mutex);
   p->is_connected = false;

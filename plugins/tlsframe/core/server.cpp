@@ -160,7 +160,8 @@ class Session : public std::enable_shared_from_this<Session> {
     queue_.clear();
     queued_bytes_ = 0;
     publish_depth();
-    bool was_ready = ready_;
+    // A refused session was made writable only to send its ERROR; it was never added.
+    bool was_ready = ready_ && !refuse_;
     ready_ = false;
     server_->on_closed(shared_from_this(), was_ready, reason, error);
   }

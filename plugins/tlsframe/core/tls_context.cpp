@@ -206,7 +206,9 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
   std::string queued = drain_errors();
   if (!queued.empty()) e.detail += "; " + queued;
 
-  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof) {
+  if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof ||
+      ec == asio::error::connection_reset || ec == asio::error::broken_pipe) {
+    // A reset is how a peer that closes with unread data (e.g. session tickets) goes away.
     e.kind = Error::Kind::kClosed;
     e.message = "the peer closed the connection";
     return e;
@@ -225,6 +227,10 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
     return e;
   }
   switch (reason) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      e.kind = Error::Kind::kPeerRefused;
+      e.message = "the client sent no certificate, but one is required";
+      return e;
     case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
       e.kind = Error::Kind::kPeerRefused;
       e.message = "the server requires a client certificate (set cert-file and key-file)";
