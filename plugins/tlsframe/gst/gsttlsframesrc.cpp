@@ -333,6 +333,16 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
   }
 }
 
+// Live, no latency of our own, and buffers may be held downstream as long as
+// wanted (the default answer's maximum of 0 makes syncing sinks complain).
+static gboolean gst_tls_frame_src_query(GstBaseSrc *bsrc, GstQuery *query) {
+  if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
+    gst_query_set_latency(query, TRUE, 0, GST_CLOCK_TIME_NONE);
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS(gst_tls_frame_src_parent_class)->query(bsrc, query);
+}
+
 static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const GValue *value,
                                            GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SRC(object);
@@ -459,6 +469,7 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
 
   basesrc_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_stop);
+  basesrc_class->query = GST_DEBUG_FUNCPTR(gst_tls_frame_src_query);
   basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock);
   basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock_stop);
   pushsrc_class->create = GST_DEBUG_FUNCPTR(gst_tls_frame_src_create);
