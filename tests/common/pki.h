@@ -10,7 +10,7 @@ namespace tlsframe::test {
 
 class Pki {
  public:
-  Pki();  // generates everything; fails the current test (ASSERT) on error
+  Pki();  // generates everything; ADD_FAILURE (paths then point at missing files) on error
   ~Pki();
   Pki(const Pki &) = delete;
   Pki &operator=(const Pki &) = delete;
@@ -20,7 +20,7 @@ class Pki {
 
   // Files (PEM), each a path:
   std::string ca() const { return path("ca.pem"); }                 // trusted CA certificate
-  std::string server_cert() const { return path("server.pem"); }    // leaf then CA? leaf only, CN=localhost, SAN localhost,127.0.0.1,::1
+  std::string server_cert() const { return path("server.pem"); }    // leaf only, CN=localhost, SAN localhost,127.0.0.1,::1
   std::string server_key() const { return path("server.key"); }
   std::string client_cert() const { return path("client.pem"); }    // client cert issued by ca, CN=client1
   std::string client_key() const { return path("client.key"); }
