@@ -18,7 +18,8 @@ void init_gstreamer() {
 }
 
 void Waiter::notify() {
-  { std::lock_guard<std::mutex> lock(mutex_); }
+  // Under the lock: a waiter that returns and is destroyed cannot be touched afterwards.
+  std::lock_guard<std::mutex> lock(mutex_);
   cond_.notify_all();
 }
 
@@ -118,6 +119,23 @@ std::string Pipeline::wait_error(std::chrono::milliseconds timeout) {
   return text;
 }
 
+std::string pending_errors(Pipeline &p) {
+  std::string out;
+  GstBus *bus = gst_element_get_bus(p.get());
+  while (GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+    GError *err = nullptr;
+    gchar *dbg = nullptr;
+    gst_message_parse_error(msg, &err, &dbg);
+    out += std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + (err ? err->message : "") +
+           " (" + (dbg ? dbg : "") + "); ";
+    g_clear_error(&err);
+    g_free(dbg);
+    gst_message_unref(msg);
+  }
+  gst_object_unref(bus);
+  return out;
+}
+
 int current_port(GstElement *sink) {
   int port = 0;
   g_object_get(sink, "current-port", &port, nullptr);
@@ -136,9 +154,15 @@ static void on_notify(GObject *, GParamSpec *, gpointer data) {
 
 bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,
                       std::chrono::milliseconds timeout) {
-  Waiter waiter;
-  gulong id = g_signal_connect(sink, "notify::num-clients", G_CALLBACK(on_notify), &waiter);
-  bool ok = waiter.wait_for([&] { return pred(num_clients(sink)); }, timeout);
+  // notify::num-clients comes from the server's I/O threads, and disconnecting
+  // does not wait for a handler already running there: the Waiter lives on the
+  // heap and is freed by the closure's destroy notify, after its last call.
+  auto *waiter = new Waiter();
+  gulong id = g_signal_connect_data(
+      sink, "notify::num-clients", G_CALLBACK(on_notify), waiter,
+      [](gpointer data, GClosure *) { delete static_cast<Waiter *>(data); },
+      static_cast<GConnectFlags>(0));
+  bool ok = waiter->wait_for([&] { return pred(num_clients(sink)); }, timeout);
   g_signal_handler_disconnect(sink, id);
   return ok;
 }

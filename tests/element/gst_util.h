@@ -59,6 +59,9 @@ class Pipeline {
   std::vector<std::string> problems_;
 };
 
+// Text of every ERROR already queued on p's bus ("" when none); does not wait.
+std::string pending_errors(Pipeline &p);
+
 // current-port of a tlsframesink (valid from PAUSED).
 int current_port(GstElement *sink);
 guint num_clients(GstElement *sink);

@@ -31,23 +31,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::milliseconds(5000);  // generous bound for any one condition
 constexpr int kClientStatusEos = 5;                      // GstTlsFrameClientStatus "eos"
 
-// Text of every ERROR already queued on the bus ("" when none); does not wait.
-std::string pending_errors(Pipeline &p) {
-  std::string out;
-  GstBus *bus = gst_element_get_bus(p.get());
-  while (GstMessage *msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    gst_message_parse_error(msg, &err, &dbg);
-    out += std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + (err ? err->message : "") +
-           " (" + (dbg ? dbg : "") + "); ";
-    g_clear_error(&err);
-    g_free(dbg);
-    gst_message_unref(msg);
-  }
-  gst_object_unref(bus);
-  return out;
-}
 
 // Counts client-removed emissions (from the server's I/O threads or stop()).
 struct RemovedRecorder {
