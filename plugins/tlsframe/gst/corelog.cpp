@@ -117,8 +117,13 @@ GstResourceError resource_error_for(const Error &e) {
 
 void post_core_error(GstElement *element, const tlsframe::Error &error, const char *file,
                      const char *function, int line) {
-  gst_element_message_full(element, GST_MESSAGE_ERROR, GST_RESOURCE_ERROR,
-                           tlsframe::gst::resource_error_for(error), g_strdup(error.message.c_str()),
+  // Bytes from the peer that are not our protocol are a stream error; the rest are resources.
+  bool stream = error.kind == tlsframe::Error::Kind::kProtocol;
+  gst_element_message_full(element, GST_MESSAGE_ERROR,
+                           stream ? GST_STREAM_ERROR : GST_RESOURCE_ERROR,
+                           stream ? static_cast<gint>(GST_STREAM_ERROR_DECODE)
+                                  : static_cast<gint>(tlsframe::gst::resource_error_for(error)),
+                           g_strdup(error.message.c_str()),
                            error.detail.empty() ? nullptr : g_strdup(error.detail.c_str()), file,
                            function, line);
 }
