@@ -54,6 +54,8 @@ static const char *kind_name(Error::Kind k) {
       return "kVerify";
     case Error::Kind::kPeerRefused:
       return "kPeerRefused";
+    case Error::Kind::kBusy:
+      return "kBusy";
     case Error::Kind::kProtocol:
       return "kProtocol";
     case Error::Kind::kTimeout:
@@ -1374,13 +1376,16 @@ TEST_F(ServerReceiverTest, StopDisconnectsReceiversPromptlyAndReportsServerStopp
   server->stop();  // idempotent
   EXPECT_LT(Clock::now() - t, 1s);
 
+  // Clients that keep up are told why before the connection closes.
   for (auto &r : rx) {
+    Received m;
     Error e;
     const auto t0 = Clock::now();
-    ASSERT_TRUE(next_error(*r, e, 0, 2s));
+    ASSERT_EQ(r->next(m, e, Clock::now() + 2s), NextStatus::kMessage) << e.message;
     EXPECT_LT(Clock::now() - t0, 1s);
-    EXPECT_TRUE(e.kind == Error::Kind::kClosed || e.kind == Error::Kind::kNetwork)
-        << kind_name(e.kind) << ": " << e.message;
+    ASSERT_EQ(m.type, MessageType::kError);
+    EXPECT_EQ(m.error_code, static_cast<uint16_t>(tlsframe::wire::ErrorCode::kShuttingDown));
+    EXPECT_NE(m.error_text.find("shutting down"), std::string::npos) << m.error_text;
     EXPECT_FALSE(r->connected());
   }
   // stop() joined the I/O threads, so every callback has already run.

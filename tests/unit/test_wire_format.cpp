@@ -546,6 +546,33 @@ TEST(WireMalformed, CapsContainingANulByteIsRejected) {
   ExpectError(RawMessage(1, {'v', 'i', 'd', 0}), "NUL byte at offset 3");
 }
 
+TEST(WireMalformed, CapsLongerThanTheCapsLimitIsRejectedFromTheHeaderAlone) {
+  ExpectError(RawHeader(1, static_cast<uint32_t>(kMaxCapsSize) + 1), "exceeds the maximum of 65536");
+  const std::string at_limit(kMaxCapsSize, 'a');
+  Exact ok(encode_caps(at_limit));
+  MessageView view;
+  EXPECT_EQ(decode(ok.data(), ok.size(), kDefaultMaxPayload, view).status, DecodeStatus::kMessage);
+}
+
+TEST(WireMalformed, CapsWithControlBytesAreRejected) {
+  ExpectError(RawMessage(1, {'a', '\n', 'b'}), "control byte 0x0a at offset 1");
+  ExpectError(RawMessage(1, {'a', 0x1b}), "control byte 0x1b");
+  ExpectError(RawMessage(1, {0x7f}), "control byte 0x7f");
+}
+
+TEST(WireMalformed, CapsNestedDeeperThanTheLimitAreRejected) {
+  std::string ok_caps = "a=" + std::string(kMaxCapsNesting, '{') + "1" + std::string(kMaxCapsNesting, '}');
+  Exact ok(encode_caps(ok_caps));
+  MessageView view;
+  EXPECT_EQ(decode(ok.data(), ok.size(), kDefaultMaxPayload, view).status, DecodeStatus::kMessage);
+  std::string deep = "a=" + std::string(kMaxCapsNesting + 1, '(') + "1";
+  Bytes raw(deep.begin(), deep.end());
+  ExpectError(RawMessage(1, raw), "nests deeper than 16 levels");
+  // Closing brackets never take the depth below zero, so they cannot buy extra levels.
+  std::string tricky = std::string(100, ')') + std::string(kMaxCapsNesting + 1, '[');
+  ExpectError(RawMessage(1, Bytes(tricky.begin(), tricky.end())), "nests deeper");
+}
+
 TEST(WireMalformed, PayloadErrorsAreOnlyReportedOnceThePayloadHasArrived) {
   const Bytes msg = RawMessage(1, {'a', 'b', 0});
   EXPECT_EQ(DecodePrefix(msg, msg.size() - 1).status, DecodeStatus::kNeedMore);

@@ -15,7 +15,8 @@ struct Error {
     kNetwork,      // resolve/connect/bind/accept/read/write failed
     kTls,          // TLS handshake or record layer failure (not verification)
     kVerify,       // the peer's certificate was refused (chain, name, dates)
-    kPeerRefused,  // the peer refused us (our client certificate, protocol version, server full)
+    kPeerRefused,  // the peer refused us (our client certificate, protocol version)
+    kBusy,         // the peer is at capacity (server full); trying again later may work
     kProtocol,     // the peer sent bytes that are not valid tlsframe protocol
     kTimeout,      // a deadline passed
     kCancelled,    // cancel() was called; not an error for users

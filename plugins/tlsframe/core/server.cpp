@@ -63,7 +63,8 @@ struct Server::Impl {
   mutable std::mutex mutex;  // protects the fields down to next_id
   std::condition_variable sessions_changed;
   std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
-  size_t admitted = 0;  // sessions not being refused (handshaking or ready)
+  size_t admitted = 0;  // sessions past the handshake and within max_clients
+  size_t pending = 0;   // sessions still in their TLS handshake
   MessagePtr current_caps;
   bool has_delta = false;   // the stream has delta units: joiners ask for a keyframe
   bool eos = false;         // EOS published and no buffer since
@@ -81,29 +82,27 @@ struct Server::Impl {
   void do_accept();
   void on_accept(tcp::socket socket);
   void on_ready(const std::shared_ptr<Session> &s);
-  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, RemoveReason reason,
-                 const std::string &error);
+  bool admit();
+  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_pending,
+                 bool was_admitted, RemoveReason reason, const std::string &error);
   void post_to_ready(const MessagePtr &msg);
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address, bool refuse)
-      : server_(server),
-        stream_(std::move(socket), *server->ctx),
-        timer_(stream_.get_executor()),
-        refuse_(refuse) {
+  Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address)
+      : server_(server), stream_(std::move(socket), *server->ctx), timer_(stream_.get_executor()) {
     info_.id = id;
     info_.address = std::move(address);
   }
 
   asio::any_io_executor executor() { return stream_.get_executor(); }
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
-  bool refused() const { return refuse_; }
-  bool added() const { return added_.load(); }  // reported as added (handshake done, not refused)
+  bool added() const { return added_.load(); }  // reported as added (handshake done, admitted)
 
   // All members below run on the session's strand.
   void start() {
+    if (closed_) return;  // stop() got here first
     auto self = shared_from_this();
     if (server_->config.handshake_timeout.count() > 0) {
       timer_.expires_after(server_->config.handshake_timeout);
@@ -119,7 +118,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void deliver(const MessagePtr &msg) {
-    if (closed_ || !ready_ || refuse_) return;
+    if (closed_ || !ready_) return;
     const auto &cfg = server_->config;
     if (msg->type == wire::MessageType::kBuffer) {
       if (msg->delta && need_keyframe_) {
@@ -145,7 +144,9 @@ class Session : public std::enable_shared_from_this<Session> {
       need_keyframe_ = false;
       if (msg->caps && msg->caps.get() != last_caps_) push(msg->caps);
     } else if (msg->type == wire::MessageType::kCaps) {
-      if (msg.get() == last_caps_) return;
+      // Sent now only to an idle client; otherwise the next buffer brings its own
+      // caps, so a stalled client never accumulates caps changes.
+      if (msg.get() == last_caps_ || !queue_.empty()) return;
     }
     push(msg);
   }
@@ -160,10 +161,21 @@ class Session : public std::enable_shared_from_this<Session> {
     queue_.clear();
     queued_bytes_ = 0;
     publish_depth();
-    // A refused session was made writable only to send its ERROR; it was never added.
-    bool was_ready = ready_ && !refuse_;
+    bool was_ready = added_.load();  // reported as added, so it is reported as removed
     ready_ = false;
-    server_->on_closed(shared_from_this(), was_ready, reason, error);
+    server_->on_closed(shared_from_this(), was_ready, !handshake_done_, admitted_, reason, error);
+  }
+
+  // Server stopping: an admitted client that keeps up gets ERROR(shutting down)
+  // before the close; a stalled one (a write in flight) is closed at once.
+  void shutdown() {
+    if (closed_ || final_sent_) return;
+    if (!admitted_ || writing_) {
+      close(RemoveReason::kServerStopped, "");
+      return;
+    }
+    send_final(wire::ErrorCode::kShuttingDown, "server is shutting down",
+               RemoveReason::kServerStopped);
   }
 
   ClientStats stats() const {
@@ -189,17 +201,16 @@ class Session : public std::enable_shared_from_this<Session> {
     handshake_done_ = true;
     timer_.cancel();
     info_.subject = tls::peer_subject(stream_.native_handle());
-    if (refuse_) {
+    // Admission happens only now: connections that never finish a handshake
+    // cannot take max-clients slots from real clients.
+    if (!server_->admit()) {
       TF_WARNING(kComp, "client %" PRIu64 " %s refused: max-clients (%u) reached", info_.id,
                  info_.address.c_str(), server_->config.max_clients);
-      auto msg = std::make_shared<Message>();
-      msg->type = wire::MessageType::kError;
-      msg->bytes = wire::encode_error(wire::ErrorCode::kServerFull,
-                                      "server full: max-clients reached, try again later");
-      ready_ = true;  // lets push() write; the session is never reported as added
-      push(msg);
+      send_final(wire::ErrorCode::kServerFull, "server full: max-clients reached, try again later",
+                 RemoveReason::kClosed);
       return;
     }
+    admitted_ = true;
     ready_at_ = std::chrono::steady_clock::now();
     ready_ = true;
     added_ = true;
@@ -232,6 +243,18 @@ class Session : public std::enable_shared_from_this<Session> {
         self->close(RemoveReason::kProtocol, "client sent application data");
       }
     });
+  }
+
+  // Queue one last ERROR message (after what is being written), then close.
+  void send_final(wire::ErrorCode code, const char *text, RemoveReason reason) {
+    ready_ = false;  // no more stream messages
+    final_sent_ = true;
+    final_reason_ = reason;
+    purge_unsent();
+    auto msg = std::make_shared<Message>();
+    msg->type = wire::MessageType::kError;
+    msg->bytes = wire::encode_error(code, text);
+    push(msg);
   }
 
   void push(const MessagePtr &msg) {
@@ -298,7 +321,7 @@ class Session : public std::enable_shared_from_this<Session> {
       case wire::MessageType::kBuffer: frames_sent_++; break;
       case wire::MessageType::kCaps: sent_caps_ = msg.get(); break;
       case wire::MessageType::kEos: close(RemoveReason::kEos, ""); return;
-      case wire::MessageType::kError: close(RemoveReason::kClosed, "refused"); return;
+      case wire::MessageType::kError: close(final_reason_, ""); return;
     }
     publish_depth();
     if (!queue_.empty()) do_write();
@@ -318,9 +341,11 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::ssl::stream<tcp::socket> stream_;
   asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
   ClientInfo info_;
-  const bool refuse_;
   // Strand-only state:
   bool handshake_done_ = false;
+  bool admitted_ = false;    // counted against max_clients
+  bool final_sent_ = false;  // an ERROR is queued; the session closes once it is written
+  RemoveReason final_reason_ = RemoveReason::kClosed;
   bool ready_ = false;
   bool closed_ = false;
   bool writing_ = false;
@@ -367,14 +392,16 @@ void Server::Impl::on_accept(tcp::socket socket) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (stopping) return;
-    bool refuse = config.max_clients > 0 && admitted >= config.max_clients;
-    if (refuse) {
+    if (pending >= config.max_pending_handshakes) {
+      // Closed before any TLS work: handshakes in flight stay bounded.
       refused++;
-    } else {
-      admitted++;
+      TF_WARNING(kComp, "%s: %zu handshakes in progress, closing the new connection",
+                 address.c_str(), pending);
+      return;
     }
+    pending++;
     uint64_t id = next_id++;
-    s = std::make_shared<Session>(this, std::move(socket), id, address, refuse);
+    s = std::make_shared<Session>(this, std::move(socket), id, address);
     sessions.emplace(id, s);
   }
   TF_DEBUG(kComp, "client %" PRIu64 " %s: connection accepted", s->info().id, address.c_str());
@@ -406,13 +433,25 @@ void Server::Impl::on_ready(const std::shared_ptr<Session> &s) {
   }
 }
 
-void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready,
-                             RemoveReason reason, const std::string &error) {
+bool Server::Impl::admit() {
+  std::lock_guard<std::mutex> lock(mutex);
+  pending--;
+  if (config.max_clients > 0 && admitted >= config.max_clients) {
+    refused++;
+    return false;
+  }
+  admitted++;
+  return true;
+}
+
+void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_pending,
+                             bool was_admitted, RemoveReason reason, const std::string &error) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (sessions.erase(s->info().id) == 0) return;
     if (was_ready) ready_count--;
-    if (!s->refused()) admitted--;
+    if (was_pending) pending--;
+    if (was_admitted) admitted--;
   }
   sessions_changed.notify_all();
   if (was_ready) {
@@ -578,14 +617,20 @@ void Server::stop() {
     impl->accept_retry.cancel();
   });
   for (auto &s : all) {
-    asio::post(s->executor(), [s] { s->close(RemoveReason::kServerStopped, ""); });
+    asio::post(s->executor(), [s] { s->shutdown(); });
   }
   all.clear();
   {
     std::unique_lock<std::mutex> lock(impl->mutex);
     impl->sessions_changed.wait_for(lock, std::chrono::seconds(2),
                                     [&] { return impl->sessions.empty(); });
+    for (auto &kv : impl->sessions) all.push_back(kv.second);
   }
+  // Whoever did not take its goodbye in time is closed now.
+  for (auto &s : all) {
+    asio::post(s->executor(), [s] { s->close(RemoveReason::kServerStopped, ""); });
+  }
+  all.clear();
   impl->work.reset();
   {
     // Let in-flight handlers finish for a bounded time, then stop the loop regardless.

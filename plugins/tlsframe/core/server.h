@@ -23,13 +23,14 @@ struct ServerConfig {
   std::string host = "0.0.0.0";  // address or name to listen on
   uint16_t port = 9999;          // 0 = any free port (see Server::port())
   tls::ServerTlsConfig tls;
-  uint32_t max_clients = 0;  // 0 = unlimited; surplus clients get an ERROR message and are closed
+  uint32_t max_clients = 0;  // 0 = unlimited; surplus clients (after their handshake) get an ERROR message and are closed
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);  // 0 = none
   std::chrono::nanoseconds client_timeout{0};  // a write making no progress this long drops the client; 0 = never
   uint32_t queue_max_buffers = 32;             // per-client queue limit in buffers (min 1)
   uint64_t queue_max_bytes = 32ull << 20;      // per-client queue limit in bytes (min 1)
   unsigned io_threads = 1;                     // I/O threads (min 1)
   int listen_backlog = 1024;
+  size_t max_pending_handshakes = 4096;  // connections still handshaking; more are closed at once
 };
 
 // Why a client went away (values shared with the element's enum).
@@ -63,7 +64,7 @@ struct ServerStats {
   uint64_t clients = 0;             // clients connected now (handshake done)
   uint64_t clients_total = 0;       // clients that completed a handshake, ever
   uint64_t handshake_failures = 0;  // connections that failed or timed out in the handshake
-  uint64_t refused = 0;             // connections refused by max-clients
+  uint64_t refused = 0;             // connections refused (max-clients, or too many handshakes in progress)
   uint64_t buffers_published = 0;   // buffers given to publish_buffer()
   uint64_t bytes_sent = 0;          // wire bytes written to all clients
   uint64_t frames_dropped = 0;      // sum over clients of skipped buffers

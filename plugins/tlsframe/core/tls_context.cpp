@@ -140,8 +140,14 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  // Session resumption across server restarts is not needed; tickets stay on
-  // (stateless) so reconnecting clients resume cheaply.
+  // No session resumption: tlsframesrc never resumes, and tickets would only
+  // cost bytes per connection. The id context keeps verification-enabled
+  // servers from failing a client that tries to resume anyway.
+  static const unsigned char kSessionContext[] = "tlsframe";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(ctx, 0);
   TF_DEBUG(kComp, "server context ready (min %s, client certs %s)", version_name(config.min_version),
            config.require_client_cert ? "required" : config.ca_file.empty() ? "off" : "optional");
   return made;

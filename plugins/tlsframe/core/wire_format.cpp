@@ -119,6 +119,9 @@ DecodeResult check_payload_size(MessageType type, uint32_t size) {
   switch (type) {
     case MessageType::kCaps:
       if (size == 0) return fail("CAPS message has an empty payload (a caps string is required)");
+      if (size > kMaxCapsSize)
+        return fail("CAPS string of %" PRIu32 " bytes exceeds the maximum of %zu", size,
+                    kMaxCapsSize);
       break;
     case MessageType::kBuffer:
       if (size < kBufferMetaSize)
@@ -208,6 +211,18 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Messag
       if (nul != nullptr)
         return fail("CAPS string contains a NUL byte at offset %zu",
                     static_cast<size_t>(static_cast<const uint8_t *>(nul) - payload));
+      int depth = 0;
+      for (size_t i = 0; i < payload_size; ++i) {
+        const uint8_t c = payload[i];
+        if (c < 0x20 || c == 0x7f)
+          return fail("CAPS string contains control byte 0x%02x at offset %zu", c, i);
+        if (c == '(' || c == '[' || c == '{' || c == '<') {
+          if (++depth > kMaxCapsNesting)
+            return fail("CAPS string nests deeper than %d levels", kMaxCapsNesting);
+        } else if ((c == ')' || c == ']' || c == '}' || c == '>') && depth > 0) {
+          --depth;
+        }
+      }
       view.caps = std::string_view(reinterpret_cast<const char *>(payload), payload_size);
       break;
     }

@@ -19,13 +19,18 @@ inline constexpr size_t kHeaderSize = 12;
 inline constexpr size_t kBufferMetaSize = 48;
 // Longest ERROR text accepted or produced, in bytes.
 inline constexpr size_t kMaxErrorText = 1024;
+// Longest CAPS string accepted or produced, in bytes (stream headers included).
+inline constexpr size_t kMaxCapsSize = 64u * 1024u;
+// Deepest bracket nesting accepted in a CAPS string: ( [ { < each open a level.
+// Bounds the recursion of any caps parser fed with it.
+inline constexpr int kMaxCapsNesting = 16;
 // "No timestamp" on the wire (GST_CLOCK_TIME_NONE has the same value).
 inline constexpr uint64_t kNoTime = UINT64_MAX;
 // Default maximum payload size a decoder accepts (64 MiB).
 inline constexpr size_t kDefaultMaxPayload = 64u * 1024u * 1024u;
 
 enum class MessageType : uint8_t {
-  kCaps = 1,    // payload: caps string (UTF-8, non-empty, no NUL byte)
+  kCaps = 1,    // payload: caps string (non-empty, <= kMaxCapsSize, no control bytes, bounded nesting)
   kBuffer = 2,  // payload: BufferMeta (48 bytes) then the buffer's bytes (may be empty)
   kEos = 3,     // payload: empty
   kError = 4,   // payload: code (u16) then UTF-8 reason (at most kMaxErrorText bytes)

@@ -107,6 +107,7 @@ GstResourceError resource_error_for(const Error &e) {
     case Error::Kind::kSettings: return GST_RESOURCE_ERROR_SETTINGS;
     case Error::Kind::kVerify:
     case Error::Kind::kPeerRefused: return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+    case Error::Kind::kBusy: return GST_RESOURCE_ERROR_BUSY;
     case Error::Kind::kNetwork:
     case Error::Kind::kTimeout: return GST_RESOURCE_ERROR_OPEN_READ;
     default: return GST_RESOURCE_ERROR_READ;

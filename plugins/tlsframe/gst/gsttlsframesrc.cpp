@@ -73,6 +73,7 @@ struct Private {
   bool flushing = false;
   // Streaming thread only:
   bool have_caps = false;
+  std::string caps_text;  // the caps string last applied
   bool discont = true;
   bool announced = false;  // posted "tlsframesrc-connected" for this connection
   bool have_offset = false;
@@ -242,9 +243,74 @@ static bool backoff_wait(GstTlsFrameSrc *self) {
   return !self->priv->flushing;
 }
 
+// The server's reason text, made safe to show: printable ASCII only.
+static std::string printable(const std::string &text) {
+  std::string out = text.substr(0, tlsframe::wire::kMaxErrorText);
+  for (char &c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+// A server ERROR message as a core Error; SERVER_FULL, SHUTTING_DOWN and
+// TIMEOUT are worth retrying, others are the server's refusal.
+static tlsframe::Error server_error(const tlsframe::Received &m, bool *retry) {
+  using Code = tlsframe::wire::ErrorCode;
+  tlsframe::Error e;
+  e.detail = "server error code " + std::to_string(m.error_code) + ": " + printable(m.error_text);
+  switch (static_cast<Code>(m.error_code)) {
+    case Code::kServerFull:
+      e.kind = tlsframe::Error::Kind::kBusy;
+      e.message = "The server is full (max-clients reached); try again later.";
+      *retry = true;
+      break;
+    case Code::kShuttingDown:
+      e.kind = tlsframe::Error::Kind::kClosed;
+      e.message = "The server is shutting down.";
+      *retry = true;
+      break;
+    case Code::kTimeout:
+      e.kind = tlsframe::Error::Kind::kTimeout;
+      e.message = "The server dropped this client for making no progress.";
+      *retry = true;
+      break;
+    default:
+      e.kind = tlsframe::Error::Kind::kPeerRefused;
+      e.message = "The server refused the connection: " + printable(m.error_text);
+      *retry = false;
+      break;
+  }
+  return e;
+}
+
 static bool is_fatal(const tlsframe::Error &e) {
   using K = tlsframe::Error::Kind;
   return e.kind == K::kSettings || e.kind == K::kVerify || e.kind == K::kPeerRefused;
+}
+
+// The connection is gone: with reconnect on and a retryable error, report it
+// on the bus, back off and reconnect (GST_FLOW_OK: go on reading); else post
+// the element error.
+static GstFlowReturn on_connection_lost(GstTlsFrameSrc *self,
+                                        const std::shared_ptr<tlsframe::Receiver> &receiver,
+                                        const tlsframe::Error &error, bool retryable) {
+  bool reconnect;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    reconnect = self->priv->settings.reconnect;
+  }
+  if (!reconnect || !retryable) {
+    TLSFRAME_ELEMENT_ERROR(self, error);
+    return GST_FLOW_ERROR;
+  }
+  GST_WARNING_OBJECT(self, "connection lost: %s (%s); reconnecting", error.message.c_str(),
+                     error.detail.c_str());
+  post_connection_message(self, "tlsframesrc-disconnected", "reason", error.message);
+  receiver->stop();
+  if (!backoff_wait(self)) return GST_FLOW_FLUSHING;
+  self->priv->reconnects++;
+  connect_now(self);
+  return GST_FLOW_OK;
 }
 
 static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outbuf) {
@@ -265,22 +331,8 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
       case tlsframe::NextStatus::kTimeout: continue;
       case tlsframe::NextStatus::kCancelled: return GST_FLOW_FLUSHING;
       case tlsframe::NextStatus::kError: {
-        bool reconnect;
-        {
-          std::lock_guard<std::mutex> lock(self->priv->settings_lock);
-          reconnect = self->priv->settings.reconnect;
-        }
-        if (!reconnect || is_fatal(error)) {
-          TLSFRAME_ELEMENT_ERROR(self, error);
-          return GST_FLOW_ERROR;
-        }
-        GST_WARNING_OBJECT(self, "connection lost: %s (%s); reconnecting", error.message.c_str(),
-                           error.detail.c_str());
-        post_connection_message(self, "tlsframesrc-disconnected", "reason", error.message);
-        receiver->stop();
-        if (!backoff_wait(self)) return GST_FLOW_FLUSHING;
-        self->priv->reconnects++;
-        connect_now(self);
+        GstFlowReturn ret = on_connection_lost(self, receiver, error, !is_fatal(error));
+        if (ret != GST_FLOW_OK) return ret;
         continue;
       }
       case tlsframe::NextStatus::kMessage: break;
@@ -294,6 +346,7 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
     }
     switch (m.type) {
       case tlsframe::wire::MessageType::kCaps: {
+        if (self->priv->have_caps && m.caps == self->priv->caps_text) continue;
         GstCaps *caps = gst_caps_from_string(m.caps.c_str());
         if (!caps || !gst_caps_is_fixed(caps)) {
           if (caps) gst_caps_unref(caps);
@@ -310,6 +363,7 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
           return GST_FLOW_NOT_NEGOTIATED;
         }
         self->priv->have_caps = true;
+        self->priv->caps_text = m.caps;
         continue;
       }
       case tlsframe::wire::MessageType::kBuffer:
@@ -324,11 +378,13 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
       case tlsframe::wire::MessageType::kEos:
         GST_INFO_OBJECT(self, "end of stream from the server");
         return GST_FLOW_EOS;
-      case tlsframe::wire::MessageType::kError:
-        GST_ELEMENT_ERROR(self, RESOURCE, NOT_AUTHORIZED,
-                          ("The server refused the connection: %s", m.error_text.c_str()),
-                          ("error code %u", m.error_code));
-        return GST_FLOW_ERROR;
+      case tlsframe::wire::MessageType::kError: {
+        bool retry = false;
+        tlsframe::Error e = server_error(m, &retry);
+        GstFlowReturn ret = on_connection_lost(self, receiver, e, retry);
+        if (ret != GST_FLOW_OK) return ret;
+        continue;
+      }
     }
   }
 }
@@ -449,7 +505,7 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
   properties[PROP_MAX_MESSAGE_SIZE] = g_param_spec_uint(
       "max-message-size", "Maximum message size",
       "Largest message accepted from the server, in bytes; larger is a protocol error", 64,
-      G_MAXUINT, DEFAULT_MAX_MESSAGE_SIZE, RW);
+      1024u * 1024u * 1024u, DEFAULT_MAX_MESSAGE_SIZE, RW);
   properties[PROP_RECONNECT] = g_param_spec_boolean(
       "reconnect", "Reconnect",
       "On a lost connection, post a tlsframesrc-disconnected element message and reconnect with "
