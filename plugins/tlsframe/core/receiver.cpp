@@ -149,21 +149,40 @@ struct Receiver::Impl {
         fail(Error{Error::Kind::kProtocol, "protocol error from " + where + ": " + r.error, ""});
         return;
       }
-      body = std::make_shared<std::vector<uint8_t>>(wire::kHeaderSize + h.payload_size);
-      std::copy(header.begin(), header.end(), body->begin());
-      if (h.payload_size == 0) {
-        on_body();
+      // Handlers run inside io.run(): an exception escaping here would end the process.
+      try {
+        body = std::make_shared<std::vector<uint8_t>>(wire::kHeaderSize + h.payload_size);
+      } catch (const std::bad_alloc &) {
+        fail(Error{Error::Kind::kProtocol,
+                   "cannot allocate " + std::to_string(h.payload_size) + " bytes for a message from " +
+                       where,
+                   ""});
         return;
       }
-      asio::async_read(*stream, asio::buffer(body->data() + wire::kHeaderSize, h.payload_size),
-                       [this](std::error_code bec, size_t) {
-                         if (bec) {
-                           fail(tls::describe_failure(stream->native_handle(), bec, true));
-                           return;
-                         }
-                         on_body();
-                       });
+      std::copy(header.begin(), header.end(), body->begin());
+      read_body(wire::kHeaderSize);
     });
+  }
+
+  // Reads the payload in chunks; the read timeout restarts on each chunk, so
+  // a large frame on a slow link is not mistaken for a dead server.
+  void read_body(size_t filled) {
+    if (filled == body->size()) {
+      on_body();
+      return;
+    }
+    arm_timer(config.read_timeout, Error::Kind::kTimeout,
+              "no data from " + where + " within the timeout");
+    constexpr size_t kChunk = 256 * 1024;
+    size_t want = std::min(kChunk, body->size() - filled);
+    asio::async_read(*stream, asio::buffer(body->data() + filled, want),
+                     [this, filled](std::error_code ec, size_t n) {
+                       if (ec) {
+                         fail(tls::describe_failure(stream->native_handle(), ec, true));
+                         return;
+                       }
+                       read_body(filled + n);
+                     });
   }
 
   void on_body() {

@@ -8,7 +8,9 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -256,6 +258,14 @@ static gboolean gst_tls_frame_sink_set_caps(GstBaseSink *bsink, GstCaps *caps) {
   if (!server) return FALSE;
   gchar *text = gst_caps_to_string(caps);
   GST_DEBUG_OBJECT(self, "caps %s", text);
+  if (strlen(text) > tlsframe::wire::kMaxCapsSize) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("The stream's caps are too large to send (%zu bytes, at most %zu).",
+                       strlen(text), tlsframe::wire::kMaxCapsSize),
+                      ("caps: %.200s...", text));
+    g_free(text);
+    return FALSE;
+  }
   server->publish_caps(text);
   g_free(text);
   return TRUE;
@@ -297,7 +307,10 @@ static gboolean gst_tls_frame_sink_event(GstBaseSink *bsink, GstEvent *event) {
       timeout = self->priv->settings.flush_timeout;
     }
     if (server) {
-      bool all = server->publish_eos_and_flush(std::chrono::milliseconds(timeout / GST_MSECOND));
+      // At most a day: chrono waits overflow on values near the 64-bit range.
+      constexpr guint64 kMaxWait = 24 * 3600 * GST_SECOND;
+      bool all = server->publish_eos_and_flush(
+          std::chrono::milliseconds(std::min(timeout, kMaxWait) / GST_MSECOND));
       if (!all) GST_WARNING_OBJECT(self, "EOS: not every client was flushed in time");
     }
   }
@@ -424,11 +437,11 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   properties[PROP_HANDSHAKE_TIMEOUT] = g_param_spec_uint64(
       "handshake-timeout", "Handshake timeout",
       "Nanoseconds a client may take to complete the TLS handshake before it is dropped (0 = no limit)",
-      0, G_MAXUINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
+      0, G_MAXINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
   properties[PROP_TIMEOUT] = g_param_spec_uint64(
       "timeout", "Timeout",
       "Nanoseconds a write to a client may make no progress before the client is dropped (0 = no limit)",
-      0, G_MAXUINT64, DEFAULT_TIMEOUT, RW);
+      0, G_MAXINT64, DEFAULT_TIMEOUT, RW);
   properties[PROP_BUFFERS_MAX] = g_param_spec_uint(
       "buffers-max", "Maximum queued buffers",
       "Buffers queued per client; beyond it that client alone skips to the next keyframe", 1,
@@ -444,7 +457,7 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   properties[PROP_FLUSH_TIMEOUT] = g_param_spec_uint64(
       "flush-timeout", "Flush timeout",
       "Nanoseconds EOS waits for every client to receive what is queued before the sink posts EOS",
-      0, G_MAXUINT64, DEFAULT_FLUSH_TIMEOUT, RW);
+      0, G_MAXINT64, DEFAULT_FLUSH_TIMEOUT, RW);
   properties[PROP_NUM_CLIENTS] = g_param_spec_uint(
       "num-clients", "Number of clients", "Clients connected now (TLS handshake completed)", 0,
       G_MAXUINT, 0, RO);
