@@ -419,5 +419,41 @@ TEST_F(LifecycleTest, PausingAndResumingTheSinkKeepsClientsConnected) {
   EXPECT_EQ(pending_errors(b), "");
 }
 
+struct StopFromHandler {
+  GstElement *pipeline = nullptr;
+  std::atomic<int> result{-1};
+  Waiter waiter;
+  static void on_added(GstElement *, guint64, const gchar *, const gchar *, gpointer data) {
+    auto *self = static_cast<StopFromHandler *>(data);
+    if (self->result.load() != -1) return;
+    // Stops the whole pipeline from inside the element's own signal.
+    self->result = gst_element_set_state(self->pipeline, GST_STATE_NULL);
+    self->waiter.notify();
+  }
+};
+
+TEST_F(LifecycleTest, ClientAddedHandlerMayStopThePipeline) {
+  StopFromHandler stopper;
+  Pipeline server(server_desc());
+  ASSERT_TRUE(server.ok());
+  stopper.pipeline = server.get();
+  GstElement *sink = server.element("sink");
+  g_signal_connect(sink, "client-added", G_CALLBACK(StopFromHandler::on_added), &stopper);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  int port = current_port(sink);
+  ASSERT_GT(port, 0);
+  Pipeline client("tlsframesrc host=127.0.0.1 port=" + std::to_string(port) + " ca-file=" +
+                  pki.ca() + " ! fakesink");
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE(stopper.waiter.wait_for([&] { return stopper.result.load() != -1; }, kWait))
+      << "the handler did not return";
+  EXPECT_EQ(stopper.result.load(), GST_STATE_CHANGE_SUCCESS);
+  GstState state = GST_STATE_VOID_PENDING;
+  gst_element_get_state(server.get(), &state, nullptr, 0);
+  EXPECT_EQ(state, GST_STATE_NULL);
+  EXPECT_EQ(current_port(sink), 0);
+  g_signal_handlers_disconnect_by_data(sink, &stopper);
+}
+
 }  // namespace
 }  // namespace tlsframe::test

@@ -1,9 +1,10 @@
 // tlsframesink: GstBaseSink glue around tlsframe::Server.
 //
 // Threads: render()/event()/set_caps() run on the streaming thread and only
-// post work to the server. client-added / client-removed are emitted from the
-// server's I/O threads with no element lock held. start()/stop() run on the
-// state-change thread.
+// post work to the server. client-added / client-removed (and notify::num-clients)
+// are emitted in order from the element's signal thread (SignalDispatcher), with
+// no element lock held, so a slow handler never delays a client and a handler
+// may even stop the pipeline. start()/stop() run on the state-change thread.
 #include "gst/gsttlsframesink.h"
 
 #include <gst/video/video.h>
@@ -18,6 +19,7 @@
 
 #include "core/server.h"
 #include "gst/common.h"
+#include "gst/signal_dispatcher.h"
 
 #define GST_CAT_DEFAULT tlsframe_sink_debug
 
@@ -82,8 +84,9 @@ struct Settings {
 struct Private {
   std::mutex settings_lock;  // protects settings
   Settings settings;
-  std::mutex state_lock;  // protects server (the pointer, not the server)
+  std::mutex state_lock;  // protects server and dispatcher (the pointers)
   std::shared_ptr<tlsframe::Server> server;
+  std::shared_ptr<tlsframe::gst::SignalDispatcher> dispatcher;  // emits client signals
   std::atomic<int> current_port{0};
   std::atomic<bool> keyframe_request_pending{false};
   std::atomic<guint> keyframe_requests{0};
@@ -180,22 +183,32 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
   }
 
   tlsframe::ServerCallbacks cb;
-  // The callbacks run on I/O threads; the element outlives the server (stop() joins them).
-  cb.client_added = [self](const tlsframe::ClientInfo &c) {
-    g_signal_emit(self, signals[SIGNAL_CLIENT_ADDED], 0, (guint64)c.id, c.address.c_str(),
-                  c.subject.c_str());
-    g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NUM_CLIENTS]);
+  // The callbacks run on I/O threads and only hand the signal to the dispatcher;
+  // each queued call holds a reference on the element until it has run.
+  auto dispatcher = std::make_shared<tlsframe::gst::SignalDispatcher>();
+  auto element_ref = [self]() {
+    return std::shared_ptr<GstTlsFrameSink>(GST_TLS_FRAME_SINK(gst_object_ref(self)),
+                                            [](GstTlsFrameSink *e) { gst_object_unref(e); });
   };
-  cb.client_removed = [self](const tlsframe::ClientInfo &c, tlsframe::RemoveReason r,
-                             const std::string &error) {
-    if (r == tlsframe::RemoveReason::kError || r == tlsframe::RemoveReason::kProtocol ||
-        r == tlsframe::RemoveReason::kTimeout) {
-      GST_WARNING_OBJECT(self, "client %" G_GUINT64_FORMAT " %s removed: %s", (guint64)c.id,
-                         c.address.c_str(), error.c_str());
-    }
-    g_signal_emit(self, signals[SIGNAL_CLIENT_REMOVED], 0, (guint64)c.id, c.address.c_str(),
-                  static_cast<GstTlsFrameClientStatus>(r), error.c_str());
-    g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NUM_CLIENTS]);
+  cb.client_added = [dispatcher, element_ref](const tlsframe::ClientInfo &c) {
+    dispatcher->post([ref = element_ref(), c] {
+      g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_ADDED], 0, (guint64)c.id, c.address.c_str(),
+                    c.subject.c_str());
+      g_object_notify_by_pspec(G_OBJECT(ref.get()), properties[PROP_NUM_CLIENTS]);
+    });
+  };
+  cb.client_removed = [dispatcher, element_ref](const tlsframe::ClientInfo &c,
+                                                tlsframe::RemoveReason r, const std::string &error) {
+    dispatcher->post([ref = element_ref(), c, r, error] {
+      if (r == tlsframe::RemoveReason::kError || r == tlsframe::RemoveReason::kProtocol ||
+          r == tlsframe::RemoveReason::kTimeout) {
+        GST_WARNING_OBJECT(ref.get(), "client %" G_GUINT64_FORMAT " %s removed: %s",
+                           (guint64)c.id, c.address.c_str(), error.c_str());
+      }
+      g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_REMOVED], 0, (guint64)c.id,
+                    c.address.c_str(), static_cast<GstTlsFrameClientStatus>(r), error.c_str());
+      g_object_notify_by_pspec(G_OBJECT(ref.get()), properties[PROP_NUM_CLIENTS]);
+    });
   };
   cb.keyframe_wanted = [self]() {
     if (!self->priv->keyframe_request_pending.exchange(true)) {
@@ -209,6 +222,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
 
   auto started = tlsframe::Server::start(config, std::move(cb));
   if (!started) {
+    dispatcher->stop();
     TLSFRAME_ELEMENT_ERROR(self, started.error());
     return FALSE;
   }
@@ -217,6 +231,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
     self->priv->server = std::move(server);
+    self->priv->dispatcher = std::move(dispatcher);
   }
   GST_INFO_OBJECT(self, "listening on %s port %d", config.host.c_str(),
                   self->priv->current_port.load());
@@ -227,13 +242,18 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
 static gboolean gst_tls_frame_sink_stop(GstBaseSink *bsink) {
   auto *self = GST_TLS_FRAME_SINK(bsink);
   std::shared_ptr<tlsframe::Server> server;
+  std::shared_ptr<tlsframe::gst::SignalDispatcher> dispatcher;
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
     server.swap(self->priv->server);
+    dispatcher.swap(self->priv->dispatcher);
   }
   // Stopped outside the lock: client-removed handlers may read properties.
   if (server) server->stop();
   server.reset();
+  // Emits the last client-removed signals (from the server's stop) before returning,
+  // unless stop() runs inside one of those handlers.
+  if (dispatcher) dispatcher->stop();
   self->priv->current_port = 0;
   GST_INFO_OBJECT(self, "stopped");
   return TRUE;
@@ -473,7 +493,8 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   /**
    * GstTlsFrameSink::client-added:
    * @id: the client's id, @address: "ip:port", @subject: certificate subject or ""
-   * Emitted from an I/O thread once a client's TLS handshake completed.
+   * Emitted from the element's signal thread once a client's TLS handshake
+   * completed and it was admitted. Signals for one element come in order.
    */
   signals[SIGNAL_CLIENT_ADDED] = g_signal_new(
       "client-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
@@ -481,7 +502,8 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   /**
    * GstTlsFrameSink::client-removed:
    * @id, @address, @status: why, @error: error text or ""
-   * Emitted from an I/O thread (or from stop()'s thread) when a client is gone.
+   * Emitted from the element's signal thread when a client is gone; every
+   * client-added is followed by one client-removed, at the latest during stop().
    */
   signals[SIGNAL_CLIENT_REMOVED] = g_signal_new(
       "client-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
