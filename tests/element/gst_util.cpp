@@ -178,6 +178,35 @@ guint64 sink_stat(GstElement *sink, const char *field) {
   return v;
 }
 
+::testing::AssertionResult receives_fresh(Pipeline &client, GstElement *sink, size_t n,
+                                          std::chrono::milliseconds timeout, size_t *max_size) {
+  guint64 from = sink_stat(sink, "buffers-published");
+  GstElement *out = client.element("out");
+  if (!out) return ::testing::AssertionFailure() << "no appsink";
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t fresh = 0, pulled = 0;
+  while (fresh < n && pulled < 1000) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto samples = pull_samples(out, 1, left);
+    if (samples.empty()) break;
+    pulled++;
+    GstBuffer *buf = gst_sample_get_buffer(samples[0]);
+    if (buf && GST_BUFFER_OFFSET(buf) >= from) {
+      fresh++;
+      if (max_size) *max_size = std::max(*max_size, gst_buffer_get_size(buf));
+    }
+    unref_samples(samples);
+  }
+  if (fresh >= n) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "client got " << fresh << " of " << n << " fresh buffers (pulled " << pulled
+         << ", published from #" << from << "); client problems: "
+         << (client.problems().empty() ? "" : client.problems().front()) << " "
+         << pending_errors(client);
+}
+
 std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
                                       std::chrono::milliseconds timeout) {
   std::vector<GstSample *> out;

@@ -5,6 +5,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -70,6 +71,13 @@ bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,
                       std::chrono::milliseconds timeout);
 // A uint64 field of the sink's "stats" structure.
 guint64 sink_stat(GstElement *sink, const char *field);
+
+// Pulls from client's appsink "out" until n buffers published by the sink at
+// or after this call arrived (buffer offset = the server's sequence number),
+// so samples queued earlier do not count. max_size: largest such buffer.
+::testing::AssertionResult receives_fresh(Pipeline &client, GstElement *sink, size_t n,
+                                          std::chrono::milliseconds timeout,
+                                          size_t *max_size = nullptr);
 
 // Pulls samples from an appsink until EOS, count, or timeout. Caller unrefs.
 std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,

