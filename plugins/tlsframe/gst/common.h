@@ -4,6 +4,8 @@
 
 #include <gst/gst.h>
 
+#include <string>
+
 #include "core/result.h"
 #include "core/tls_context.h"
 #include "core/wire_format.h"
@@ -45,6 +47,15 @@ inline tls::Version to_core_version(GstTlsFrameTlsVersion v) {
 
 uint32_t wire_flags_from_buffer(GstBuffer *buffer);
 void buffer_set_wire_flags(GstBuffer *buffer, uint32_t wire_flags);
+
+// String properties: NULL and "" both mean unset.
+inline std::string string_from_value(const GValue *value) {
+  const gchar *v = g_value_get_string(value);
+  return v ? v : "";
+}
+inline void value_set_string_or_null(GValue *value, const std::string &v) {
+  g_value_set_string(value, v.empty() ? nullptr : v.c_str());
+}
 
 // GstResourceError code matching a core error kind.
 GstResourceError resource_error_for(const Error &e);

@@ -342,7 +342,7 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
   auto *self = GST_TLS_FRAME_SINK(object);
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
-  auto str = [value]() { const gchar *v = g_value_get_string(value); return std::string(v ? v : ""); };
+  auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
     case PROP_HOST: s.host = str(); break;
     case PROP_PORT: s.port = g_value_get_int(value); break;
@@ -387,9 +387,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
   switch (prop_id) {
     case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
     case PROP_PORT: g_value_set_int(value, s.port); break;
-    case PROP_CERT_FILE: g_value_set_string(value, s.cert_file.empty() ? nullptr : s.cert_file.c_str()); break;
-    case PROP_KEY_FILE: g_value_set_string(value, s.key_file.empty() ? nullptr : s.key_file.c_str()); break;
-    case PROP_CA_FILE: g_value_set_string(value, s.ca_file.empty() ? nullptr : s.ca_file.c_str()); break;
+    case PROP_CERT_FILE: tlsframe::gst::value_set_string_or_null(value, s.cert_file); break;
+    case PROP_KEY_FILE: tlsframe::gst::value_set_string_or_null(value, s.key_file); break;
+    case PROP_CA_FILE: tlsframe::gst::value_set_string_or_null(value, s.ca_file); break;
     case PROP_REQUIRE_CLIENT_CERT: g_value_set_boolean(value, s.require_client_cert); break;
     case PROP_MIN_TLS_VERSION: g_value_set_enum(value, s.min_tls_version); break;
     case PROP_MAX_CLIENTS: g_value_set_uint(value, s.max_clients); break;

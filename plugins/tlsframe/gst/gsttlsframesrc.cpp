@@ -404,7 +404,7 @@ static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const
   auto *self = GST_TLS_FRAME_SRC(object);
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
-  auto str = [value]() { const gchar *v = g_value_get_string(value); return std::string(v ? v : ""); };
+  auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
     case PROP_HOST: s.host = str(); break;
     case PROP_PORT: s.port = g_value_get_int(value); break;
@@ -429,9 +429,7 @@ static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValu
   auto *self = GST_TLS_FRAME_SRC(object);
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings &s = self->priv->settings;
-  auto set_str = [value](const std::string &v) {
-    g_value_set_string(value, v.empty() ? nullptr : v.c_str());
-  };
+  auto set_str = [value](const std::string &v) { tlsframe::gst::value_set_string_or_null(value, v); };
   switch (prop_id) {
     case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
     case PROP_PORT: g_value_set_int(value, s.port); break;
