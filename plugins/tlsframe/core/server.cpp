@@ -166,11 +166,12 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->on_closed(shared_from_this(), was_ready, !handshake_done_, admitted_, reason, error);
   }
 
-  // Server stopping: an admitted client that keeps up gets ERROR(shutting down)
-  // before the close; a stalled one (a write in flight) is closed at once.
+  // Server stopping: an admitted client gets ERROR(shutting down) after the
+  // message being written, if any; stop() closes whoever has not taken it
+  // within its grace period (a stalled client).
   void shutdown() {
     if (closed_ || final_sent_) return;
-    if (!admitted_ || writing_) {
+    if (!admitted_) {
       close(RemoveReason::kServerStopped, "");
       return;
     }
@@ -622,7 +623,8 @@ void Server::stop() {
   all.clear();
   {
     std::unique_lock<std::mutex> lock(impl->mutex);
-    impl->sessions_changed.wait_for(lock, std::chrono::seconds(2),
+    // Grace period for the goodbye; short, so a stalled client delays stop() little.
+    impl->sessions_changed.wait_for(lock, std::chrono::milliseconds(500),
                                     [&] { return impl->sessions.empty(); });
     for (auto &kv : impl->sessions) all.push_back(kv.second);
   }
