@@ -141,4 +141,43 @@ TEST(H264, JoinerWithoutForcedKeyframeWaitsInsteadOfGettingDeltaUnits) {
   EXPECT_GE(tlsframe::test::sink_stat(sink, "frames-dropped"), 20u);
 }
 
+TEST(H264, AvcCodecDataInCapsReachesALateJoinerWhichDecodes) {
+  // stream-format=avc keeps SPS/PPS out of the buffers, in the caps'
+  // codec_data: a joiner can only decode if the caps reached it intact.
+  tlsframe::test::init_gstreamer();
+  tlsframe::test::Pki pki;
+  Pipeline server(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
+      "video/x-h264,stream-format=avc,alignment=au ! "
+      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
+      pki.server_cert() + " key-file=" + pki.server_key());
+  ASSERT_TRUE(server.ok());
+  FirstBuffer encoded;
+  probe_src_pad(server.element("enc"), &encoded);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstElement *sink = server.element("sink");
+  ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= 10; }, 10s));
+
+  Pipeline client("tlsframesrc name=src host=127.0.0.1 port=" +
+                  std::to_string(tlsframe::test::current_port(sink)) + " ca-file=" + pki.ca() +
+                  " ! avdec_h264 ! appsink name=out sync=false");
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  auto decoded = tlsframe::test::pull_samples(client.element("out"), 5, 5s);
+  ASSERT_EQ(decoded.size(), 5u) << "the joiner could not decode the avc stream";
+
+  GstPad *src_pad = gst_element_get_static_pad(client.element("src"), "src");
+  GstCaps *caps = gst_pad_get_current_caps(src_pad);
+  gst_object_unref(src_pad);
+  ASSERT_NE(caps, nullptr);
+  const GstStructure *st = gst_caps_get_structure(caps, 0);
+  EXPECT_STREQ(gst_structure_get_string(st, "stream-format"), "avc");
+  const GValue *codec_data = gst_structure_get_value(st, "codec_data");
+  ASSERT_NE(codec_data, nullptr) << "codec_data missing from the client's caps";
+  EXPECT_GT(gst_buffer_get_size(gst_value_get_buffer(codec_data)), 4u);
+  gst_caps_unref(caps);
+  EXPECT_TRUE(client.problems().empty()) << client.problems()[0];
+  tlsframe::test::unref_samples(decoded);
+}
+
 }  // namespace
