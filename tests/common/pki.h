@@ -19,21 +19,33 @@ class Pki {
   std::string path(const std::string &name) const { return dir_ + "/" + name; }
 
   // Files (PEM), each a path:
-  std::string ca() const { return path("ca.pem"); }                 // trusted CA certificate
-  std::string server_cert() const { return path("server.pem"); }    // leaf only, CN=localhost, SAN localhost,127.0.0.1,::1
+  std::string ca() const { return path("ca.pem"); }  // trusted CA certificate
+  std::string server_cert() const {
+    return path("server.pem");
+  }  // leaf only, CN=localhost, SAN localhost,127.0.0.1,::1
   std::string server_key() const { return path("server.key"); }
-  std::string client_cert() const { return path("client.pem"); }    // client cert issued by ca, CN=client1
+  std::string client_cert() const {
+    return path("client.pem");
+  }  // client cert issued by ca, CN=client1
   std::string client_key() const { return path("client.key"); }
-  std::string other_ca() const { return path("other-ca.pem"); }     // an unrelated CA
-  std::string rogue_client_cert() const { return path("rogue-client.pem"); }  // client cert issued by other CA
+  std::string other_ca() const { return path("other-ca.pem"); }  // an unrelated CA
+  std::string rogue_client_cert() const {
+    return path("rogue-client.pem");
+  }  // client cert issued by other CA
   std::string rogue_client_key() const { return path("rogue-client.key"); }
-  std::string wrong_name_cert() const { return path("wrong-name.pem"); }  // issued by ca for "elsewhere.example" only
+  std::string wrong_name_cert() const {
+    return path("wrong-name.pem");
+  }  // issued by ca for "elsewhere.example" only
   std::string wrong_name_key() const { return path("wrong-name.key"); }
-  std::string expired_cert() const { return path("expired.pem"); }  // issued by ca, localhost, expired yesterday
+  std::string expired_cert() const {
+    return path("expired.pem");
+  }  // issued by ca, localhost, expired yesterday
   std::string expired_key() const { return path("expired.key"); }
   std::string not_yet_valid_cert() const { return path("future.pem"); }  // valid from tomorrow
   std::string not_yet_valid_key() const { return path("future.key"); }
-  std::string self_signed_cert() const { return path("self-signed.pem"); }  // self-signed leaf for localhost
+  std::string self_signed_cert() const {
+    return path("self-signed.pem");
+  }  // self-signed leaf for localhost
   std::string self_signed_key() const { return path("self-signed.key"); }
 
  private:

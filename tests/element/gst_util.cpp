@@ -30,8 +30,8 @@ bool Waiter::wait_for(const std::function<bool()> &pred, std::chrono::millisecon
   // notifier raced the check (notify holds the mutex, so none is lost).
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= deadline) return pred();
-    cond_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
-                                                  std::chrono::milliseconds(50)));
+    cond_.wait_until(
+        lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
   }
   return true;
 }
@@ -67,8 +67,9 @@ GstElement *Pipeline::element(const char *name) const {
 GstStateChangeReturn Pipeline::set_state(GstState state, std::chrono::milliseconds timeout) {
   GstStateChangeReturn r = gst_element_set_state(pipeline_, state);
   if (r == GST_STATE_CHANGE_ASYNC) {
-    r = gst_element_get_state(pipeline_, nullptr, nullptr,
-                              std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+    r = gst_element_get_state(
+        pipeline_, nullptr, nullptr,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
   }
   return r;
 }
@@ -85,7 +86,8 @@ GstMessage *Pipeline::wait_message(GstMessageType types, std::chrono::millisecon
         bus, left.count(),
         static_cast<GstMessageType>(types | GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
     if (!msg) break;
-    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR ||
+        GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
       GError *err = nullptr;
       gchar *dbg = nullptr;
       if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
@@ -93,8 +95,8 @@ GstMessage *Pipeline::wait_message(GstMessageType types, std::chrono::millisecon
       } else {
         gst_message_parse_warning(msg, &err, &dbg);
       }
-      problems_.push_back(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " +
-                          err->message + " (" + (dbg ? dbg : "") + ")");
+      problems_.push_back(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + err->message +
+                          " (" + (dbg ? dbg : "") + ")");
       g_clear_error(&err);
       g_free(dbg);
     }
@@ -202,9 +204,9 @@ guint64 sink_stat(GstElement *sink, const char *field) {
   if (fresh >= n) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "client got " << fresh << " of " << n << " fresh buffers (pulled " << pulled
-         << ", published from #" << from << "); client problems: "
-         << (client.problems().empty() ? "" : client.problems().front()) << " "
-         << pending_errors(client);
+         << ", published from #" << from
+         << "); client problems: " << (client.problems().empty() ? "" : client.problems().front())
+         << " " << pending_errors(client);
 }
 
 std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
@@ -238,7 +240,11 @@ static size_t count_dir(const char *path) {
   return n;
 }
 
-size_t open_fd_count() { return count_dir("/proc/self/fd"); }
-size_t thread_count() { return count_dir("/proc/self/task"); }
+size_t open_fd_count() {
+  return count_dir("/proc/self/fd");
+}
+size_t thread_count() {
+  return count_dir("/proc/self/task");
+}
 
 }  // namespace tlsframe::test

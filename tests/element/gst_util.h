@@ -46,8 +46,8 @@ class Pipeline {
   // Sets the state; waits (bounded) for async changes. Returns the result.
   // A live client pipeline (tlsframesrc ! appsink) stays ASYNC until data
   // arrives: start those with gst_element_set_state() instead.
-  GstStateChangeReturn set_state(GstState state, std::chrono::milliseconds timeout =
-                                                     std::chrono::seconds(10));
+  GstStateChangeReturn set_state(GstState state,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Pops bus messages until one of `types` arrives (returned, caller unrefs) or timeout (nullptr).
   GstMessage *wait_message(GstMessageType types, std::chrono::milliseconds timeout);
   // Error text of the first ERROR message within timeout ("" if none).

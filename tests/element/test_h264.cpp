@@ -23,7 +23,8 @@ struct FirstBuffer {
 GstPadProbeReturn on_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto *fb = static_cast<FirstBuffer *>(data);
   GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
-  if (!fb->seen.exchange(true)) fb->was_delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
+  if (!fb->seen.exchange(true))
+    fb->was_delta = GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT);
   fb->count++;
   fb->waiter.notify();
   return GST_PAD_PROBE_OK;
@@ -57,9 +58,8 @@ TEST(H264, LateJoinerStartsOnKeyframeAndDecodesWithinOneSecondOnTenSecondGop) {
   ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= 20; }, 10s));
   EXPECT_FALSE(encoded.was_delta) << "the encoder's first frame should be a keyframe";
 
-  Pipeline client("tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) +
-                  " ca-file=" + pki.ca() +
-                  " ! h264parse ! avdec_h264 name=dec ! appsink name=out sync=false");
+  Pipeline client("tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) + " ca-file=" +
+                  pki.ca() + " ! h264parse ! avdec_h264 name=dec ! appsink name=out sync=false");
   ASSERT_TRUE(client.ok());
   FirstBuffer received;
   probe_src_pad(client.element("src"), &received);
@@ -69,9 +69,9 @@ TEST(H264, LateJoinerStartsOnKeyframeAndDecodesWithinOneSecondOnTenSecondGop) {
   auto decoded = tlsframe::test::pull_samples(client.element("out"), 1, 5s);
   auto first_frame_after = std::chrono::steady_clock::now() - joined;
   ASSERT_EQ(decoded.size(), 1u) << "no decoded frame";
-  EXPECT_LT(first_frame_after, 1s) << "first decoded frame took "
-                                   << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          first_frame_after).count() << " ms";
+  EXPECT_LT(first_frame_after, 1s)
+      << "first decoded frame took "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(first_frame_after).count() << " ms";
   ASSERT_TRUE(received.seen);
   EXPECT_FALSE(received.was_delta) << "the client's first buffer must be a keyframe";
   EXPECT_GE(tlsframe::test::sink_stat(sink, "buffers-published"), 20u);
@@ -132,7 +132,8 @@ TEST(H264, JoinerWithoutForcedKeyframeWaitsInsteadOfGettingDeltaUnits) {
   FirstBuffer received;
   probe_src_pad(client.element("src"), &received);
   ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 1; }, 10s));
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == 1; }, 10s));
   // Let 20 more delta frames flow past the connected client.
   guint64 target = encoded.count + 20;
   ASSERT_TRUE(encoded.waiter.wait_for([&] { return encoded.count >= target; }, 10s));

@@ -31,7 +31,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::milliseconds(5000);  // generous bound for any one condition
 constexpr int kClientStatusEos = 5;                      // GstTlsFrameClientStatus "eos"
 
-
 // Counts client-removed emissions (from the server's I/O threads or stop()).
 struct RemovedRecorder {
   std::mutex mutex;
@@ -418,8 +417,8 @@ TEST_F(LifecycleTest, ClientAddedHandlerMayStopThePipeline) {
   ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   int port = current_port(sink);
   ASSERT_GT(port, 0);
-  Pipeline client("tlsframesrc host=127.0.0.1 port=" + std::to_string(port) + " ca-file=" +
-                  pki.ca() + " ! fakesink");
+  Pipeline client("tlsframesrc host=127.0.0.1 port=" + std::to_string(port) +
+                  " ca-file=" + pki.ca() + " ! fakesink");
   ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   ASSERT_TRUE(stopper.waiter.wait_for([&] { return stopper.result.load() != -1; }, kWait))
       << "the handler did not return";

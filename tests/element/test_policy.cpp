@@ -73,7 +73,6 @@ BusError wait_bus_error(Pipeline &p, std::chrono::milliseconds timeout) {
   return e;
 }
 
-
 // Records client-added subjects (emitted from the server's I/O threads).
 struct AddedRecorder {
   std::mutex mutex;

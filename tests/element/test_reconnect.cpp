@@ -20,17 +20,19 @@ class ReconnectTest : public ::testing::Test {
 
   std::unique_ptr<Pipeline> start_server(int port) {
     auto p = std::make_unique<Pipeline>(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! "
-        "jpegenc ! tlsframesink name=sink host=127.0.0.1 port=" + std::to_string(port) +
-        " cert-file=" + pki_.server_cert() + " key-file=" + pki_.server_key());
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 "
+        "! "
+        "jpegenc ! tlsframesink name=sink host=127.0.0.1 port=" +
+        std::to_string(port) + " cert-file=" + pki_.server_cert() +
+        " key-file=" + pki_.server_key());
     EXPECT_NE(p->set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
     return p;
   }
 
   std::unique_ptr<Pipeline> start_client(int port, bool reconnect) {
     auto p = std::make_unique<Pipeline>(
-        "tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) + " ca-file=" +
-        pki_.ca() + (reconnect ? " reconnect=true max-reconnect-interval=200" : "") +
+        "tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) +
+        " ca-file=" + pki_.ca() + (reconnect ? " reconnect=true max-reconnect-interval=200" : "") +
         " ! appsink name=out sync=false");
     EXPECT_NE(gst_element_set_state(p->get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
     return p;

@@ -30,9 +30,11 @@ class SinkSrcTest : public ::testing::Test {
     return p;
   }
 
-  std::unique_ptr<Pipeline> start_client(int port, const std::string &tail = "appsink name=out sync=false") {
-    auto p = std::make_unique<Pipeline>("tlsframesrc name=src host=127.0.0.1 port=" +
-                                        std::to_string(port) + " ca-file=" + pki_.ca() + " ! " + tail);
+  std::unique_ptr<Pipeline> start_client(int port,
+                                         const std::string &tail = "appsink name=out sync=false") {
+    auto p = std::make_unique<Pipeline>(
+        "tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) +
+        " ca-file=" + pki_.ca() + " ! " + tail);
     // Live source: the appsink prerolls only on data, so do not wait for ASYNC_DONE here.
     EXPECT_NE(gst_element_set_state(p->get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
     return p;
@@ -41,8 +43,9 @@ class SinkSrcTest : public ::testing::Test {
   // Real JPEG frames from jpegenc, with their caps.
   std::vector<GstSample *> make_jpeg_frames(int count, int width, int height) {
     Pipeline enc("videotestsrc pattern=smpte num-buffers=" + std::to_string(count) +
-                 " ! video/x-raw,width=" + std::to_string(width) + ",height=" +
-                 std::to_string(height) + ",framerate=30/1 ! jpegenc ! appsink name=out sync=false");
+                 " ! video/x-raw,width=" + std::to_string(width) +
+                 ",height=" + std::to_string(height) +
+                 ",framerate=30/1 ! jpegenc ! appsink name=out sync=false");
     EXPECT_NE(enc.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
     auto frames = tlsframe::test::pull_samples(enc.element("out"), count, 20s);
     EXPECT_EQ(frames.size(), static_cast<size_t>(count));
@@ -72,7 +75,8 @@ TEST_F(SinkSrcTest, JpegReachesEightClientsInOrderWithCapsTimestampsAndFlags) {
 
   std::vector<std::unique_ptr<Pipeline>> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(start_client(port));
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == kClients; }, 10s))
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == kClients; }, 10s))
       << "clients connected: " << tlsframe::test::num_clients(sink);
 
   for (int i = 0; i < kFrames; ++i) {
@@ -105,12 +109,16 @@ TEST_F(SinkSrcTest, JpegReachesEightClientsInOrderWithCapsTimestampsAndFlags) {
       EXPECT_FALSE(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DELTA_UNIT));
       EXPECT_EQ(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DISCONT), i == 0);
       EXPECT_EQ(gst_buffer_get_size(out), gst_buffer_get_size(in));
-      EXPECT_EQ(gst_buffer_memcmp(out, 0, [&] {
-                  static thread_local std::vector<uint8_t> bytes;
-                  bytes.resize(gst_buffer_get_size(in));
-                  gst_buffer_extract(in, 0, bytes.data(), bytes.size());
-                  return bytes.data();
-                }(), gst_buffer_get_size(in)), 0)
+      EXPECT_EQ(gst_buffer_memcmp(
+                    out, 0,
+                    [&] {
+                      static thread_local std::vector<uint8_t> bytes;
+                      bytes.resize(gst_buffer_get_size(in));
+                      gst_buffer_extract(in, 0, bytes.data(), bytes.size());
+                      return bytes.data();
+                    }(),
+                    gst_buffer_get_size(in)),
+                0)
           << "frame " << i << " payload differs";
     }
     tlsframe::test::unref_samples(got);
@@ -138,10 +146,12 @@ TEST_F(SinkSrcTest, CapsChangeReachesConnectedClientsAndLateJoinersGetCurrentCap
   GstElement *appsrc = server->element("src");
   int port = tlsframe::test::current_port(sink);
   auto early = start_client(port);
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 1; }, 10s));
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == 1; }, 10s));
 
   auto push_all = [&](std::vector<GstSample *> &frames, size_t from, size_t to) {
-    for (size_t i = from; i < to; ++i) push(appsrc, gst_buffer_ref(gst_sample_get_buffer(frames[i])));
+    for (size_t i = from; i < to; ++i)
+      push(appsrc, gst_buffer_ref(gst_sample_get_buffer(frames[i])));
   };
   gst_app_src_set_caps(GST_APP_SRC(appsrc), caps_a);
   push_all(small, 0, 3);
@@ -152,7 +162,8 @@ TEST_F(SinkSrcTest, CapsChangeReachesConnectedClientsAndLateJoinersGetCurrentCap
   ASSERT_EQ(early_got.size(), 6u);
 
   auto late = start_client(port);
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 2; }, 10s));
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == 2; }, 10s));
   push_all(large, 3, 6);
   gst_app_src_end_of_stream(GST_APP_SRC(appsrc));
 
@@ -166,7 +177,8 @@ TEST_F(SinkSrcTest, CapsChangeReachesConnectedClientsAndLateJoinersGetCurrentCap
   }
   for (auto *s : early_rest) EXPECT_TRUE(gst_caps_is_equal(gst_sample_get_caps(s), caps_b));
   for (auto *s : late_got) EXPECT_TRUE(gst_caps_is_equal(gst_sample_get_caps(s), caps_b));
-  for (auto *v : {&small, &large, &early_got, &early_rest, &late_got}) tlsframe::test::unref_samples(*v);
+  for (auto *v : {&small, &large, &early_got, &early_rest, &late_got})
+    tlsframe::test::unref_samples(*v);
 }
 
 TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
@@ -176,7 +188,8 @@ TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
   GstCaps *caps = gst_caps_from_string("video/x-h264,stream-format=byte-stream,alignment=au");
   gst_app_src_set_caps(GST_APP_SRC(appsrc), caps);
   auto client = start_client(tlsframe::test::current_port(sink));
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 1; }, 10s));
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == 1; }, 10s));
 
   struct In {
     guint flags;
@@ -233,7 +246,8 @@ TEST_F(SinkSrcTest, StalledClientDoesNotSlowOthersAndItsQueueStaysBounded) {
   tlsframe::test::RawTlsClient stalled;
   ASSERT_TRUE(stalled.connect(port, pki_.ca(), 0, 4096)) << stalled.error();
   auto healthy = start_client(port);
-  ASSERT_TRUE(tlsframe::test::wait_num_clients(sink, [](guint n) { return n == 2; }, 10s));
+  ASSERT_TRUE(tlsframe::test::wait_num_clients(
+      sink, [](guint n) { return n == 2; }, 10s));
 
   guint64 max_queue_bytes = 0, max_queue_buffers = 0;
   for (int i = 0; i < kFrames; ++i) {

@@ -38,8 +38,10 @@ class MemoryHandshake {
     for (int i = 0; i < 50 && !(server_done && client_done); ++i) {
       if (!client_done) {
         int r = SSL_do_handshake(client_);
-        if (r == 1) client_done = true;
-        else if (SSL_get_error(client_, r) != SSL_ERROR_WANT_READ) return fail(client_, "client");
+        if (r == 1)
+          client_done = true;
+        else if (SSL_get_error(client_, r) != SSL_ERROR_WANT_READ)
+          return fail(client_, "client");
       }
       if (!server_done) {
         int r = SSL_do_handshake(server_);
@@ -49,7 +51,10 @@ class MemoryHandshake {
           // Let the client read the server's alert, as a real client would.
           ERR_clear_error();
           char byte;
-          if (client_done) SSL_read(client_, &byte, 1); else SSL_do_handshake(client_);
+          if (client_done)
+            SSL_read(client_, &byte, 1);
+          else
+            SSL_do_handshake(client_);
           return fail(client_, "server");
         }
       }

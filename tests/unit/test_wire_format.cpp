@@ -547,7 +547,8 @@ TEST(WireMalformed, CapsContainingANulByteIsRejected) {
 }
 
 TEST(WireMalformed, CapsLongerThanTheCapsLimitIsRejectedFromTheHeaderAlone) {
-  ExpectError(RawHeader(1, static_cast<uint32_t>(kMaxCapsSize) + 1), "exceeds the maximum of 65536");
+  ExpectError(RawHeader(1, static_cast<uint32_t>(kMaxCapsSize) + 1),
+              "exceeds the maximum of 65536");
   const std::string at_limit(kMaxCapsSize, 'a');
   Exact ok(encode_caps(at_limit));
   MessageView view;
@@ -561,7 +562,8 @@ TEST(WireMalformed, CapsWithControlBytesAreRejected) {
 }
 
 TEST(WireMalformed, CapsNestedDeeperThanTheLimitAreRejected) {
-  std::string ok_caps = "a=" + std::string(kMaxCapsNesting, '{') + "1" + std::string(kMaxCapsNesting, '}');
+  std::string ok_caps =
+      "a=" + std::string(kMaxCapsNesting, '{') + "1" + std::string(kMaxCapsNesting, '}');
   Exact ok(encode_caps(ok_caps));
   MessageView view;
   EXPECT_EQ(decode(ok.data(), ok.size(), kDefaultMaxPayload, view).status, DecodeStatus::kMessage);

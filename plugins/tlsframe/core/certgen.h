@@ -21,7 +21,7 @@ struct CertSpec {
   std::vector<std::string> ip_addresses;  // subjectAltName IP entries (IPv4 or IPv6 text)
   Usage usage = Usage::kServer;           // kCa sets basicConstraints CA:TRUE, keyCertSign
   KeyType key_type = KeyType::kEcdsaP256;
-  int64_t not_before_offset_s = -3600;     // validity start relative to now
+  int64_t not_before_offset_s = -3600;       // validity start relative to now
   int64_t not_after_offset_s = 825 * 86400;  // validity end relative to now
 };
 
@@ -41,6 +41,7 @@ Result<std::string> fingerprint_sha256(const std::string &cert_pem);
 
 // Write text to path. Private keys use mode 0600 (private_key = true), others
 // 0644. Refuses to replace an existing file unless overwrite is true.
-Status write_file(const std::string &path, const std::string &text, bool private_key, bool overwrite);
+Status write_file(const std::string &path, const std::string &text, bool private_key,
+                  bool overwrite);
 
 }  // namespace tlsframe::certgen

@@ -1,9 +1,8 @@
 // Endpoint formatting shared by the server and the receiver.
 #pragma once
 
-#include <string>
-
 #include <asio/ip/tcp.hpp>
+#include <string>
 
 namespace tlsframe {
 

@@ -18,9 +18,12 @@ bool default_enabled(Level level, Component) {
 
 const char *component_name(Component c) {
   switch (c) {
-    case Component::kTls: return "tls";
-    case Component::kServer: return "server";
-    case Component::kReceiver: return "receiver";
+    case Component::kTls:
+      return "tls";
+    case Component::kServer:
+      return "server";
+    case Component::kReceiver:
+      return "receiver";
   }
   return "?";
 }

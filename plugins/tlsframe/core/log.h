@@ -30,9 +30,9 @@ void write(Level level, Component component, const char *file, int line, const c
 
 }  // namespace tlsframe::log
 
-#define TF_LOG_AT(level, comp, ...)                                                    \
-  do {                                                                                 \
-    if (::tlsframe::log::enabled(level, comp))                                         \
+#define TF_LOG_AT(level, comp, ...)                                                   \
+  do {                                                                                \
+    if (::tlsframe::log::enabled(level, comp))                                        \
       ::tlsframe::log::write(level, comp, __FILE__, __LINE__, __func__, __VA_ARGS__); \
   } while (0)
 #define TF_ERROR(comp, ...) TF_LOG_AT(::tlsframe::log::Level::kError, comp, __VA_ARGS__)

@@ -15,7 +15,7 @@ using MessagePtr = std::shared_ptr<const Message>;
 
 struct Message {
   wire::MessageType type = wire::MessageType::kBuffer;
-  bool delta = false;         // kBuffer with the delta-unit flag: needs earlier frames
+  bool delta = false;          // kBuffer with the delta-unit flag: needs earlier frames
   std::vector<uint8_t> bytes;  // the complete message as it goes on the wire
   MessagePtr caps;             // kBuffer: the caps message in force when it was published
 };

@@ -1,14 +1,13 @@
 #include "core/receiver.h"
 
 #include <array>
+#include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include <asio.hpp>
-#include <asio/ssl.hpp>
 
 #include "core/endpoint.h"
 #include "core/log.h"
@@ -85,39 +84,38 @@ struct Receiver::Impl {
 
   void begin() {
     arm_timer(config.connect_timeout, Error::Kind::kTimeout, "timed out connecting to " + where);
-    resolver.async_resolve(config.host, std::to_string(config.port),
-                           [this](std::error_code ec, tcp::resolver::results_type results) {
-                             if (ec) {
-                               fail(Error{Error::Kind::kNetwork,
-                                          "cannot resolve '" + config.host + "': " + ec.message(),
-                                          ec.message()});
-                               return;
-                             }
-                             connect(results);
-                           });
+    resolver.async_resolve(
+        config.host, std::to_string(config.port),
+        [this](std::error_code ec, tcp::resolver::results_type results) {
+          if (ec) {
+            fail(Error{Error::Kind::kNetwork,
+                       "cannot resolve '" + config.host + "': " + ec.message(), ec.message()});
+            return;
+          }
+          connect(results);
+        });
   }
 
   void connect(const tcp::resolver::results_type &results) {
-    asio::async_connect(stream->lowest_layer(), results,
-                        [this](std::error_code ec, const tcp::endpoint &ep) {
-                          if (ec) {
-                            fail(Error{ec == asio::error::operation_aborted ? Error::Kind::kTimeout
-                                                                           : Error::Kind::kNetwork,
-                                       "cannot connect to " + where + ": " + ec.message(),
-                                       ec.message()});
-                            return;
-                          }
-                          std::error_code ignored;
-                          stream->lowest_layer().set_option(tcp::no_delay(true), ignored);
-                          {
-                            std::lock_guard<std::mutex> lock(mutex);
-                            peer_address = format_endpoint(ep);
-                          }
-                          TF_DEBUG(kComp, "%s: TCP connected to %s, handshaking", where.c_str(),
-                                   format_endpoint(ep).c_str());
-                          stream->async_handshake(asio::ssl::stream_base::client,
-                                                  [this](std::error_code hec) { on_handshake(hec); });
-                        });
+    asio::async_connect(
+        stream->lowest_layer(), results, [this](std::error_code ec, const tcp::endpoint &ep) {
+          if (ec) {
+            fail(Error{ec == asio::error::operation_aborted ? Error::Kind::kTimeout
+                                                            : Error::Kind::kNetwork,
+                       "cannot connect to " + where + ": " + ec.message(), ec.message()});
+            return;
+          }
+          std::error_code ignored;
+          stream->lowest_layer().set_option(tcp::no_delay(true), ignored);
+          {
+            std::lock_guard<std::mutex> lock(mutex);
+            peer_address = format_endpoint(ep);
+          }
+          TF_DEBUG(kComp, "%s: TCP connected to %s, handshaking", where.c_str(),
+                   format_endpoint(ep).c_str());
+          stream->async_handshake(asio::ssl::stream_base::client,
+                                  [this](std::error_code hec) { on_handshake(hec); });
+        });
   }
 
   void on_handshake(std::error_code ec) {
@@ -130,8 +128,8 @@ struct Receiver::Impl {
       is_connected = true;
       peer_subject = tls::peer_subject(stream->native_handle());
     }
-    TF_INFO(kComp, "%s: connected (%s, %s)", where.c_str(), SSL_get_version(stream->native_handle()),
-            SSL_get_cipher_name(stream->native_handle()));
+    TF_INFO(kComp, "%s: connected (%s, %s)", where.c_str(),
+            SSL_get_version(stream->native_handle()), SSL_get_cipher_name(stream->native_handle()));
     read_header();
   }
 
@@ -144,7 +142,8 @@ struct Receiver::Impl {
         return;
       }
       wire::Header h;
-      wire::DecodeResult r = wire::parse_header(header.data(), header.size(), config.max_payload, h);
+      wire::DecodeResult r =
+          wire::parse_header(header.data(), header.size(), config.max_payload, h);
       if (r.status != wire::DecodeStatus::kMessage && r.status != wire::DecodeStatus::kNeedMore) {
         fail(Error{Error::Kind::kProtocol, "protocol error from " + where + ": " + r.error, ""});
         return;
@@ -154,8 +153,8 @@ struct Receiver::Impl {
         body = std::make_shared<std::vector<uint8_t>>(wire::kHeaderSize + h.payload_size);
       } catch (const std::bad_alloc &) {
         fail(Error{Error::Kind::kProtocol,
-                   "cannot allocate " + std::to_string(h.payload_size) + " bytes for a message from " +
-                       where,
+                   "cannot allocate " + std::to_string(h.payload_size) +
+                       " bytes for a message from " + where,
                    ""});
         return;
       }
@@ -198,14 +197,17 @@ struct Receiver::Impl {
     Received m;
     m.type = view.type;
     switch (view.type) {
-      case wire::MessageType::kCaps: m.caps.assign(view.caps); break;
+      case wire::MessageType::kCaps:
+        m.caps.assign(view.caps);
+        break;
       case wire::MessageType::kBuffer:
         m.meta = view.meta;
         m.data_offset = static_cast<size_t>(view.data - body->data());
         m.data_size = view.data_size;
         m.storage = std::move(body);
         break;
-      case wire::MessageType::kEos: break;
+      case wire::MessageType::kEos:
+        break;
       case wire::MessageType::kError:
         m.error_code = view.error_code;
         m.error_text.assign(view.error_text);
@@ -238,7 +240,9 @@ struct Receiver::Impl {
 };
 
 Receiver::Receiver(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Receiver::~Receiver() { stop(); }
+Receiver::~Receiver() {
+  stop();
+}
 
 std::unique_ptr<Receiver> Receiver::start(const ReceiverConfig &config) {
   auto impl = std::make_shared<Impl>();
@@ -270,9 +274,8 @@ NextStatus Receiver::next(Received &out, Error &error,
                           std::chrono::steady_clock::time_point deadline) {
   Impl *p = impl_.get();
   std::unique_lock<std::mutex> lock(p->mutex);
-  bool woke = p->cond.wait_until(lock, deadline, [p] {
-    return p->cancelled || !p->queue.empty() || p->failure.has_value();
-  });
+  bool woke = p->cond.wait_until(
+      lock, deadline, [p] { return p->cancelled || !p->queue.empty() || p->failure.has_value(); });
   if (p->cancelled) return NextStatus::kCancelled;
   if (!woke) return NextStatus::kTimeout;
   if (!p->queue.empty()) {

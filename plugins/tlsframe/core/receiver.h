@@ -31,13 +31,13 @@ struct ReceiverConfig {
 // consumer may keep (e.g. wrapped into a GstBuffer) instead of copying.
 struct Received {
   wire::MessageType type = wire::MessageType::kCaps;
-  std::string caps;                                // kCaps
-  wire::BufferMeta meta;                           // kBuffer
-  std::shared_ptr<std::vector<uint8_t>> storage;   // kBuffer: the whole message
-  size_t data_offset = 0;                          // kBuffer: where the buffer's bytes start
-  size_t data_size = 0;                            // kBuffer
-  uint16_t error_code = 0;                         // kError
-  std::string error_text;                          // kError
+  std::string caps;                               // kCaps
+  wire::BufferMeta meta;                          // kBuffer
+  std::shared_ptr<std::vector<uint8_t>> storage;  // kBuffer: the whole message
+  size_t data_offset = 0;                         // kBuffer: where the buffer's bytes start
+  size_t data_size = 0;                           // kBuffer
+  uint16_t error_code = 0;                        // kError
+  std::string error_text;                         // kError
 };
 
 enum class NextStatus {
@@ -56,9 +56,9 @@ class Receiver {
   Receiver &operator=(const Receiver &) = delete;
 
   NextStatus next(Received &out, Error &error, std::chrono::steady_clock::time_point deadline);
-  void cancel();        // wake next() now and make it return kCancelled until clear_cancel()
+  void cancel();  // wake next() now and make it return kCancelled until clear_cancel()
   void clear_cancel();
-  void stop();          // close the connection and join the I/O thread; idempotent
+  void stop();  // close the connection and join the I/O thread; idempotent
 
   bool connected() const;            // handshake completed and not yet closed
   std::string peer_address() const;  // "ip:port" once connected

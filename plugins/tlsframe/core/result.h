@@ -31,7 +31,7 @@ struct Error {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}   // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return value_.has_value(); }
   explicit operator bool() const { return ok(); }
@@ -50,7 +50,8 @@ class Result {
 class Status {
  public:
   Status() = default;
-  Status(Error error) : failed_(true), error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Status(Error error)
+      : failed_(true), error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   static Status Ok() { return Status(); }
   bool ok() const { return !failed_; }
   explicit operator bool() const { return ok(); }

@@ -1,17 +1,16 @@
 #include "core/server.h"
 
+#include <array>
+#include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <atomic>
+#include <cinttypes>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
-#include <array>
-#include <cinttypes>
-
-#include <asio.hpp>
-#include <asio/ssl.hpp>
 
 #include "core/endpoint.h"
 #include "core/log.h"
@@ -33,12 +32,18 @@ uint64_t realtime_ns() {
 
 const char *remove_reason_name(RemoveReason r) {
   switch (r) {
-    case RemoveReason::kClosed: return "closed";
-    case RemoveReason::kError: return "error";
-    case RemoveReason::kTimeout: return "timeout";
-    case RemoveReason::kProtocol: return "protocol-violation";
-    case RemoveReason::kServerStopped: return "server-stopped";
-    case RemoveReason::kEos: return "eos";
+    case RemoveReason::kClosed:
+      return "closed";
+    case RemoveReason::kError:
+      return "error";
+    case RemoveReason::kTimeout:
+      return "timeout";
+    case RemoveReason::kProtocol:
+      return "protocol-violation";
+    case RemoveReason::kServerStopped:
+      return "server-stopped";
+    case RemoveReason::kEos:
+      return "eos";
   }
   return "unknown";
 }
@@ -66,8 +71,8 @@ struct Server::Impl {
   size_t admitted = 0;  // sessions past the handshake and within max_clients
   size_t pending = 0;   // sessions still in their TLS handshake
   MessagePtr current_caps;
-  bool has_delta = false;   // the stream has delta units: joiners ask for a keyframe
-  bool eos = false;         // EOS published and no buffer since
+  bool has_delta = false;  // the stream has delta units: joiners ask for a keyframe
+  bool eos = false;        // EOS published and no buffer since
   bool stopping = false;
   bool flush_aborted = false;
   uint64_t next_id = 1;
@@ -98,7 +103,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::any_io_executor executor() { return stream_.get_executor(); }
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
-  bool added() const { return added_.load(); }  // reported as added (handshake done, admitted)
+  bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
   // All members below run on the session's strand.
   void start() {
@@ -295,8 +300,8 @@ class Session : public std::enable_shared_from_this<Session> {
       timer_.expires_after(timeout);
       timer_.async_wait([self, gen](std::error_code ec) {
         if (!ec && !self->closed_ && self->writing_ && self->write_gen_ == gen) {
-          TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it",
-                     self->info_.id, self->info_.address.c_str());
+          TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it", self->info_.id,
+                     self->info_.address.c_str());
           self->close(RemoveReason::kTimeout, "client made no progress within the timeout");
         }
       });
@@ -319,10 +324,18 @@ class Session : public std::enable_shared_from_this<Session> {
     queued_bytes_ -= msg->bytes.size();
     writing_ = false;
     switch (msg->type) {
-      case wire::MessageType::kBuffer: frames_sent_++; break;
-      case wire::MessageType::kCaps: sent_caps_ = msg.get(); break;
-      case wire::MessageType::kEos: close(RemoveReason::kEos, ""); return;
-      case wire::MessageType::kError: close(final_reason_, ""); return;
+      case wire::MessageType::kBuffer:
+        frames_sent_++;
+        break;
+      case wire::MessageType::kCaps:
+        sent_caps_ = msg.get();
+        break;
+      case wire::MessageType::kEos:
+        close(RemoveReason::kEos, "");
+        return;
+      case wire::MessageType::kError:
+        close(final_reason_, "");
+        return;
     }
     publish_depth();
     if (!queue_.empty()) do_write();
@@ -350,10 +363,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool ready_ = false;
   bool closed_ = false;
   bool writing_ = false;
-  bool need_keyframe_ = true;              // nothing sent yet: start on a keyframe
-  const Message *last_caps_ = nullptr;     // caps the client will have seen once its queue is written
-  const Message *sent_caps_ = nullptr;     // caps fully written (identity only; may dangle harmlessly)
-  std::deque<MessagePtr> queue_;           // front is being written when writing_
+  bool need_keyframe_ = true;           // nothing sent yet: start on a keyframe
+  const Message *last_caps_ = nullptr;  // caps the client will have seen once its queue is written
+  const Message *sent_caps_ = nullptr;  // caps fully written (identity only; may dangle harmlessly)
+  std::deque<MessagePtr> queue_;        // front is being written when writing_
   size_t queued_bytes_ = 0;
   uint64_t write_gen_ = 0;
   std::chrono::steady_clock::time_point ready_at_;
@@ -478,7 +491,9 @@ void Server::Impl::post_to_ready(const MessagePtr &msg) {
 
 Server::Server(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
                                               ServerCallbacks callbacks) {
@@ -506,8 +521,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
   }
   tcp::endpoint endpoint(address, config.port);
   auto &acc = impl->acceptor;
-  const std::string where = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
-                            ":" + std::to_string(config.port);
+  const std::string where =
+      (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+      std::to_string(config.port);
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acc.bind(endpoint, ec);
@@ -535,7 +551,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
-uint16_t Server::port() const { return impl_->bound_port; }
+uint16_t Server::port() const {
+  return impl_->bound_port;
+}
 
 void Server::publish_caps(const std::string &caps) {
   auto msg = std::make_shared<Message>();
@@ -648,7 +666,9 @@ void Server::stop() {
   TF_INFO(kComp, "stopped");
 }
 
-size_t Server::num_clients() const { return impl_->ready_count.load(); }
+size_t Server::num_clients() const {
+  return impl_->ready_count.load();
+}
 
 ServerStats Server::stats() const {
   ServerStats s;

@@ -23,12 +23,14 @@ struct ServerConfig {
   std::string host = "0.0.0.0";  // address or name to listen on
   uint16_t port = 9999;          // 0 = any free port (see Server::port())
   tls::ServerTlsConfig tls;
-  uint32_t max_clients = 0;  // 0 = unlimited; surplus clients (after their handshake) get an ERROR message and are closed
+  uint32_t max_clients = 0;  // 0 = unlimited; surplus clients (after their handshake) get an ERROR
+                             // message and are closed
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);  // 0 = none
-  std::chrono::nanoseconds client_timeout{0};  // a write making no progress this long drops the client; 0 = never
-  uint32_t queue_max_buffers = 32;             // per-client queue limit in buffers (min 1)
-  uint64_t queue_max_bytes = 32ull << 20;      // per-client queue limit in bytes (min 1)
-  unsigned io_threads = 1;                     // I/O threads (min 1)
+  std::chrono::nanoseconds client_timeout{
+      0};  // a write making no progress this long drops the client; 0 = never
+  uint32_t queue_max_buffers = 32;         // per-client queue limit in buffers (min 1)
+  uint64_t queue_max_bytes = 32ull << 20;  // per-client queue limit in bytes (min 1)
+  unsigned io_threads = 1;                 // I/O threads (min 1)
   int listen_backlog = 1024;
   size_t max_pending_handshakes = 4096;  // connections still handshaking; more are closed at once
 };
@@ -45,9 +47,9 @@ enum class RemoveReason {
 const char *remove_reason_name(RemoveReason r);
 
 struct ClientInfo {
-  uint64_t id = 0;       // unique per server, from 1
-  std::string address;   // "ip:port" or "[ipv6]:port"
-  std::string subject;   // client certificate subject under mutual TLS, else ""
+  uint64_t id = 0;      // unique per server, from 1
+  std::string address;  // "ip:port" or "[ipv6]:port"
+  std::string subject;  // client certificate subject under mutual TLS, else ""
 };
 
 struct ClientStats {
@@ -64,10 +66,10 @@ struct ServerStats {
   uint64_t clients = 0;             // clients connected now (handshake done)
   uint64_t clients_total = 0;       // clients that completed a handshake, ever
   uint64_t handshake_failures = 0;  // connections that failed or timed out in the handshake
-  uint64_t refused = 0;             // connections refused (max-clients, or too many handshakes in progress)
-  uint64_t buffers_published = 0;   // buffers given to publish_buffer()
-  uint64_t bytes_sent = 0;          // wire bytes written to all clients
-  uint64_t frames_dropped = 0;      // sum over clients of skipped buffers
+  uint64_t refused = 0;  // connections refused (max-clients, or too many handshakes in progress)
+  uint64_t buffers_published = 0;  // buffers given to publish_buffer()
+  uint64_t bytes_sent = 0;         // wire bytes written to all clients
+  uint64_t frames_dropped = 0;     // sum over clients of skipped buffers
 };
 
 // Called on an I/O thread with no server lock held.
@@ -81,7 +83,8 @@ struct ServerCallbacks {
 class Server {
  public:
   // Loads certificates, binds and listens, starts the I/O threads.
-  static Result<std::unique_ptr<Server>> start(const ServerConfig &config, ServerCallbacks callbacks);
+  static Result<std::unique_ptr<Server>> start(const ServerConfig &config,
+                                               ServerCallbacks callbacks);
   ~Server();  // stop()
   Server(const Server &) = delete;
   Server &operator=(const Server &) = delete;

@@ -5,10 +5,9 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <asio/ssl/error.hpp>
 #include <cerrno>
 #include <cstring>
-
-#include <asio/ssl/error.hpp>
 
 #include "core/log.h"
 
@@ -17,7 +16,9 @@ namespace {
 
 constexpr auto kComp = log::Component::kTls;
 
-int proto_version(Version v) { return v == Version::kTls12 ? TLS1_2_VERSION : TLS1_3_VERSION; }
+int proto_version(Version v) {
+  return v == Version::kTls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+}
 
 Error settings_error(std::string message) {
   Error e;
@@ -42,7 +43,7 @@ Status check_readable(const std::string &what, const std::string &path) {
 Result<ContextPtr> new_context(asio::ssl::context::method method) {
   ERR_clear_error();
   SSL_CTX *raw = SSL_CTX_new(method == asio::ssl::context::tls_server ? TLS_server_method()
-                                                                       : TLS_client_method());
+                                                                      : TLS_client_method());
   if (!raw) return settings_error("cannot create TLS context");
   // asio::ssl::context takes ownership of the native handle.
   return std::make_shared<asio::ssl::context>(raw);
@@ -52,8 +53,8 @@ Status common_setup(SSL_CTX *ctx, Version min_version) {
   if (!SSL_CTX_set_min_proto_version(ctx, proto_version(min_version))) {
     return settings_error("cannot set the minimum TLS version");
   }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // TLS 1.2 (only when the minimum is lowered): forward secrecy and AEAD only.
   if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")) {
     return settings_error("cannot set the TLS 1.2 cipher list");
@@ -105,7 +106,9 @@ bool is_ip_literal(const std::string &name) {
 
 }  // namespace
 
-const char *version_name(Version v) { return v == Version::kTls12 ? "TLS 1.2" : "TLS 1.3"; }
+const char *version_name(Version v) {
+  return v == Version::kTls12 ? "TLS 1.2" : "TLS 1.3";
+}
 
 std::string drain_errors() {
   std::string out;
@@ -128,7 +131,8 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
     return s.error();
   }
   if (config.require_client_cert && config.ca_file.empty()) {
-    return settings_error("require-client-cert needs ca-file: the CAs trusted for client certificates");
+    return settings_error(
+        "require-client-cert needs ca-file: the CAs trusted for client certificates");
   }
   if (!config.ca_file.empty()) {
     if (Status s = load_trust(ctx, config.ca_file, "client CA file"); !s) return s.error();
@@ -148,8 +152,11 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(ctx, 0);
-  TF_DEBUG(kComp, "server context ready (min %s, client certs %s)", version_name(config.min_version),
-           config.require_client_cert ? "required" : config.ca_file.empty() ? "off" : "optional");
+  TF_DEBUG(kComp, "server context ready (min %s, client certs %s)",
+           version_name(config.min_version),
+           config.require_client_cert ? "required"
+           : config.ca_file.empty()   ? "off"
+                                      : "optional");
   return made;
 }
 
@@ -189,7 +196,8 @@ Status set_expected_server_name(SSL *ssl, const std::string &name) {
     }
     return Status::Ok();
   }
-  if (SSL_set1_host(ssl, name.c_str()) != 1) return settings_error("invalid server name '" + name + "'");
+  if (SSL_set1_host(ssl, name.c_str()) != 1)
+    return settings_error("invalid server name '" + name + "'");
   if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
     return settings_error("cannot set SNI server name '" + name + "'");
   }

@@ -4,11 +4,10 @@
 
 #include <openssl/ssl.h>
 
+#include <asio/ssl/context.hpp>
 #include <memory>
 #include <string>
 #include <system_error>
-
-#include <asio/ssl/context.hpp>
 
 #include "core/result.h"
 

@@ -30,7 +30,8 @@ inline constexpr uint64_t kNoTime = UINT64_MAX;
 inline constexpr size_t kDefaultMaxPayload = 64u * 1024u * 1024u;
 
 enum class MessageType : uint8_t {
-  kCaps = 1,    // payload: caps string (non-empty, <= kMaxCapsSize, no control bytes, bounded nesting)
+  kCaps =
+      1,  // payload: caps string (non-empty, <= kMaxCapsSize, no control bytes, bounded nesting)
   kBuffer = 2,  // payload: BufferMeta (48 bytes) then the buffer's bytes (may be empty)
   kEos = 3,     // payload: empty
   kError = 4,   // payload: code (u16) then UTF-8 reason (at most kMaxErrorText bytes)
@@ -59,12 +60,12 @@ enum class ErrorCode : uint16_t {
 };
 
 struct BufferMeta {
-  uint64_t pts = kNoTime;           // presentation timestamp, ns
-  uint64_t dts = kNoTime;           // decoding timestamp, ns
-  uint64_t duration = kNoTime;      // ns
-  uint32_t flags = 0;               // BufferFlag bits
-  uint64_t sequence = 0;            // per-stream counter set by the server
-  uint64_t send_time_ns = 0;        // server's CLOCK_REALTIME at publish, ns (latency measurement)
+  uint64_t pts = kNoTime;       // presentation timestamp, ns
+  uint64_t dts = kNoTime;       // decoding timestamp, ns
+  uint64_t duration = kNoTime;  // ns
+  uint32_t flags = 0;           // BufferFlag bits
+  uint64_t sequence = 0;        // per-stream counter set by the server
+  uint64_t send_time_ns = 0;    // server's CLOCK_REALTIME at publish, ns (latency measurement)
 };
 
 struct Header {
@@ -105,7 +106,8 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Messag
 // Encoders. Each returns one complete message.
 std::vector<uint8_t> encode_caps(std::string_view caps);
 std::vector<uint8_t> encode_eos();
-std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text);  // text truncated to kMaxErrorText
+std::vector<uint8_t> encode_error(ErrorCode code,
+                                  std::string_view text);  // text truncated to kMaxErrorText
 std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size);
 // Write header + BufferMeta (kHeaderSize + kBufferMetaSize bytes) for a buffer
 // of data_size bytes, so a caller can place the data right after it.

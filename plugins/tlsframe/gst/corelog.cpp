@@ -14,9 +14,12 @@ namespace {
 
 GstDebugCategory *category_for(tlsframe::log::Component c) {
   switch (c) {
-    case tlsframe::log::Component::kTls: return tlsframe_tls_debug;
-    case tlsframe::log::Component::kServer: return tlsframe_server_debug;
-    case tlsframe::log::Component::kReceiver: return tlsframe_receiver_debug;
+    case tlsframe::log::Component::kTls:
+      return tlsframe_tls_debug;
+    case tlsframe::log::Component::kServer:
+      return tlsframe_server_debug;
+    case tlsframe::log::Component::kReceiver:
+      return tlsframe_receiver_debug;
   }
   return tlsframe_server_debug;
 }
@@ -104,13 +107,18 @@ void buffer_set_wire_flags(GstBuffer *buffer, uint32_t wire_flags) {
 
 GstResourceError resource_error_for(const Error &e) {
   switch (e.kind) {
-    case Error::Kind::kSettings: return GST_RESOURCE_ERROR_SETTINGS;
+    case Error::Kind::kSettings:
+      return GST_RESOURCE_ERROR_SETTINGS;
     case Error::Kind::kVerify:
-    case Error::Kind::kPeerRefused: return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
-    case Error::Kind::kBusy: return GST_RESOURCE_ERROR_BUSY;
+    case Error::Kind::kPeerRefused:
+      return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+    case Error::Kind::kBusy:
+      return GST_RESOURCE_ERROR_BUSY;
     case Error::Kind::kNetwork:
-    case Error::Kind::kTimeout: return GST_RESOURCE_ERROR_OPEN_READ;
-    default: return GST_RESOURCE_ERROR_READ;
+    case Error::Kind::kTimeout:
+      return GST_RESOURCE_ERROR_OPEN_READ;
+    default:
+      return GST_RESOURCE_ERROR_READ;
   }
 }
 
@@ -120,11 +128,10 @@ void post_core_error(GstElement *element, const tlsframe::Error &error, const ch
                      const char *function, int line) {
   // Bytes from the peer that are not our protocol are a stream error; the rest are resources.
   bool stream = error.kind == tlsframe::Error::Kind::kProtocol;
-  gst_element_message_full(element, GST_MESSAGE_ERROR,
-                           stream ? GST_STREAM_ERROR : GST_RESOURCE_ERROR,
-                           stream ? static_cast<gint>(GST_STREAM_ERROR_DECODE)
-                                  : static_cast<gint>(tlsframe::gst::resource_error_for(error)),
-                           g_strdup(error.message.c_str()),
-                           error.detail.empty() ? nullptr : g_strdup(error.detail.c_str()), file,
-                           function, line);
+  gst_element_message_full(
+      element, GST_MESSAGE_ERROR, stream ? GST_STREAM_ERROR : GST_RESOURCE_ERROR,
+      stream ? static_cast<gint>(GST_STREAM_ERROR_DECODE)
+             : static_cast<gint>(tlsframe::gst::resource_error_for(error)),
+      g_strdup(error.message.c_str()),
+      error.detail.empty() ? nullptr : g_strdup(error.detail.c_str()), file, function, line);
 }

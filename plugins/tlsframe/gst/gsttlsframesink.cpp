@@ -126,10 +126,9 @@ static GstStructure *make_stats(GstTlsFrameSink *self) {
       "tlsframesink-stats", "clients", G_TYPE_UINT64, (guint64)s.clients, "clients-total",
       G_TYPE_UINT64, (guint64)s.clients_total, "handshake-failures", G_TYPE_UINT64,
       (guint64)s.handshake_failures, "refused", G_TYPE_UINT64, (guint64)s.refused,
-      "buffers-published", G_TYPE_UINT64, (guint64)s.buffers_published, "bytes-sent",
-      G_TYPE_UINT64, (guint64)s.bytes_sent, "frames-dropped", G_TYPE_UINT64,
-      (guint64)s.frames_dropped, "keyframe-requests", G_TYPE_UINT,
-      self->priv->keyframe_requests.load(), nullptr);
+      "buffers-published", G_TYPE_UINT64, (guint64)s.buffers_published, "bytes-sent", G_TYPE_UINT64,
+      (guint64)s.bytes_sent, "frames-dropped", G_TYPE_UINT64, (guint64)s.frames_dropped,
+      "keyframe-requests", G_TYPE_UINT, self->priv->keyframe_requests.load(), nullptr);
   GValue list = G_VALUE_INIT;
   gst_value_array_init(&list, 0);
   if (server) {
@@ -179,7 +178,8 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.client_timeout = std::chrono::nanoseconds(s.timeout);
     config.queue_max_buffers = s.buffers_max;
     config.queue_max_bytes = s.bytes_max;
-    config.io_threads = s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    config.io_threads =
+        s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
   }
 
   tlsframe::ServerCallbacks cb;
@@ -198,15 +198,16 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     });
   };
   cb.client_removed = [dispatcher, element_ref](const tlsframe::ClientInfo &c,
-                                                tlsframe::RemoveReason r, const std::string &error) {
+                                                tlsframe::RemoveReason r,
+                                                const std::string &error) {
     dispatcher->post([ref = element_ref(), c, r, error] {
       if (r == tlsframe::RemoveReason::kError || r == tlsframe::RemoveReason::kProtocol ||
           r == tlsframe::RemoveReason::kTimeout) {
-        GST_WARNING_OBJECT(ref.get(), "client %" G_GUINT64_FORMAT " %s removed: %s",
-                           (guint64)c.id, c.address.c_str(), error.c_str());
+        GST_WARNING_OBJECT(ref.get(), "client %" G_GUINT64_FORMAT " %s removed: %s", (guint64)c.id,
+                           c.address.c_str(), error.c_str());
       }
-      g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_REMOVED], 0, (guint64)c.id,
-                    c.address.c_str(), static_cast<GstTlsFrameClientStatus>(r), error.c_str());
+      g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_REMOVED], 0, (guint64)c.id, c.address.c_str(),
+                    static_cast<GstTlsFrameClientStatus>(r), error.c_str());
       g_object_notify_by_pspec(G_OBJECT(ref.get()), properties[PROP_NUM_CLIENTS]);
     });
   };
@@ -344,23 +345,51 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
   Settings &s = self->priv->settings;
   auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
-    case PROP_HOST: s.host = str(); break;
-    case PROP_PORT: s.port = g_value_get_int(value); break;
-    case PROP_CERT_FILE: s.cert_file = str(); break;
-    case PROP_KEY_FILE: s.key_file = str(); break;
-    case PROP_CA_FILE: s.ca_file = str(); break;
-    case PROP_REQUIRE_CLIENT_CERT: s.require_client_cert = g_value_get_boolean(value); break;
+    case PROP_HOST:
+      s.host = str();
+      break;
+    case PROP_PORT:
+      s.port = g_value_get_int(value);
+      break;
+    case PROP_CERT_FILE:
+      s.cert_file = str();
+      break;
+    case PROP_KEY_FILE:
+      s.key_file = str();
+      break;
+    case PROP_CA_FILE:
+      s.ca_file = str();
+      break;
+    case PROP_REQUIRE_CLIENT_CERT:
+      s.require_client_cert = g_value_get_boolean(value);
+      break;
     case PROP_MIN_TLS_VERSION:
       s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
       break;
-    case PROP_MAX_CLIENTS: s.max_clients = g_value_get_uint(value); break;
-    case PROP_HANDSHAKE_TIMEOUT: s.handshake_timeout = g_value_get_uint64(value); break;
-    case PROP_TIMEOUT: s.timeout = g_value_get_uint64(value); break;
-    case PROP_BUFFERS_MAX: s.buffers_max = g_value_get_uint(value); break;
-    case PROP_BYTES_MAX: s.bytes_max = g_value_get_uint64(value); break;
-    case PROP_IO_THREADS: s.io_threads = g_value_get_uint(value); break;
-    case PROP_FLUSH_TIMEOUT: s.flush_timeout = g_value_get_uint64(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_MAX_CLIENTS:
+      s.max_clients = g_value_get_uint(value);
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      s.handshake_timeout = g_value_get_uint64(value);
+      break;
+    case PROP_TIMEOUT:
+      s.timeout = g_value_get_uint64(value);
+      break;
+    case PROP_BUFFERS_MAX:
+      s.buffers_max = g_value_get_uint(value);
+      break;
+    case PROP_BYTES_MAX:
+      s.bytes_max = g_value_get_uint64(value);
+      break;
+    case PROP_IO_THREADS:
+      s.io_threads = g_value_get_uint(value);
+      break;
+    case PROP_FLUSH_TIMEOUT:
+      s.flush_timeout = g_value_get_uint64(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
 }
 
@@ -368,7 +397,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
                                             GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SINK(object);
   switch (prop_id) {
-    case PROP_CURRENT_PORT: g_value_set_int(value, self->priv->current_port.load()); return;
+    case PROP_CURRENT_PORT:
+      g_value_set_int(value, self->priv->current_port.load());
+      return;
     case PROP_NUM_CLIENTS: {
       auto server = get_server(self);
       g_value_set_uint(value, server ? static_cast<guint>(server->num_clients()) : 0);
@@ -379,27 +410,60 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
       g_value_set_uint64(value, server ? server->stats().bytes_sent : 0);
       return;
     }
-    case PROP_STATS: g_value_take_boxed(value, make_stats(self)); return;
-    default: break;
+    case PROP_STATS:
+      g_value_take_boxed(value, make_stats(self));
+      return;
+    default:
+      break;
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings &s = self->priv->settings;
   switch (prop_id) {
-    case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
-    case PROP_PORT: g_value_set_int(value, s.port); break;
-    case PROP_CERT_FILE: tlsframe::gst::value_set_string_or_null(value, s.cert_file); break;
-    case PROP_KEY_FILE: tlsframe::gst::value_set_string_or_null(value, s.key_file); break;
-    case PROP_CA_FILE: tlsframe::gst::value_set_string_or_null(value, s.ca_file); break;
-    case PROP_REQUIRE_CLIENT_CERT: g_value_set_boolean(value, s.require_client_cert); break;
-    case PROP_MIN_TLS_VERSION: g_value_set_enum(value, s.min_tls_version); break;
-    case PROP_MAX_CLIENTS: g_value_set_uint(value, s.max_clients); break;
-    case PROP_HANDSHAKE_TIMEOUT: g_value_set_uint64(value, s.handshake_timeout); break;
-    case PROP_TIMEOUT: g_value_set_uint64(value, s.timeout); break;
-    case PROP_BUFFERS_MAX: g_value_set_uint(value, s.buffers_max); break;
-    case PROP_BYTES_MAX: g_value_set_uint64(value, s.bytes_max); break;
-    case PROP_IO_THREADS: g_value_set_uint(value, s.io_threads); break;
-    case PROP_FLUSH_TIMEOUT: g_value_set_uint64(value, s.flush_timeout); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_HOST:
+      g_value_set_string(value, s.host.c_str());
+      break;
+    case PROP_PORT:
+      g_value_set_int(value, s.port);
+      break;
+    case PROP_CERT_FILE:
+      tlsframe::gst::value_set_string_or_null(value, s.cert_file);
+      break;
+    case PROP_KEY_FILE:
+      tlsframe::gst::value_set_string_or_null(value, s.key_file);
+      break;
+    case PROP_CA_FILE:
+      tlsframe::gst::value_set_string_or_null(value, s.ca_file);
+      break;
+    case PROP_REQUIRE_CLIENT_CERT:
+      g_value_set_boolean(value, s.require_client_cert);
+      break;
+    case PROP_MIN_TLS_VERSION:
+      g_value_set_enum(value, s.min_tls_version);
+      break;
+    case PROP_MAX_CLIENTS:
+      g_value_set_uint(value, s.max_clients);
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      g_value_set_uint64(value, s.handshake_timeout);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint64(value, s.timeout);
+      break;
+    case PROP_BUFFERS_MAX:
+      g_value_set_uint(value, s.buffers_max);
+      break;
+    case PROP_BYTES_MAX:
+      g_value_set_uint64(value, s.bytes_max);
+      break;
+    case PROP_IO_THREADS:
+      g_value_set_uint(value, s.io_threads);
+      break;
+    case PROP_FLUSH_TIMEOUT:
+      g_value_set_uint64(value, s.flush_timeout);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
 }
 
@@ -409,7 +473,9 @@ static void gst_tls_frame_sink_finalize(GObject *object) {
   G_OBJECT_CLASS(gst_tls_frame_sink_parent_class)->finalize(object);
 }
 
-static void gst_tls_frame_sink_init(GstTlsFrameSink *self) { self->priv = new Private(); }
+static void gst_tls_frame_sink_init(GstTlsFrameSink *self) {
+  self->priv = new Private();
+}
 
 static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   auto *gobject_class = G_OBJECT_CLASS(klass);
@@ -425,11 +491,13 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   constexpr auto RO = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   properties[PROP_HOST] = g_param_spec_string(
-      "host", "Host", "Address or name to listen on (\"0.0.0.0\" = every IPv4 interface, \"::\" = every interface)",
+      "host", "Host",
+      "Address or name to listen on (\"0.0.0.0\" = every IPv4 interface, \"::\" = every interface)",
       DEFAULT_HOST, RW);
   properties[PROP_PORT] = g_param_spec_int(
-      "port", "Port", "TCP port to listen on (0 = any free port; read current-port for the one chosen)",
-      0, 65535, DEFAULT_PORT, RW);
+      "port", "Port",
+      "TCP port to listen on (0 = any free port; read current-port for the one chosen)", 0, 65535,
+      DEFAULT_PORT, RW);
   properties[PROP_CURRENT_PORT] = g_param_spec_int(
       "current-port", "Current port",
       "The port the server is bound to (valid from PAUSED; 0 when not listening)", 0, 65535, 0, RO);
@@ -439,10 +507,11 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       nullptr, RW);
   properties[PROP_KEY_FILE] = g_param_spec_string(
       "key-file", "Key file", "PEM file with the private key of cert-file (required)", nullptr, RW);
-  properties[PROP_CA_FILE] = g_param_spec_string(
-      "ca-file", "CA file",
-      "PEM file with the CA certificates trusted for client certificates (unset = clients are not asked for one)",
-      nullptr, RW);
+  properties[PROP_CA_FILE] =
+      g_param_spec_string("ca-file", "CA file",
+                          "PEM file with the CA certificates trusted for client certificates "
+                          "(unset = clients are not asked for one)",
+                          nullptr, RW);
   properties[PROP_REQUIRE_CLIENT_CERT] = g_param_spec_boolean(
       "require-client-cert", "Require client certificate",
       "Mutual TLS: refuse clients without a certificate signed by a CA in ca-file",
@@ -452,16 +521,18 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
   properties[PROP_MAX_CLIENTS] = g_param_spec_uint(
       "max-clients", "Maximum clients",
-      "Most clients served at once; more are told the server is full and closed (0 = unlimited)",
-      0, G_MAXUINT, DEFAULT_MAX_CLIENTS, RW);
-  properties[PROP_HANDSHAKE_TIMEOUT] = g_param_spec_uint64(
-      "handshake-timeout", "Handshake timeout",
-      "Nanoseconds a client may take to complete the TLS handshake before it is dropped (0 = no limit)",
-      0, G_MAXINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
-  properties[PROP_TIMEOUT] = g_param_spec_uint64(
-      "timeout", "Timeout",
-      "Nanoseconds a write to a client may make no progress before the client is dropped (0 = no limit)",
-      0, G_MAXINT64, DEFAULT_TIMEOUT, RW);
+      "Most clients served at once; more are told the server is full and closed (0 = unlimited)", 0,
+      G_MAXUINT, DEFAULT_MAX_CLIENTS, RW);
+  properties[PROP_HANDSHAKE_TIMEOUT] =
+      g_param_spec_uint64("handshake-timeout", "Handshake timeout",
+                          "Nanoseconds a client may take to complete the TLS handshake before it "
+                          "is dropped (0 = no limit)",
+                          0, G_MAXINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
+  properties[PROP_TIMEOUT] =
+      g_param_spec_uint64("timeout", "Timeout",
+                          "Nanoseconds a write to a client may make no progress before the client "
+                          "is dropped (0 = no limit)",
+                          0, G_MAXINT64, DEFAULT_TIMEOUT, RW);
   properties[PROP_BUFFERS_MAX] = g_param_spec_uint(
       "buffers-max", "Maximum queued buffers",
       "Buffers queued per client; beyond it that client alone skips to the next keyframe", 1,
@@ -478,16 +549,16 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "flush-timeout", "Flush timeout",
       "Nanoseconds EOS waits for every client to receive what is queued before the sink posts EOS",
       0, G_MAXINT64, DEFAULT_FLUSH_TIMEOUT, RW);
-  properties[PROP_NUM_CLIENTS] = g_param_spec_uint(
-      "num-clients", "Number of clients", "Clients connected now (TLS handshake completed)", 0,
-      G_MAXUINT, 0, RO);
-  properties[PROP_BYTES_SERVED] = g_param_spec_uint64(
-      "bytes-served", "Bytes served", "Total bytes sent to all clients since start", 0,
-      G_MAXUINT64, 0, RO);
-  properties[PROP_STATS] = g_param_spec_boxed(
-      "stats", "Statistics",
-      "Server totals and a client-stats array (frames sent and dropped, bytes, queue depth per client)",
-      GST_TYPE_STRUCTURE, RO);
+  properties[PROP_NUM_CLIENTS] =
+      g_param_spec_uint("num-clients", "Number of clients",
+                        "Clients connected now (TLS handshake completed)", 0, G_MAXUINT, 0, RO);
+  properties[PROP_BYTES_SERVED] =
+      g_param_spec_uint64("bytes-served", "Bytes served",
+                          "Total bytes sent to all clients since start", 0, G_MAXUINT64, 0, RO);
+  properties[PROP_STATS] = g_param_spec_boxed("stats", "Statistics",
+                                              "Server totals and a client-stats array (frames sent "
+                                              "and dropped, bytes, queue depth per client)",
+                                              GST_TYPE_STRUCTURE, RO);
   g_object_class_install_properties(gobject_class, PROP_LAST, properties);
 
   /**
@@ -496,35 +567,35 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
    * Emitted from the element's signal thread once a client's TLS handshake
    * completed and it was admitted. Signals for one element come in order.
    */
-  signals[SIGNAL_CLIENT_ADDED] = g_signal_new(
-      "client-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
-      G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
+  signals[SIGNAL_CLIENT_ADDED] =
+      g_signal_new("client-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr,
+                   nullptr, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * GstTlsFrameSink::client-removed:
    * @id, @address, @status: why, @error: error text or ""
    * Emitted from the element's signal thread when a client is gone; every
    * client-added is followed by one client-removed, at the latest during stop().
    */
-  signals[SIGNAL_CLIENT_REMOVED] = g_signal_new(
-      "client-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
-      G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, GST_TYPE_TLS_FRAME_CLIENT_STATUS,
-      G_TYPE_STRING);
+  signals[SIGNAL_CLIENT_REMOVED] =
+      g_signal_new("client-removed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr,
+                   nullptr, nullptr, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
+                   GST_TYPE_TLS_FRAME_CLIENT_STATUS, G_TYPE_STRING);
   /**
    * GstTlsFrameSink::get-stats:
    * @id: a client id from client-added
    * Action signal: that client's statistics, or NULL when it is not connected.
    */
-  signals[SIGNAL_GET_STATS] = g_signal_new_class_handler(
-      "get-stats", G_TYPE_FROM_CLASS(klass),
-      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-      G_CALLBACK(gst_tls_frame_sink_get_stats), nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 1,
-      G_TYPE_UINT64);
+  signals[SIGNAL_GET_STATS] =
+      g_signal_new_class_handler("get-stats", G_TYPE_FROM_CLASS(klass),
+                                 static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                                 G_CALLBACK(gst_tls_frame_sink_get_stats), nullptr, nullptr,
+                                 nullptr, GST_TYPE_STRUCTURE, 1, G_TYPE_UINT64);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
-  gst_element_class_set_static_metadata(
-      element_class, "TLS frame server sink", "Sink/Network",
-      "Serves encoded buffers with their caps to many TLS clients; a slow client never stalls the others",
-      "tlsframe developers");
+  gst_element_class_set_static_metadata(element_class, "TLS frame server sink", "Sink/Network",
+                                        "Serves encoded buffers with their caps to many TLS "
+                                        "clients; a slow client never stalls the others",
+                                        "tlsframe developers");
 
   basesink_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_start);
   basesink_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_stop);

@@ -326,16 +326,20 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
     if (!receiver) return GST_FLOW_FLUSHING;
     tlsframe::Received m;
     tlsframe::Error error;
-    auto status = receiver->next(m, error, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    auto status =
+        receiver->next(m, error, std::chrono::steady_clock::now() + std::chrono::seconds(1));
     switch (status) {
-      case tlsframe::NextStatus::kTimeout: continue;
-      case tlsframe::NextStatus::kCancelled: return GST_FLOW_FLUSHING;
+      case tlsframe::NextStatus::kTimeout:
+        continue;
+      case tlsframe::NextStatus::kCancelled:
+        return GST_FLOW_FLUSHING;
       case tlsframe::NextStatus::kError: {
         GstFlowReturn ret = on_connection_lost(self, receiver, error, !is_fatal(error));
         if (ret != GST_FLOW_OK) return ret;
         continue;
       }
-      case tlsframe::NextStatus::kMessage: break;
+      case tlsframe::NextStatus::kMessage:
+        break;
     }
     if (!self->priv->announced) {
       self->priv->announced = true;
@@ -406,21 +410,45 @@ static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const
   Settings &s = self->priv->settings;
   auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
-    case PROP_HOST: s.host = str(); break;
-    case PROP_PORT: s.port = g_value_get_int(value); break;
-    case PROP_SERVER_NAME: s.server_name = str(); break;
-    case PROP_CA_FILE: s.ca_file = str(); break;
-    case PROP_CERT_FILE: s.cert_file = str(); break;
-    case PROP_KEY_FILE: s.key_file = str(); break;
+    case PROP_HOST:
+      s.host = str();
+      break;
+    case PROP_PORT:
+      s.port = g_value_get_int(value);
+      break;
+    case PROP_SERVER_NAME:
+      s.server_name = str();
+      break;
+    case PROP_CA_FILE:
+      s.ca_file = str();
+      break;
+    case PROP_CERT_FILE:
+      s.cert_file = str();
+      break;
+    case PROP_KEY_FILE:
+      s.key_file = str();
+      break;
     case PROP_MIN_TLS_VERSION:
       s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
       break;
-    case PROP_TIMEOUT: s.timeout = g_value_get_uint(value); break;
-    case PROP_CONNECT_TIMEOUT: s.connect_timeout = g_value_get_uint(value); break;
-    case PROP_MAX_MESSAGE_SIZE: s.max_message_size = g_value_get_uint(value); break;
-    case PROP_RECONNECT: s.reconnect = g_value_get_boolean(value); break;
-    case PROP_MAX_RECONNECT_INTERVAL: s.max_reconnect_interval = g_value_get_uint(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_TIMEOUT:
+      s.timeout = g_value_get_uint(value);
+      break;
+    case PROP_CONNECT_TIMEOUT:
+      s.connect_timeout = g_value_get_uint(value);
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      s.max_message_size = g_value_get_uint(value);
+      break;
+    case PROP_RECONNECT:
+      s.reconnect = g_value_get_boolean(value);
+      break;
+    case PROP_MAX_RECONNECT_INTERVAL:
+      s.max_reconnect_interval = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
 }
 
@@ -429,21 +457,49 @@ static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValu
   auto *self = GST_TLS_FRAME_SRC(object);
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings &s = self->priv->settings;
-  auto set_str = [value](const std::string &v) { tlsframe::gst::value_set_string_or_null(value, v); };
+  auto set_str = [value](const std::string &v) {
+    tlsframe::gst::value_set_string_or_null(value, v);
+  };
   switch (prop_id) {
-    case PROP_HOST: g_value_set_string(value, s.host.c_str()); break;
-    case PROP_PORT: g_value_set_int(value, s.port); break;
-    case PROP_SERVER_NAME: set_str(s.server_name); break;
-    case PROP_CA_FILE: set_str(s.ca_file); break;
-    case PROP_CERT_FILE: set_str(s.cert_file); break;
-    case PROP_KEY_FILE: set_str(s.key_file); break;
-    case PROP_MIN_TLS_VERSION: g_value_set_enum(value, s.min_tls_version); break;
-    case PROP_TIMEOUT: g_value_set_uint(value, s.timeout); break;
-    case PROP_CONNECT_TIMEOUT: g_value_set_uint(value, s.connect_timeout); break;
-    case PROP_MAX_MESSAGE_SIZE: g_value_set_uint(value, s.max_message_size); break;
-    case PROP_RECONNECT: g_value_set_boolean(value, s.reconnect); break;
-    case PROP_MAX_RECONNECT_INTERVAL: g_value_set_uint(value, s.max_reconnect_interval); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    case PROP_HOST:
+      g_value_set_string(value, s.host.c_str());
+      break;
+    case PROP_PORT:
+      g_value_set_int(value, s.port);
+      break;
+    case PROP_SERVER_NAME:
+      set_str(s.server_name);
+      break;
+    case PROP_CA_FILE:
+      set_str(s.ca_file);
+      break;
+    case PROP_CERT_FILE:
+      set_str(s.cert_file);
+      break;
+    case PROP_KEY_FILE:
+      set_str(s.key_file);
+      break;
+    case PROP_MIN_TLS_VERSION:
+      g_value_set_enum(value, s.min_tls_version);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint(value, s.timeout);
+      break;
+    case PROP_CONNECT_TIMEOUT:
+      g_value_set_uint(value, s.connect_timeout);
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      g_value_set_uint(value, s.max_message_size);
+      break;
+    case PROP_RECONNECT:
+      g_value_set_boolean(value, s.reconnect);
+      break;
+    case PROP_MAX_RECONNECT_INTERVAL:
+      g_value_set_uint(value, s.max_reconnect_interval);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
   }
 }
 
@@ -471,10 +527,10 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
 
   constexpr auto RW = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                GST_PARAM_MUTABLE_READY);
-  properties[PROP_HOST] = g_param_spec_string(
-      "host", "Host", "Server name or address to connect to", DEFAULT_HOST, RW);
-  properties[PROP_PORT] = g_param_spec_int("port", "Port", "Server TCP port", 1, 65535,
-                                           DEFAULT_PORT, RW);
+  properties[PROP_HOST] =
+      g_param_spec_string("host", "Host", "Server name or address to connect to", DEFAULT_HOST, RW);
+  properties[PROP_PORT] =
+      g_param_spec_int("port", "Port", "Server TCP port", 1, 65535, DEFAULT_PORT, RW);
   properties[PROP_SERVER_NAME] = g_param_spec_string(
       "server-name", "Server name",
       "Name (or address) the server certificate must match, also sent as SNI (unset = host)",
@@ -487,8 +543,8 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
       "cert-file", "Certificate file",
       "PEM client certificate (chain) for servers that require mutual TLS (unset = none)", nullptr,
       RW);
-  properties[PROP_KEY_FILE] = g_param_spec_string(
-      "key-file", "Key file", "PEM private key of cert-file", nullptr, RW);
+  properties[PROP_KEY_FILE] =
+      g_param_spec_string("key-file", "Key file", "PEM private key of cert-file", nullptr, RW);
   properties[PROP_MIN_TLS_VERSION] = g_param_spec_enum(
       "min-tls-version", "Minimum TLS version", "Oldest TLS protocol version accepted",
       GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
@@ -496,10 +552,10 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
       "timeout", "Timeout",
       "Seconds without data from the server before the connection counts as lost (0 = no timeout)",
       0, G_MAXUINT, DEFAULT_TIMEOUT, RW);
-  properties[PROP_CONNECT_TIMEOUT] = g_param_spec_uint(
-      "connect-timeout", "Connect timeout",
-      "Seconds allowed to connect and complete the TLS handshake (0 = no limit)", 0, G_MAXUINT,
-      DEFAULT_CONNECT_TIMEOUT, RW);
+  properties[PROP_CONNECT_TIMEOUT] =
+      g_param_spec_uint("connect-timeout", "Connect timeout",
+                        "Seconds allowed to connect and complete the TLS handshake (0 = no limit)",
+                        0, G_MAXUINT, DEFAULT_CONNECT_TIMEOUT, RW);
   properties[PROP_MAX_MESSAGE_SIZE] = g_param_spec_uint(
       "max-message-size", "Maximum message size",
       "Largest message accepted from the server, in bytes; larger is a protocol error", 64,
@@ -509,10 +565,11 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
       "On a lost connection, post a tlsframesrc-disconnected element message and reconnect with "
       "backoff instead of failing (certificate and settings errors always fail)",
       DEFAULT_RECONNECT, RW);
-  properties[PROP_MAX_RECONNECT_INTERVAL] = g_param_spec_uint(
-      "max-reconnect-interval", "Maximum reconnect interval",
-      "Longest wait between reconnect attempts in milliseconds (the wait starts at 100 and doubles)",
-      100, G_MAXUINT, DEFAULT_MAX_RECONNECT_INTERVAL, RW);
+  properties[PROP_MAX_RECONNECT_INTERVAL] =
+      g_param_spec_uint("max-reconnect-interval", "Maximum reconnect interval",
+                        "Longest wait between reconnect attempts in milliseconds (the wait starts "
+                        "at 100 and doubles)",
+                        100, G_MAXUINT, DEFAULT_MAX_RECONNECT_INTERVAL, RW);
   g_object_class_install_properties(gobject_class, PROP_LAST, properties);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);

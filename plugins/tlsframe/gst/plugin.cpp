@@ -7,7 +7,8 @@
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gst_tls_frame_init_core_logging();
-  gboolean ok = gst_element_register(plugin, "tlsframesink", GST_RANK_NONE, GST_TYPE_TLS_FRAME_SINK);
+  gboolean ok =
+      gst_element_register(plugin, "tlsframesink", GST_RANK_NONE, GST_TYPE_TLS_FRAME_SINK);
   ok &= gst_element_register(plugin, "tlsframesrc", GST_RANK_NONE, GST_TYPE_TLS_FRAME_SRC);
   return ok;
 }

@@ -6,7 +6,9 @@ SignalDispatcher::SignalDispatcher() : state_(std::make_shared<State>()) {
   thread_ = std::thread([state = state_] { run(state); });
 }
 
-SignalDispatcher::~SignalDispatcher() { stop(); }
+SignalDispatcher::~SignalDispatcher() {
+  stop();
+}
 
 void SignalDispatcher::run(const std::shared_ptr<State> &state) {
   std::unique_lock<std::mutex> lock(state->mutex);
