@@ -46,7 +46,7 @@ struct Receiver::Impl {
   bool stopped = false;
   std::string peer_address, peer_subject;
 
-  void fail(Error e) {
+  void fail(const Error &e) {
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (failure || finished) return;
@@ -69,7 +69,7 @@ struct Receiver::Impl {
     if (stream) stream->lowest_layer().close(ignored);
   }
 
-  void arm_timer(std::chrono::nanoseconds after, Error::Kind kind, std::string message) {
+  void arm_timer(std::chrono::nanoseconds after, Error::Kind kind, const std::string &message) {
     uint64_t gen = ++timer_gen;
     if (after.count() <= 0) {
       timer.cancel();
@@ -86,7 +86,7 @@ struct Receiver::Impl {
     arm_timer(config.connect_timeout, Error::Kind::kTimeout, "timed out connecting to " + where);
     resolver.async_resolve(
         config.host, std::to_string(config.port),
-        [this](std::error_code ec, tcp::resolver::results_type results) {
+        [this](std::error_code ec, const tcp::resolver::results_type &results) {
           if (ec) {
             fail(Error{Error::Kind::kNetwork,
                        "cannot resolve '" + config.host + "': " + ec.message(), ec.message()});
@@ -172,7 +172,7 @@ struct Receiver::Impl {
     }
     arm_timer(config.read_timeout, Error::Kind::kTimeout,
               "no data from " + where + " within the timeout");
-    constexpr size_t kChunk = 256 * 1024;
+    constexpr size_t kChunk = size_t{256} * 1024;
     size_t want = std::min(kChunk, body->size() - filled);
     asio::async_read(*stream, asio::buffer(body->data() + filled, want),
                      [this, filled](std::error_code ec, size_t n) {
@@ -241,7 +241,10 @@ struct Receiver::Impl {
 
 Receiver::Receiver(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Receiver::~Receiver() {
-  stop();
+  try {
+    stop();
+  } catch (...) {  // a destructor must not throw (join/lock failures are not recoverable here)
+  }
 }
 
 std::unique_ptr<Receiver> Receiver::start(const ReceiverConfig &config) {

@@ -492,7 +492,10 @@ void Server::Impl::post_to_ready(const MessagePtr &msg) {
 Server::Server(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
-  stop();
+  try {
+    stop();
+  } catch (...) {  // a destructor must not throw (join/lock failures are not recoverable here)
+  }
 }
 
 Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,

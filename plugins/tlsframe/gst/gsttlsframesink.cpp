@@ -33,7 +33,7 @@ constexpr guint DEFAULT_MAX_CLIENTS = 0;
 constexpr guint64 DEFAULT_HANDSHAKE_TIMEOUT = 10 * GST_SECOND;
 constexpr guint64 DEFAULT_TIMEOUT = 0;
 constexpr guint DEFAULT_BUFFERS_MAX = 32;
-constexpr guint64 DEFAULT_BYTES_MAX = 32 * 1024 * 1024;
+constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
 constexpr guint DEFAULT_IO_THREADS = 1;
 constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
 
@@ -329,7 +329,7 @@ static gboolean gst_tls_frame_sink_event(GstBaseSink *bsink, GstEvent *event) {
     }
     if (server) {
       // At most a day: chrono waits overflow on values near the 64-bit range.
-      constexpr guint64 kMaxWait = 24 * 3600 * GST_SECOND;
+      constexpr guint64 kMaxWait = guint64{24} * 3600 * GST_SECOND;
       bool all = server->publish_eos_and_flush(
           std::chrono::milliseconds(std::min(timeout, kMaxWait) / GST_MSECOND));
       if (!all) GST_WARNING_OBJECT(self, "EOS: not every client was flushed in time");
