@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "common/pki.h"
 #include "element/gst_util.h"
@@ -37,16 +38,25 @@ gulong probe_src_pad(GstElement *element, FirstBuffer *fb) {
   return id;
 }
 
+// A live 30 fps H.264 server with key-int-max=300: without a forced keyframe
+// the next one is 10 s away. `format` is the stream-format; `before_sink` is
+// spliced in front of the sink (e.g. "identity name=gate ! ").
+std::string h264_server_desc(const tlsframe::test::Pki &pki, int width, int height,
+                             const char *format, const char *before_sink = "") {
+  return "videotestsrc is-live=true pattern=ball ! video/x-raw,width=" + std::to_string(width) +
+         ",height=" + std::to_string(height) +
+         ",framerate=30/1 ! "
+         "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
+         "video/x-h264,stream-format=" +
+         format + ",alignment=au ! " + before_sink +
+         "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" + pki.server_cert() +
+         " key-file=" + pki.server_key();
+}
+
 TEST(H264, LateJoinerStartsOnKeyframeAndDecodesWithinOneSecondOnTenSecondGop) {
   tlsframe::test::init_gstreamer();
   tlsframe::test::Pki pki;
-  // 30 fps with key-int-max=300: without a forced keyframe the next one is 10 s away.
-  Pipeline server(
-      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
-      "video/x-h264,stream-format=byte-stream,alignment=au ! "
-      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
-      pki.server_cert() + " key-file=" + pki.server_key());
+  Pipeline server(h264_server_desc(pki, 320, 240, "byte-stream"));
   ASSERT_TRUE(server.ok());
   FirstBuffer encoded;
   probe_src_pad(server.element("enc"), &encoded);
@@ -98,12 +108,7 @@ TEST(H264, JoinerWithoutForcedKeyframeWaitsInsteadOfGettingDeltaUnits) {
   // upstream event): the joiner must get nothing rather than broken frames.
   tlsframe::test::init_gstreamer();
   tlsframe::test::Pki pki;
-  Pipeline server(
-      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! "
-      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
-      "video/x-h264,stream-format=byte-stream,alignment=au ! identity name=gate ! "
-      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
-      pki.server_cert() + " key-file=" + pki.server_key());
+  Pipeline server(h264_server_desc(pki, 160, 120, "byte-stream", "identity name=gate ! "));
   ASSERT_TRUE(server.ok());
   GstPad *gate_src = gst_element_get_static_pad(server.element("gate"), "src");
   std::atomic<int> dropped_requests{0};
@@ -147,12 +152,7 @@ TEST(H264, AvcCodecDataInCapsReachesALateJoinerWhichDecodes) {
   // codec_data: a joiner can only decode if the caps reached it intact.
   tlsframe::test::init_gstreamer();
   tlsframe::test::Pki pki;
-  Pipeline server(
-      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 ! "
-      "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=300 ! "
-      "video/x-h264,stream-format=avc,alignment=au ! "
-      "tlsframesink name=sink host=127.0.0.1 port=0 cert-file=" +
-      pki.server_cert() + " key-file=" + pki.server_key());
+  Pipeline server(h264_server_desc(pki, 160, 120, "avc"));
   ASSERT_TRUE(server.ok());
   FirstBuffer encoded;
   probe_src_pad(server.element("enc"), &encoded);
