@@ -90,7 +90,10 @@ struct Server::Impl {
   bool admit();
   void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_pending,
                  bool was_admitted, RemoveReason reason, const std::string &error);
-  void post_to_ready(const MessagePtr &msg);
+  // Runs update() and snapshots the sessions under one lock, then posts msg
+  // to each session's strand. Called only by the publishing thread.
+  template <typename Update>
+  void post_to_all(const MessagePtr &msg, Update &&update);
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -476,10 +479,12 @@ void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready, 
   }
 }
 
-void Server::Impl::post_to_ready(const MessagePtr &msg) {
+template <typename Update>
+void Server::Impl::post_to_all(const MessagePtr &msg, Update &&update) {
   snapshot.clear();
   {
     std::lock_guard<std::mutex> lock(mutex);
+    update();
     for (auto &kv : sessions) snapshot.push_back(kv.second);
   }
   // Sessions still in their handshake ignore it (deliver checks readiness on the strand).
@@ -562,13 +567,11 @@ void Server::publish_caps(const std::string &caps) {
   auto msg = std::make_shared<Message>();
   msg->type = wire::MessageType::kCaps;
   msg->bytes = wire::encode_caps(caps);
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
+  TF_DEBUG(kComp, "caps: %s", caps.c_str());
+  impl_->post_to_all(msg, [&] {
     impl_->current_caps = msg;
     impl_->eos = false;
-  }
-  TF_DEBUG(kComp, "caps: %s", caps.c_str());
-  impl_->post_to_ready(msg);
+  });
 }
 
 void Server::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data, size_t size) {
@@ -581,27 +584,21 @@ void Server::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   msg->bytes.resize(wire::kHeaderSize + wire::kBufferMetaSize + size);
   wire::write_buffer_prefix(msg->bytes.data(), meta, static_cast<uint32_t>(size));
   if (size) std::memcpy(msg->bytes.data() + wire::kHeaderSize + wire::kBufferMetaSize, data, size);
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    msg->caps = impl_->current_caps;
-    if (msg->delta) impl_->has_delta = true;
-    impl_->eos = false;
-  }
   impl_->buffers_published++;
   TF_LOGV(kComp, "publish buffer #%" PRIu64 " (%zu bytes%s)", meta.sequence, size,
           msg->delta ? ", delta" : "");
-  impl_->post_to_ready(msg);
+  impl_->post_to_all(msg, [&] {
+    msg->caps = impl_->current_caps;  // before any session can see msg
+    if (msg->delta) impl_->has_delta = true;
+    impl_->eos = false;
+  });
 }
 
 bool Server::publish_eos_and_flush(std::chrono::milliseconds timeout) {
   auto msg = std::make_shared<Message>();
   msg->type = wire::MessageType::kEos;
   msg->bytes = wire::encode_eos();
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->eos = true;
-  }
-  impl_->post_to_ready(msg);
+  impl_->post_to_all(msg, [&] { impl_->eos = true; });
   std::unique_lock<std::mutex> lock(impl_->mutex);
   bool flushed = impl_->sessions_changed.wait_for(lock, timeout, [this] {
     return impl_->ready_count.load() == 0 || impl_->flush_aborted;
