@@ -53,7 +53,6 @@ class Session;
 struct Server::Impl {
   ServerConfig config;
   ServerCallbacks callbacks;
-  tls::ContextPtr ctx;
 
   // Declared before everything holding sockets or handlers so it is destroyed last.
   asio::io_context io;
@@ -66,6 +65,7 @@ struct Server::Impl {
   std::atomic<unsigned> running_threads{0};
 
   mutable std::mutex mutex;  // protects the fields down to next_id
+  tls::ContextPtr ctx;       // for new sessions; reload_tls() replaces it
   std::condition_variable sessions_changed;
   std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
   size_t admitted = 0;  // sessions past the handshake and within max_clients
@@ -98,8 +98,12 @@ struct Server::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address)
-      : server_(server), stream_(std::move(socket), *server->ctx), timer_(stream_.get_executor()) {
+  Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address,
+          tls::ContextPtr ctx)
+      : server_(server),
+        ctx_(std::move(ctx)),
+        stream_(std::move(socket), *ctx_),
+        timer_(stream_.get_executor()) {
     info_.id = id;
     info_.address = std::move(address);
   }
@@ -139,6 +143,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (over) {
         if (msg->delta) {
           // Skip to the next keyframe: a delta unit without its reference is useless.
+          set_last_error("queue full: skipping to the next keyframe");
           need_keyframe_ = true;
           count_drop();
           TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
@@ -146,6 +151,7 @@ class Session : public std::enable_shared_from_this<Session> {
           return;
         }
         purge_unsent();
+        set_last_error("queue full: dropped the queued buffers, resumed on a keyframe");
         TF_DEBUG(kComp, "client %" PRIu64 " %s: queue full, dropped %zu queued, resync on keyframe",
                  info_.id, info_.address.c_str(), pending);
       }
@@ -197,6 +203,8 @@ class Session : public std::enable_shared_from_this<Session> {
     s.queue_bytes = depth_bytes_.load();
     s.connected_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ready_at_).count();
+    std::lock_guard<std::mutex> lock(last_error_mutex_);
+    s.last_error = last_error_;
     return s;
   }
 
@@ -344,6 +352,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!queue_.empty()) do_write();
   }
 
+  void set_last_error(const char *text) {
+    std::lock_guard<std::mutex> lock(last_error_mutex_);
+    if (last_error_ != text) last_error_ = text;
+  }
+
   void count_drop() {
     frames_dropped_++;
     server_->frames_dropped++;
@@ -355,6 +368,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Server::Impl *server_;  // outlives every session (owns the io_context)
+  tls::ContextPtr ctx_;   // the context this session's SSL was made from
   asio::ssl::stream<tcp::socket> stream_;
   asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
   ClientInfo info_;
@@ -378,6 +392,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<bool> added_{false};
   std::atomic<uint64_t> frames_sent_{0}, frames_dropped_{0}, bytes_sent_{0}, depth_buffers_{0},
       depth_bytes_{0};
+  mutable std::mutex last_error_mutex_;  // protects last_error_ (set on the strand, read by stats)
+  std::string last_error_;
 };
 
 // Handlers capture the raw Impl pointer: the I/O threads are joined before Impl dies.
@@ -418,7 +434,7 @@ void Server::Impl::on_accept(tcp::socket socket) {
     }
     pending++;
     uint64_t id = next_id++;
-    s = std::make_shared<Session>(this, std::move(socket), id, address);
+    s = std::make_shared<Session>(this, std::move(socket), id, address, ctx);
     sessions.emplace(id, s);
   }
   TF_DEBUG(kComp, "client %" PRIu64 " %s: connection accepted", s->info().id, address.c_str());
@@ -664,6 +680,17 @@ void Server::stop() {
   std::lock_guard<std::mutex> lock(impl->mutex);
   impl->sessions.clear();
   TF_INFO(kComp, "stopped");
+}
+
+Status Server::reload_tls(const tls::ServerTlsConfig &tls) {
+  auto ctx = tls::make_server_context(tls);  // outside the lock: it reads files
+  if (!ctx) return ctx.error();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->ctx = ctx.value();
+  }
+  TF_INFO(kComp, "TLS context reloaded (certificate %s)", tls.cert_file.c_str());
+  return Status::Ok();
 }
 
 size_t Server::num_clients() const {

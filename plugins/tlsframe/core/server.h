@@ -60,6 +60,7 @@ struct ClientStats {
   uint64_t queue_buffers = 0;    // buffers queued now (including the one being written)
   uint64_t queue_bytes = 0;      // bytes queued now
   double connected_seconds = 0;  // since the handshake completed
+  std::string last_error;  // latest problem on this connection (e.g. queue overflow), "" if none
 };
 
 struct ServerStats {
@@ -105,6 +106,9 @@ class Server {
   void clear_abort_flush();
   // Closes every connection and the listener, joins the I/O threads. Idempotent.
   void stop();
+  // New certificate, key and client CAs for handshakes that start from now on;
+  // connected clients keep their sessions. On error the current context stays.
+  Status reload_tls(const tls::ServerTlsConfig &tls);
 
   size_t num_clients() const;
   ServerStats stats() const;
