@@ -65,7 +65,8 @@ enum { SIGNAL_CLIENT_ADDED, SIGNAL_CLIENT_REMOVED, SIGNAL_GET_STATS, SIGNAL_LAST
 GParamSpec *properties[PROP_LAST];
 guint signals[SIGNAL_LAST];
 
-// Copied once at start(); changes while running apply at the next start.
+// Copied once at start(); changes while running apply at the next start,
+// except cert-file/key-file/ca-file, which reload the TLS context (see reload_tls).
 struct Settings {
   std::string host = DEFAULT_HOST;
   int port = DEFAULT_PORT;
@@ -116,7 +117,8 @@ static GstStructure *client_stats_structure(const tlsframe::ClientStats &c) {
       "frames-sent", G_TYPE_UINT64, (guint64)c.frames_sent, "frames-dropped", G_TYPE_UINT64,
       (guint64)c.frames_dropped, "bytes-sent", G_TYPE_UINT64, (guint64)c.bytes_sent,
       "queue-buffers", G_TYPE_UINT64, (guint64)c.queue_buffers, "queue-bytes", G_TYPE_UINT64,
-      (guint64)c.queue_bytes, "connected-seconds", G_TYPE_DOUBLE, c.connected_seconds, nullptr);
+      (guint64)c.queue_bytes, "connected-seconds", G_TYPE_DOUBLE, c.connected_seconds, "last-error",
+      G_TYPE_STRING, c.last_error.c_str(), nullptr);
 }
 
 static GstStructure *make_stats(GstTlsFrameSink *self) {
@@ -393,6 +395,47 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
   }
 }
 
+// cert-file, key-file or ca-file changed while the server runs: new handshakes
+// use the new files, connected clients are untouched. Runs once per
+// g_object_set() (after all its properties are set), so a certificate and its
+// key set together are loaded together. A bad set keeps the old context.
+static void reload_tls(GstTlsFrameSink *self) {
+  auto server = get_server(self);
+  if (!server) return;  // not running: the next start() reads the files
+  tlsframe::tls::ServerTlsConfig tls;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    const Settings &s = self->priv->settings;
+    tls.cert_file = s.cert_file;
+    tls.key_file = s.key_file;
+    tls.ca_file = s.ca_file;
+    tls.require_client_cert = s.require_client_cert;
+    tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
+  }
+  tlsframe::Status st = server->reload_tls(tls);
+  if (!st) {
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("Could not reload the TLS certificate; new clients still get the "
+                         "previous one: %s",
+                         st.error().message.c_str()),
+                        ("%s", st.error().detail.c_str()));
+    return;
+  }
+  GST_INFO_OBJECT(self, "TLS certificate reloaded from %s", tls.cert_file.c_str());
+}
+
+static void gst_tls_frame_sink_dispatch_properties_changed(GObject *object, guint n_pspecs,
+                                                           GParamSpec **pspecs) {
+  bool tls_changed = false;
+  for (guint i = 0; i < n_pspecs; ++i) {
+    tls_changed = tls_changed || pspecs[i] == properties[PROP_CERT_FILE] ||
+                  pspecs[i] == properties[PROP_KEY_FILE] || pspecs[i] == properties[PROP_CA_FILE];
+  }
+  if (tls_changed) reload_tls(GST_TLS_FRAME_SINK(object));
+  G_OBJECT_CLASS(gst_tls_frame_sink_parent_class)
+      ->dispatch_properties_changed(object, n_pspecs, pspecs);
+}
+
 static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GValue *value,
                                             GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SINK(object);
@@ -485,10 +528,14 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   gobject_class->set_property = gst_tls_frame_sink_set_property;
   gobject_class->get_property = gst_tls_frame_sink_get_property;
   gobject_class->finalize = gst_tls_frame_sink_finalize;
+  gobject_class->dispatch_properties_changed = gst_tls_frame_sink_dispatch_properties_changed;
 
   constexpr auto RW = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                GST_PARAM_MUTABLE_READY);
   constexpr auto RO = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  // Certificate files: changeable while running (reloaded for new handshakes).
+  constexpr auto RW_TLS = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_PLAYING);
 
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
@@ -503,15 +550,20 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "The port the server is bound to (valid from PAUSED; 0 when not listening)", 0, 65535, 0, RO);
   properties[PROP_CERT_FILE] = g_param_spec_string(
       "cert-file", "Certificate file",
-      "PEM file with the server certificate, then any intermediate CA certificates (required)",
-      nullptr, RW);
+      "PEM file with the server certificate, then any intermediate CA certificates (required; "
+      "set while running, it applies to new clients)",
+      nullptr, RW_TLS);
   properties[PROP_KEY_FILE] = g_param_spec_string(
-      "key-file", "Key file", "PEM file with the private key of cert-file (required)", nullptr, RW);
+      "key-file", "Key file",
+      "PEM file with the private key of cert-file (required; set it with cert-file in one "
+      "g_object_set() to replace both while running)",
+      nullptr, RW_TLS);
   properties[PROP_CA_FILE] =
       g_param_spec_string("ca-file", "CA file",
                           "PEM file with the CA certificates trusted for client certificates "
-                          "(unset = clients are not asked for one)",
-                          nullptr, RW);
+                          "(unset = clients are not asked for one; set while running, it "
+                          "applies to new clients)",
+                          nullptr, RW_TLS);
   properties[PROP_REQUIRE_CLIENT_CERT] = g_param_spec_boolean(
       "require-client-cert", "Require client certificate",
       "Mutual TLS: refuse clients without a certificate signed by a CA in ca-file",
@@ -557,7 +609,8 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
                           "Total bytes sent to all clients since start", 0, G_MAXUINT64, 0, RO);
   properties[PROP_STATS] = g_param_spec_boxed("stats", "Statistics",
                                               "Server totals and a client-stats array (frames sent "
-                                              "and dropped, bytes, queue depth per client)",
+                                              "and dropped, bytes, queue depth, last error per "
+                                              "client)",
                                               GST_TYPE_STRUCTURE, RO);
   g_object_class_install_properties(gobject_class, PROP_LAST, properties);
 
