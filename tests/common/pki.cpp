@@ -93,6 +93,7 @@ Result<std::vector<File>> generate() {
       {"expired", expired, &*ca},
       {"future", future, &*ca},
       {"self-signed", localhost_spec(Usage::kServer), nullptr},
+      {"wrong-usage", localhost_spec(Usage::kClient), &*ca},
   };
 
   files.push_back({"ca.pem", ca->cert_pem, false});
@@ -108,6 +109,23 @@ Result<std::vector<File>> generate() {
     }
     add_pair(job.stem, std::move(*issued));
   }
+
+  // ca -> intermediate -> leaf: the leaf file with and without the intermediate.
+  Result<Issued> intermediate =
+      certgen::issue(named_spec("tlsframe test intermediate CA", Usage::kCa), *ca);
+  if (!intermediate) {
+    return Error{intermediate.error().kind, "intermediate CA: " + intermediate.error().message,
+                 intermediate.error().detail};
+  }
+  Result<Issued> chained = certgen::issue(localhost_spec(Usage::kServer), *intermediate);
+  if (!chained) {
+    return Error{chained.error().kind, "chained server: " + chained.error().message,
+                 chained.error().detail};
+  }
+  files.push_back({"intermediate-ca.pem", intermediate->cert_pem, false});
+  files.push_back({"chained-server-leaf.pem", chained->cert_pem, false});
+  files.push_back({"chained-server.pem", chained->cert_pem + intermediate->cert_pem, false});
+  files.push_back({"chained-server.key", chained->key_pem, true});
   return files;
 }
 

@@ -47,6 +47,20 @@ class Pki {
     return path("self-signed.pem");
   }  // self-signed leaf for localhost
   std::string self_signed_key() const { return path("self-signed.key"); }
+  std::string wrong_usage_cert() const {
+    return path("wrong-usage.pem");
+  }  // issued by ca for localhost, but extended key usage clientAuth only
+  std::string wrong_usage_key() const { return path("wrong-usage.key"); }
+  std::string intermediate_ca() const {
+    return path("intermediate-ca.pem");
+  }  // CA issued by ca, issuer of the chained server certificate
+  std::string chained_server_cert() const {
+    return path("chained-server.pem");
+  }  // localhost leaf issued by the intermediate, then the intermediate
+  std::string chained_server_leaf_only() const {
+    return path("chained-server-leaf.pem");
+  }  // the same leaf without its intermediate (an incomplete chain)
+  std::string chained_server_key() const { return path("chained-server.key"); }
 
  private:
   std::string dir_;

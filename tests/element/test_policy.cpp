@@ -283,8 +283,35 @@ TEST_F(PolicyTest, NotYetValidServerCertificateFailsWithNotYetValid) {
 }
 
 TEST_F(PolicyTest, SelfSignedServerCertificateFailsVerification) {
-  run_bad_client_case([&](int port) { return client_desc(port); }, {"verification failed"},
-                      pki.self_signed_cert(), pki.self_signed_key());
+  run_bad_client_case([&](int port) { return client_desc(port); },
+                      {"verification failed", "self-signed"}, pki.self_signed_cert(),
+                      pki.self_signed_key());
+}
+
+// A certificate from the trusted CA for the right name, but for client use only.
+TEST_F(PolicyTest, ServerCertificateWithClientOnlyKeyUsageFailsWithUnsuitablePurpose) {
+  run_bad_client_case([&](int port) { return client_desc(port); },
+                      {"verification failed", "certificate purpose"}, pki.wrong_usage_cert(),
+                      pki.wrong_usage_key());
+}
+
+// The server sends its leaf without the intermediate CA: the client, which
+// trusts only the root, cannot build the chain.
+TEST_F(PolicyTest, ServerChainMissingItsIntermediateFailsWithIssuerError) {
+  run_bad_client_case([&](int port) { return client_desc(port); },
+                      {"verification failed", "local issuer"}, pki.chained_server_leaf_only(),
+                      pki.chained_server_key());
+}
+
+// Control for the case above: with the intermediate in cert-file the same leaf is accepted.
+TEST_F(PolicyTest, ServerChainWithItsIntermediateIsAccepted) {
+  Pipeline server(server_desc(pki.chained_server_cert(), pki.chained_server_key()));
+  int port = start_server(server);
+  ASSERT_GT(port, 0);
+  Pipeline client(client_desc(port));
+  ASSERT_NE(client.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  EXPECT_TRUE(receives_fresh(client, server.element("sink"), 3, kWait));
+  EXPECT_EQ(pending_errors(server), "");
 }
 
 // --- TLS version -------------------------------------------------------------
