@@ -1,0 +1,383 @@
+#include "client.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "core/tls_context.h"
+#include "core/wire_format.h"
+
+namespace tlsframe::loadgen {
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t realtime_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+namespace {
+
+constexpr size_t kScratch = 256 * 1024;
+constexpr size_t kMaxErrors = 8;
+constexpr int64_t kRetryDelayNs = 100'000'000;
+// Largest message prefix the parser keeps: a header and an ERROR body.
+constexpr size_t kAccSize = wire::kHeaderSize + 2 + wire::kMaxErrorText;
+
+uint64_t be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+std::string ssl_error_text() {
+  std::string s;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!s.empty()) s += "; ";
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Worker::Connection {
+  enum State { kIdle = 0, kConnecting, kHandshake, kStreaming, kRetryWait, kDone, kFailed };
+  unsigned id = 0;
+  ClientCounters *ctr = nullptr;
+  int fd = -1;
+  SSL *ssl = nullptr;
+  State state = kIdle;
+  int64_t retry_at = 0;
+  // Parser state (tlsframe protocol).
+  uint8_t acc[kAccSize];
+  size_t have = 0;
+  size_t need = wire::kHeaderSize;
+  wire::Header hdr;
+  uint64_t skip = 0;  // payload bytes still to pass over
+  bool in_body = false;
+  uint64_t meta_seq = 0, meta_send = 0;
+  bool have_seq = false;
+  uint64_t last_seq = 0;
+
+  void set_state(State s) {
+    state = s;
+    ctr->state.store(s, std::memory_order_relaxed);
+  }
+  void reset_parser() {
+    have = 0;
+    need = wire::kHeaderSize;
+    skip = 0;
+    in_body = false;
+  }
+};
+
+Worker::Worker(SharedRun &run, std::vector<unsigned> client_ids) : run_(run) {
+  for (unsigned id : client_ids) {
+    auto c = std::make_unique<Connection>();
+    c->id = id;
+    c->ctr = run_.counters[id].get();
+    conns_.push_back(std::move(c));
+  }
+  scratch_.resize(kScratch);
+  latencies_.reserve(1 << 20);
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+}
+
+Worker::~Worker() {
+  for (auto &c : conns_) close_conn(*c, "");
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::open(Connection &c) {
+  c.reset_parser();
+  c.have_seq = false;
+  c.ctr->attempts.fetch_add(1, std::memory_order_relaxed);
+  c.fd = ::socket(run_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    close_conn(c, std::string("socket: ") + std::strerror(errno));
+    return;
+  }
+  if (run_.opt.rcvbuf) {
+    int v = static_cast<int>(run_.opt.rcvbuf);
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+  }
+  int rc = ::connect(c.fd, reinterpret_cast<const sockaddr *>(&run_.addr), run_.addr_len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    close_conn(c, std::string("connect: ") + std::strerror(errno));
+    return;
+  }
+  c.set_state(Connection::kConnecting);
+  epoll_event ev{};
+  ev.events = EPOLLOUT | EPOLLIN;
+  ev.data.ptr = &c;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev);
+}
+
+// Ends a connection. error "" = clean end (EOS, or the run is over).
+void Worker::close_conn(Connection &c, const std::string &error) {
+  if (c.ssl) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
+  if (c.fd >= 0) {
+    ::close(c.fd);  // also removes it from the epoll set
+    c.fd = -1;
+  }
+  if (c.state == Connection::kDone || c.state == Connection::kFailed) return;
+  bool before_first = c.ctr->first_frame_ns.load(std::memory_order_relaxed) < 0;
+  if (!error.empty()) {
+    if (errors_.size() < kMaxErrors &&
+        std::find(errors_.begin(), errors_.end(), error) == errors_.end()) {
+      errors_.push_back(error);
+    }
+    if (run_.opt.retry && before_first && !run_.stop.load()) {
+      c.set_state(Connection::kRetryWait);
+      c.retry_at = steady_ns() + kRetryDelayNs;
+      return;
+    }
+    c.set_state(Connection::kFailed);
+    run_.failed++;
+  } else {
+    c.set_state(Connection::kDone);
+  }
+  if (before_first) run_.done_first++;
+}
+
+bool Worker::drive_handshake(Connection &c) {
+  ERR_clear_error();
+  int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    c.set_state(Connection::kStreaming);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &c;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+    return true;
+  }
+  int err = SSL_get_error(c.ssl, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | (err == SSL_ERROR_WANT_WRITE ? uint32_t{EPOLLOUT} : 0u);
+    ev.data.ptr = &c;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+    return true;
+  }
+  long vr = SSL_get_verify_result(c.ssl);
+  std::string why = vr != X509_V_OK ? std::string("certificate verify failed: ") +
+                                          X509_verify_cert_error_string(vr)
+                                    : "TLS handshake failed: " + ssl_error_text();
+  close_conn(c, why);
+  return false;
+}
+
+void Worker::on_event(Connection &c, uint32_t events) {
+  if (c.state == Connection::kConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      close_conn(c, std::string("connect: ") + std::strerror(err));
+      return;
+    }
+    if (!(events & (EPOLLOUT | EPOLLIN))) return;
+    if (!run_.opt.tls) {
+      c.set_state(Connection::kStreaming);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = &c;
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+    } else {
+      c.ssl = SSL_new(run_.ctx);
+      if (!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1 ||
+          !tls::set_expected_server_name(c.ssl, run_.verify_name)) {
+        close_conn(c, "cannot set up TLS: " + ssl_error_text());
+        return;
+      }
+      SSL_set_connect_state(c.ssl);
+      c.set_state(Connection::kHandshake);
+      if (!drive_handshake(c)) return;
+    }
+  } else if (c.state == Connection::kHandshake) {
+    if (!drive_handshake(c)) return;
+  }
+  if (c.state == Connection::kStreaming && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+    read_all(c);
+  }
+}
+
+void Worker::read_all(Connection &c) {
+  // Bounded per event so one busy connection does not starve the others
+  // (epoll is level-triggered: the rest is read on the next round).
+  for (int round = 0; round < 8 && c.state == Connection::kStreaming; ++round) {
+    ssize_t n;
+    if (c.ssl) {
+      ERR_clear_error();
+      int rc = SSL_read(c.ssl, scratch_.data(), static_cast<int>(scratch_.size()));
+      if (rc <= 0) {
+        int err = SSL_get_error(c.ssl, rc);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+        if (err == SSL_ERROR_ZERO_RETURN) {
+          close_conn(c, run_.opt.protocol == Protocol::kRaw ? "" : "server closed without EOS");
+        } else {
+          std::string detail = ssl_error_text();
+          close_conn(c, detail.empty() ? "connection lost" : "TLS read failed: " + detail);
+        }
+        return;
+      }
+      n = rc;
+    } else {
+      n = ::recv(c.fd, scratch_.data(), scratch_.size(), 0);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        close_conn(c, std::string("recv: ") + std::strerror(errno));
+        return;
+      }
+      if (n == 0) {
+        close_conn(c, "");
+        return;
+      }
+    }
+    if (!consume(c, scratch_.data(), static_cast<size_t>(n))) return;
+  }
+}
+
+bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
+  ClientCounters &k = *c.ctr;
+  k.bytes.fetch_add(n, std::memory_order_relaxed);
+  if (run_.opt.protocol == Protocol::kRaw) {
+    uint64_t fs = std::max<uint64_t>(1, run_.opt.frame_size);
+    uint64_t total = k.bytes.load(std::memory_order_relaxed);
+    k.frames.store(total / fs, std::memory_order_relaxed);
+    if (total >= fs && k.first_frame_ns.load(std::memory_order_relaxed) < 0) {
+      k.first_frame_ns.store(steady_ns() - run_.start_ns, std::memory_order_relaxed);
+      run_.done_first++;
+    }
+    return true;
+  }
+  while (n > 0) {
+    if (c.skip > 0) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(c.skip, n));
+      c.skip -= take;
+      p += take;
+      n -= take;
+      if (c.skip > 0) return true;
+    } else {
+      size_t take = std::min(c.need - c.have, n);
+      std::memcpy(c.acc + c.have, p, take);
+      c.have += take;
+      p += take;
+      n -= take;
+      if (c.have < c.need) return true;
+      if (!c.in_body) {
+        auto r = wire::parse_header(c.acc, c.have, wire::kDefaultMaxPayload, c.hdr);
+        if (r.status != wire::DecodeStatus::kMessage) {
+          close_conn(c, "protocol error: " + r.error);
+          return false;
+        }
+        c.in_body = true;
+        switch (c.hdr.type) {
+          case wire::MessageType::kBuffer:
+            c.need = wire::kHeaderSize + wire::kBufferMetaSize;
+            continue;
+          case wire::MessageType::kError:
+            c.need = wire::kHeaderSize + c.hdr.payload_size;  // bounded by parse_header
+            if (c.need > kAccSize) {
+              close_conn(c, "protocol error: oversized ERROR message");
+              return false;
+            }
+            continue;
+          case wire::MessageType::kCaps:
+            c.skip = c.hdr.payload_size;
+            break;
+          case wire::MessageType::kEos:
+            break;
+        }
+      } else if (c.hdr.type == wire::MessageType::kBuffer) {
+        const uint8_t *m = c.acc + wire::kHeaderSize;
+        c.meta_seq = be64(m + 32);
+        c.meta_send = be64(m + 40);
+        c.skip = c.hdr.payload_size - wire::kBufferMetaSize;
+      } else if (c.hdr.type == wire::MessageType::kError) {
+        wire::MessageView v;
+        auto r = wire::decode(c.acc, c.have, wire::kDefaultMaxPayload, v);
+        close_conn(c, "server error " + std::to_string(v.error_code) + ": " +
+                          (r.status == wire::DecodeStatus::kMessage ? std::string(v.error_text)
+                                                                    : r.error));
+        return false;
+      }
+      if (c.skip > 0) continue;
+    }
+    // One whole message has been passed over.
+    if (c.hdr.type == wire::MessageType::kBuffer) {
+      k.frames.fetch_add(1, std::memory_order_relaxed);
+      if (c.have_seq && c.meta_seq > c.last_seq + 1) {
+        k.seq_gaps.fetch_add(c.meta_seq - c.last_seq - 1, std::memory_order_relaxed);
+      }
+      c.have_seq = true;
+      c.last_seq = c.meta_seq;
+      if (k.first_frame_ns.load(std::memory_order_relaxed) < 0) {
+        k.first_frame_ns.store(steady_ns() - run_.start_ns, std::memory_order_relaxed);
+        run_.done_first++;
+      }
+      if (run_.measuring.load(std::memory_order_relaxed)) {
+        uint64_t now = realtime_ns();
+        uint64_t lat = now > c.meta_send ? (now - c.meta_send) / 1000 : 0;
+        latencies_.push_back(static_cast<uint32_t>(std::min<uint64_t>(lat, UINT32_MAX)));
+      }
+    } else if (c.hdr.type == wire::MessageType::kEos) {
+      run_.eos++;
+      close_conn(c, "");
+      return false;
+    }
+    c.reset_parser();
+  }
+  return true;
+}
+
+void Worker::loop() {
+  for (auto &c : conns_) open(*c);
+  std::vector<epoll_event> events(256);
+  int64_t next_scan = 0;
+  while (!run_.stop.load(std::memory_order_relaxed)) {
+    int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), 20);
+    for (int i = 0; i < n; ++i) {
+      auto *c = static_cast<Connection *>(events[i].data.ptr);
+      if (c->fd >= 0) on_event(*c, events[i].events);
+    }
+    int64_t now = steady_ns();
+    if (now >= next_scan) {  // retries, at most every 20 ms
+      next_scan = now + 20'000'000;
+      for (auto &c : conns_) {
+        if (c->state == Connection::kRetryWait && now >= c->retry_at) open(*c);
+      }
+    }
+  }
+  for (auto &c : conns_) close_conn(*c, "");
+}
+
+}  // namespace tlsframe::loadgen

@@ -1,0 +1,103 @@
+// tlsframe-loadgen: many client connections in one process. A Worker owns a
+// set of connections and one epoll loop on its own thread; a connection is a
+// non-blocking socket with, optionally, an OpenSSL session on it, and a
+// streaming parser that counts frames without copying their payload.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/socket.h>
+
+namespace tlsframe::loadgen {
+
+enum class Protocol {
+  kTlsframe,  // tlsframe wire protocol: frames, sequence numbers and send times are parsed
+  kRaw,       // any byte stream (tcpserversink, stunnel): bytes are counted, frames derived
+};
+
+struct Options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 9999;
+  std::string server_name;  // checked name and SNI ("" = host)
+  std::string ca_file;
+  std::string cert_file, key_file;
+  bool tls = true;
+  Protocol protocol = Protocol::kTlsframe;
+  unsigned clients = 1;
+  unsigned threads = 2;
+  double warmup_s = 2;
+  double duration_s = 5;
+  double first_frame_timeout_s = 30;
+  bool until_first_frame = false;  // stop once every client has its first frame
+  bool retry = false;              // reconnect after a failure before the first frame
+  uint64_t frame_size = 0;         // raw protocol: bytes per frame, to derive frames
+  double expect_fps = 0;           // rate of the stream, for the full-rate check (0 = unknown)
+  unsigned rcvbuf = 0;             // SO_RCVBUF (0 = system default)
+  std::string json_file;
+};
+
+// Counters of one connection; written by its worker thread, read by anyone.
+struct ClientCounters {
+  std::atomic<uint64_t> frames{0};
+  std::atomic<uint64_t> bytes{0};        // application bytes received
+  std::atomic<uint64_t> seq_gaps{0};     // frames the server skipped for this client
+  std::atomic<int64_t> first_frame_ns{-1};  // since the run started; -1 = none yet
+  std::atomic<int> state{0};             // see Connection::State
+  std::atomic<unsigned> attempts{0};
+};
+
+struct SharedRun {
+  Options opt;
+  struct sockaddr_storage addr {};
+  socklen_t addr_len = 0;
+  SSL_CTX *ctx = nullptr;
+  std::string verify_name;
+  int64_t start_ns = 0;  // steady clock
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<ClientCounters>> counters;
+  std::atomic<unsigned> done_first{0};  // clients with a first frame or given up
+  std::atomic<unsigned> failed{0};      // clients that ended in an error
+  std::atomic<unsigned> eos{0};
+};
+
+class Worker {
+ public:
+  Worker(SharedRun &run, std::vector<unsigned> client_ids);
+  ~Worker();
+  void start();
+  void join();
+  // Latency samples (µs) of frames completed while measuring; read after join().
+  const std::vector<uint32_t> &latencies_us() const { return latencies_; }
+  const std::vector<std::string> &errors() const { return errors_; }
+
+ private:
+  struct Connection;
+  void loop();
+  void open(Connection &c);
+  void close_conn(Connection &c, const std::string &error);
+  void on_event(Connection &c, uint32_t events);
+  bool drive_handshake(Connection &c);
+  void read_all(Connection &c);
+  bool consume(Connection &c, const uint8_t *p, size_t n);  // false: protocol error / end
+
+  SharedRun &run_;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  int epfd_ = -1;
+  std::thread thread_;
+  std::vector<uint8_t> scratch_;
+  std::vector<uint32_t> latencies_;
+  std::vector<std::string> errors_;  // first few distinct errors
+};
+
+int64_t steady_ns();
+uint64_t realtime_ns();
+
+}  // namespace tlsframe::loadgen
