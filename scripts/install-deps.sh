@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tlsframe needs, and only those that are missing.
 #
-#   scripts/install-deps.sh [--check] [build|run|test]...     (default: test)
+#   scripts/install-deps.sh [--check] [build|run|test|fuzz|scan]...     (default: test)
 #
 #   build  compiler, meson/ninja and the -dev packages (OpenSSL, Asio, GStreamer, GoogleTest)
 #   run    gst-launch-1.0, the GStreamer plugin sets used by scripts/run.sh and the README, openssl
 #   test   build + run: everything scripts/test.sh needs
+#   fuzz   clang-14 and libFuzzer for tests/fuzz (tests/fuzz/README)
+#   scan   sslscan for the TLS configuration scan (tests/tls-scan/scan.sh)
 #   --check  install nothing: list what is missing, exit 1 if anything is
 #
 # Idempotent: a package whose dpkg status is "install ok installed" is left alone, and
@@ -23,14 +25,21 @@ build_pkgs=(g++ meson ninja-build pkg-config libssl-dev libasio-dev
 run_pkgs=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
   openssl ca-certificates)
+# libclang-rt-14-dev (the sanitizer and libFuzzer runtimes clang links) is only a
+# Recommends of clang-14; libfuzzer-14-dev has libFuzzer's main. python3 cuts captured
+# streams into seeds (tests/fuzz/make_corpus.sh).
+fuzz_pkgs=(clang-14 libclang-rt-14-dev libfuzzer-14-dev python3)
+# sslscan lists the protocols, cipher suites, compression and renegotiation a TLS server
+# accepts (tests/tls-scan/scan.sh).
+scan_pkgs=(sslscan)
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 check_only=0
 groups=()
 for arg in "$@"; do
   case "$arg" in
-    build | run | test) groups+=("$arg") ;;
+    build | run | test | fuzz | scan) groups+=("$arg") ;;
     --check) check_only=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install-deps: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
@@ -49,6 +58,8 @@ for g in "${groups[@]}"; do
     build) wanted+=("${build_pkgs[@]}") ;;
     run) wanted+=("${run_pkgs[@]}") ;;
     test) wanted+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+    fuzz) wanted+=("${fuzz_pkgs[@]}") ;;
+    scan) wanted+=("${scan_pkgs[@]}") ;;
   esac
 done
 # Drop duplicates, keep the order.

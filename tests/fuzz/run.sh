@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Short fuzz check: builds the fuzz targets (BUILD_DIR, default build-fuzz, clang-14 with
+# ASan+UBSan), makes the seed corpus when missing, and runs each target SECONDS seconds
+# (default 60) on a scratch copy of it. Exits non-zero when a target finds a crash, a
+# leak (fuzz_wire_decoder) or a sanitizer report; the input is left in the scratch dir.
+#
+#   tests/fuzz/run.sh [SECONDS]      (0: only replay the seed corpus)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+secs=${1:-60}
+export BUILD_DIR=${BUILD_DIR:-build-fuzz}
+if [[ ! -f $BUILD_DIR/meson-private/coredata.dat ]]; then
+  CXX=${CXX:-clang++-14} meson setup "$BUILD_DIR" -Dfuzzing=enabled -Dtests=disabled \
+    -Db_sanitize=address,undefined -Db_lundef=false
+fi
+meson compile -C "$BUILD_DIR"
+corpus=$BUILD_DIR/fuzz-corpus
+[[ -d $corpus/wire && -d $corpus/caps ]] || tests/fuzz/make_corpus.sh "$corpus"
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/tlsframe-fuzz.XXXXXX")
+status=0
+for t in wire caps; do
+  bin=$BUILD_DIR/tests/fuzz/fuzz_wire_decoder opts=(-max_len=65536)
+  [[ $t == caps ]] && bin=$BUILD_DIR/tests/fuzz/fuzz_caps opts=(-max_len=8192 -detect_leaks=0)
+  mkdir -p "$scratch/$t"
+  cp "$corpus/$t"/* "$scratch/$t/"
+  if ((secs == 0)); then
+    run=(-runs=0)
+  else
+    run=(-max_total_time="$secs")
+  fi
+  echo "fuzz: $(basename "$bin") ${run[*]} on $(ls "$scratch/$t" | wc -l) inputs"
+  if ! "$bin" "${opts[@]}" "${run[@]}" -print_final_stats=1 -artifact_prefix="$scratch/" \
+    "$scratch/$t" >"$scratch/$t.log" 2>&1; then
+    status=1
+    echo "fuzz: $(basename "$bin") FAILED; log $scratch/$t.log, inputs: $(ls "$scratch" | grep -E '^(crash|leak|timeout|oom)-' | tr '\n' ' ')"
+    grep -E 'ERROR|SUMMARY|violated' "$scratch/$t.log" | head -5
+  fi
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec)|^#[0-9]+ +DONE' "$scratch/$t.log" || true
+done
+((status)) || rm -rf "$scratch"
+exit "$status"
