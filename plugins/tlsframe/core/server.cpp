@@ -419,6 +419,9 @@ void Server::Impl::do_accept() {
 void Server::Impl::on_accept(tcp::socket socket) {
   std::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
+  if (config.send_buffer_size > 0) {
+    socket.set_option(asio::socket_base::send_buffer_size(config.send_buffer_size), ec);
+  }
   tcp::endpoint peer = socket.remote_endpoint(ec);
   std::string address = ec ? std::string("unknown") : format_endpoint(peer);
   std::shared_ptr<Session> s;

@@ -32,6 +32,9 @@ struct ServerConfig {
   uint64_t queue_max_bytes = 32ull << 20;  // per-client queue limit in bytes (min 1)
   unsigned io_threads = 1;                 // I/O threads (min 1)
   int listen_backlog = 1024;
+  // SO_SNDBUF per client in bytes: caps what the kernel holds for a client
+  // beyond its queue, and so a slow client's latency. 0 = kernel default (autotuned).
+  int send_buffer_size = 0;
   size_t max_pending_handshakes = 4096;  // connections still handshaking; more are closed at once
 };
 
