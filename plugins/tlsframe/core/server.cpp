@@ -1,5 +1,8 @@
 #include "core/server.h"
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+
 #include <array>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
@@ -21,6 +24,52 @@ namespace {
 using tcp = asio::ip::tcp;
 using Strand = asio::strand<asio::io_context::executor_type>;
 constexpr auto kComp = log::Component::kServer;
+
+// A write-only BIO that appends everything OpenSSL writes (whole TLS records)
+// to a std::vector<uint8_t>, so a session encrypts a whole message and hands
+// it to the socket in one write, with no intermediate ring buffer.
+int vector_bio_write(BIO *b, const char *data, size_t len, size_t *written) {
+  auto *out = static_cast<std::vector<uint8_t> *>(BIO_get_data(b));
+  out->insert(out->end(), reinterpret_cast<const uint8_t *>(data),
+              reinterpret_cast<const uint8_t *>(data) + len);
+  *written = len;
+  return 1;
+}
+
+long vector_bio_ctrl(BIO *, int cmd, long, void *) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+int vector_bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+const BIO_METHOD *vector_bio_method() {
+  static BIO_METHOD *method = [] {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tlsframe-vector");
+    if (m) {
+      BIO_meth_set_write_ex(m, vector_bio_write);
+      BIO_meth_set_ctrl(m, vector_bio_ctrl);
+      BIO_meth_set_create(m, vector_bio_create);
+    }
+    return m;
+  }();
+  return method;
+}
+
+// The error OpenSSL reports for a failed call, as asio would report it, so
+// tls::describe_failure() reads it the same way for every path.
+std::error_code ssl_failure(SSL *ssl, int rc) {
+  int err = SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  unsigned long code = ERR_peek_error();
+  if (code != 0) {
+    ERR_get_error();
+    return std::error_code(static_cast<int>(code), asio::error::get_ssl_category());
+  }
+  return asio::ssl::error::stream_truncated;
+}
 
 uint64_t realtime_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -102,13 +151,28 @@ class Session : public std::enable_shared_from_this<Session> {
           tls::ContextPtr ctx)
       : server_(server),
         ctx_(std::move(ctx)),
-        stream_(std::move(socket), *ctx_),
-        timer_(stream_.get_executor()) {
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        ssl_(SSL_new(ctx_->native_handle())) {
     info_.id = id;
     info_.address = std::move(address);
+    // Reads go through a memory BIO filled from the socket; writes collect
+    // whole records in pending_ (see vector_bio_method).
+    BIO *rbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new(vector_bio_method());
+    if (ssl_ && rbio && wbio) {
+      BIO_set_data(wbio, &pending_);
+      BIO_set_mem_eof_return(rbio, -1);
+      SSL_set_bio(ssl_.get(), rbio, wbio);
+      SSL_set_accept_state(ssl_.get());
+    } else {
+      BIO_free(rbio);
+      BIO_free(wbio);
+      ssl_.reset();
+    }
   }
 
-  asio::any_io_executor executor() { return stream_.get_executor(); }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
   bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
@@ -125,8 +189,11 @@ class Session : public std::enable_shared_from_this<Session> {
         }
       });
     }
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            [self](std::error_code ec) { self->on_handshake(ec); });
+    if (!ssl_) {
+      fail_handshake(Error{Error::Kind::kTls, "cannot create a TLS session", tls::drain_errors()});
+      return;
+    }
+    handshake_step();
   }
 
   void deliver(const MessagePtr &msg) {
@@ -139,7 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       size_t pending = queue_.size() - (writing_ ? 1 : 0);
       bool over = queue_.size() >= cfg.queue_max_buffers ||
-                  queued_bytes_ + msg->bytes.size() > cfg.queue_max_bytes;
+                  queued_bytes_ + msg->wire_size() > cfg.queue_max_bytes;
       if (over) {
         if (msg->delta) {
           // Skip to the next keyframe: a delta unit without its reference is useless.
@@ -170,8 +237,8 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     std::error_code ignored;
     timer_.cancel();
-    stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.lowest_layer().close(ignored);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
     queue_.clear();
     queued_bytes_ = 0;
     publish_depth();
@@ -209,15 +276,71 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // One step of the server handshake: run OpenSSL on what has arrived, send
+  // what it produced, then finish or read more.
+  void handshake_step() {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl_.get());
+    bool done = rc == 1;
+    if (!done && SSL_get_error(ssl_.get(), rc) != SSL_ERROR_WANT_READ) {
+      Error e = tls::describe_failure(ssl_.get(), ssl_failure(ssl_.get(), rc), false);
+      // Send the alert OpenSSL queued (tells the client why), then give up.
+      if (!pending_.empty()) {
+        inflight_.swap(pending_);
+        pending_.clear();
+        auto self = shared_from_this();
+        asio::async_write(socket_, asio::buffer(inflight_), [self, e](std::error_code, size_t) {
+          if (!self->closed_) self->fail_handshake(e);
+        });
+        return;
+      }
+      fail_handshake(e);
+      return;
+    }
+    auto self = shared_from_this();
+    auto next = [self, done] {
+      if (done) {
+        self->on_handshake({});
+        return;
+      }
+      self->socket_.async_read_some(asio::buffer(self->read_buf_),
+                                    [self](std::error_code ec, size_t n) {
+                                      if (self->closed_) return;
+                                      if (ec) {
+                                        self->on_handshake(ec);
+                                        return;
+                                      }
+                                      BIO_write(SSL_get_rbio(self->ssl_.get()),
+                                                self->read_buf_.data(), static_cast<int>(n));
+                                      self->handshake_step();
+                                    });
+    };
+    if (pending_.empty()) {
+      next();
+      return;
+    }
+    inflight_.swap(pending_);
+    pending_.clear();
+    asio::async_write(socket_, asio::buffer(inflight_), [self, next](std::error_code ec, size_t) {
+      if (self->closed_) return;
+      self->inflight_.clear();
+      if (ec) {
+        self->on_handshake(ec);
+        return;
+      }
+      next();
+    });
+  }
+
   void on_handshake(std::error_code ec) {
     if (closed_) return;
     if (ec) {
-      fail_handshake(tls::describe_failure(stream_.native_handle(), ec, false));
+      fail_handshake(tls::describe_failure(ssl_.get(), ec, false));
       return;
     }
     handshake_done_ = true;
     timer_.cancel();
-    info_.subject = tls::peer_subject(stream_.native_handle());
+    info_.subject = tls::peer_subject(ssl_.get());
     // Admission happens only now: connections that never finish a handshake
     // cannot take max-clients slots from real clients.
     if (!server_->admit()) {
@@ -246,10 +369,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // Clients only listen; the read detects their close or a protocol breach.
   void start_read() {
     auto self = shared_from_this();
-    stream_.async_read_some(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
+    socket_.async_read_some(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
       if (self->closed_) return;
+      if (!ec) {
+        BIO_write(SSL_get_rbio(self->ssl_.get()), self->read_buf_.data(), static_cast<int>(n));
+        ERR_clear_error();
+        int rc = SSL_read(self->ssl_.get(), self->read_buf_.data(),
+                          static_cast<int>(self->read_buf_.size()));
+        if (rc <= 0 && SSL_get_error(self->ssl_.get(), rc) == SSL_ERROR_WANT_READ) {
+          self->flush_pending();  // e.g. the answer to a KeyUpdate
+          self->start_read();
+          return;
+        }
+        n = rc > 0 ? static_cast<size_t>(rc) : 0;
+        if (rc <= 0) ec = ssl_failure(self->ssl_.get(), rc);
+      }
       if (ec) {
-        Error e = tls::describe_failure(self->stream_.native_handle(), ec, false);
+        Error e = tls::describe_failure(self->ssl_.get(), ec, false);
         bool clean = e.kind == Error::Kind::kClosed;
         self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
         return;
@@ -277,9 +413,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void push(const MessagePtr &msg) {
     if (msg->type == wire::MessageType::kCaps) last_caps_ = msg.get();
     queue_.push_back(msg);
-    queued_bytes_ += msg->bytes.size();
+    queued_bytes_ += msg->wire_size();
     publish_depth();
-    if (!writing_) do_write();
+    if (!writing_ && !writing_flush_) do_write();
   }
 
   // Drop every queued message not yet being written; caps sent so far stay valid.
@@ -288,7 +424,7 @@ class Session : public std::enable_shared_from_this<Session> {
     while (queue_.size() > keep) {
       const MessagePtr &m = queue_.back();
       if (m->type == wire::MessageType::kBuffer) count_drop();
-      queued_bytes_ -= m->bytes.size();
+      queued_bytes_ -= m->wire_size();
       queue_.pop_back();
     }
     last_caps_ = nullptr;
@@ -317,22 +453,63 @@ class Session : public std::enable_shared_from_this<Session> {
         }
       });
     }
-    asio::async_write(stream_, asio::buffer(msg->bytes),
-                      [self, msg](std::error_code ec, size_t n) { self->on_write(ec, n, msg); });
+    // Encrypt the whole message (one or more records) into pending_, then
+    // write it in one go. Anything OpenSSL queued earlier (a KeyUpdate
+    // answer) is already in pending_ and goes first, as it must.
+    ERR_clear_error();
+    size_t written = 0;
+    std::error_code ec;
+    if (SSL_write_ex(ssl_.get(), msg->bytes.data(), msg->bytes.size(), &written) != 1 ||
+        (msg->payload_size &&
+         SSL_write_ex(ssl_.get(), msg->payload, msg->payload_size, &written) != 1)) {
+      ec = ssl_failure(ssl_.get(), 0);
+    }
+    if (ec) {
+      asio::post(executor(), [self, msg, ec] { self->on_write(ec, msg); });
+      return;
+    }
+    inflight_.swap(pending_);
+    pending_.clear();
+    asio::async_write(socket_, asio::buffer(inflight_),
+                      [self, msg](std::error_code ec, size_t) { self->on_write(ec, msg); });
   }
 
-  void on_write(std::error_code ec, size_t n, const MessagePtr &msg) {
+  // Writes what OpenSSL produced outside a message write, when no write is
+  // in flight; otherwise it goes out ahead of the next message.
+  void flush_pending() {
+    if (writing_ || pending_.empty() || closed_) return;
+    writing_flush_ = true;
+    inflight_.swap(pending_);
+    pending_.clear();
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(inflight_), [self](std::error_code ec, size_t) {
+      self->writing_flush_ = false;
+      if (self->closed_) return;
+      self->inflight_.clear();
+      if (ec) {
+        Error e = tls::describe_failure(self->ssl_.get(), ec, false);
+        bool clean = e.kind == Error::Kind::kClosed;
+        self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+        return;
+      }
+      if (!self->queue_.empty() && !self->writing_) self->do_write();
+    });
+  }
+
+  void on_write(std::error_code ec, const MessagePtr &msg) {
     if (closed_) return;
+    inflight_.clear();
     if (ec) {
-      Error e = tls::describe_failure(stream_.native_handle(), ec, false);
+      Error e = tls::describe_failure(ssl_.get(), ec, false);
       bool clean = e.kind == Error::Kind::kClosed;
       close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
       return;
     }
+    const size_t n = msg->wire_size();
     bytes_sent_ += n;
     server_->bytes_sent += n;
     queue_.pop_front();
-    queued_bytes_ -= msg->bytes.size();
+    queued_bytes_ -= n;
     writing_ = false;
     switch (msg->type) {
       case wire::MessageType::kBuffer:
@@ -369,8 +546,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Server::Impl *server_;  // outlives every session (owns the io_context)
   tls::ContextPtr ctx_;   // the context this session's SSL was made from
-  asio::ssl::stream<tcp::socket> stream_;
+  tcp::socket socket_;
   asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
+  struct SslFree {
+    void operator()(SSL *s) const { SSL_free(s); }
+  };
+  std::unique_ptr<SSL, SslFree> ssl_;  // with its read (memory) and write (pending_) BIOs
+  std::vector<uint8_t> pending_;       // TLS records produced, not yet handed to the socket
+  std::vector<uint8_t> inflight_;      // TLS records being written to the socket
+  bool writing_flush_ = false;         // inflight_ holds a flush_pending() write
   ClientInfo info_;
   // Strand-only state:
   bool handshake_done_ = false;
@@ -593,16 +777,25 @@ void Server::publish_caps(const std::string &caps) {
   });
 }
 
-void Server::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data, size_t size) {
+void Server::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data, size_t size,
+                            std::shared_ptr<const void> owner) {
   auto msg = std::make_shared<Message>();
   msg->type = wire::MessageType::kBuffer;
   msg->delta = (meta_in.flags & wire::kFlagDeltaUnit) != 0;
   wire::BufferMeta meta = meta_in;
   meta.sequence = impl_->sequence++;
   meta.send_time_ns = realtime_ns();
-  msg->bytes.resize(wire::kHeaderSize + wire::kBufferMetaSize + size);
+  constexpr size_t kPrefix = wire::kHeaderSize + wire::kBufferMetaSize;
+  if (owner && size) {
+    msg->bytes.resize(kPrefix);
+    msg->payload = data;
+    msg->payload_size = size;
+    msg->payload_owner = std::move(owner);
+  } else {
+    msg->bytes.resize(kPrefix + size);
+    if (size) std::memcpy(msg->bytes.data() + kPrefix, data, size);
+  }
   wire::write_buffer_prefix(msg->bytes.data(), meta, static_cast<uint32_t>(size));
-  if (size) std::memcpy(msg->bytes.data() + wire::kHeaderSize + wire::kBufferMetaSize, data, size);
   impl_->buffers_published++;
   TF_LOGV(kComp, "publish buffer #%" PRIu64 " (%zu bytes%s)", meta.sequence, size,
           msg->delta ? ", delta" : "");

@@ -98,8 +98,11 @@ class Server {
   // New caps (and stream headers inside the caps string). Sent to every client
   // before its next buffer, and to every new client before its first.
   void publish_caps(const std::string &caps);
-  // One buffer; serialized once and shared by all client queues.
-  void publish_buffer(const wire::BufferMeta &meta, const uint8_t *data, size_t size);
+  // One buffer; serialized once and shared by all client queues. With an
+  // owner, data is not copied: owner keeps it alive and unchanged until the
+  // last client has written it (released on any thread).
+  void publish_buffer(const wire::BufferMeta &meta, const uint8_t *data, size_t size,
+                      std::shared_ptr<const void> owner = nullptr);
   // End of stream: sent to every client, then waits until each has written it
   // and closed, or the timeout passed. Returns true if all were flushed.
   bool publish_eos_and_flush(std::chrono::milliseconds timeout);

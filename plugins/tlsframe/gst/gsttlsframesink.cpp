@@ -294,6 +294,18 @@ static gboolean gst_tls_frame_sink_set_caps(GstBaseSink *bsink, GstCaps *caps) {
   return TRUE;
 }
 
+namespace {
+// A buffer kept mapped for as long as a client queue holds it.
+struct MappedBuffer {
+  GstBuffer *buffer;
+  GstMapInfo map;
+  ~MappedBuffer() {
+    gst_buffer_unmap(buffer, &map);
+    gst_buffer_unref(buffer);
+  }
+};
+}  // namespace
+
 static GstFlowReturn gst_tls_frame_sink_render(GstBaseSink *bsink, GstBuffer *buffer) {
   auto *self = GST_TLS_FRAME_SINK(bsink);
   auto server = get_server(self);
@@ -315,8 +327,16 @@ static GstFlowReturn gst_tls_frame_sink_render(GstBaseSink *bsink, GstBuffer *bu
   meta.duration = GST_BUFFER_DURATION(buffer);
   meta.flags = tlsframe::gst::wire_flags_from_buffer(buffer);
   GST_LOG_OBJECT(self, "render %" GST_PTR_FORMAT, buffer);
-  server->publish_buffer(meta, map.data, map.size);
-  gst_buffer_unmap(buffer, &map);
+  if (buffer->pool) {
+    // A pooled buffer (e.g. a camera's) goes back to its pool now: slow
+    // clients must not hold the pool's few buffers and stall the source.
+    server->publish_buffer(meta, map.data, map.size);
+    gst_buffer_unmap(buffer, &map);
+  } else {
+    // Zero copy: every client queue shares the mapped buffer until written.
+    auto mapped = std::shared_ptr<MappedBuffer>(new MappedBuffer{gst_buffer_ref(buffer), map});
+    server->publish_buffer(meta, map.data, map.size, mapped);
+  }
   return GST_FLOW_OK;
 }
 
