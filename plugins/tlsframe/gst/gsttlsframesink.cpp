@@ -36,6 +36,7 @@ constexpr guint DEFAULT_BUFFERS_MAX = 32;
 constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
 constexpr guint DEFAULT_IO_THREADS = 1;
 constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
+constexpr int DEFAULT_SEND_BUFFER_SIZE = 0;
 
 enum {
   PROP_0,
@@ -54,6 +55,7 @@ enum {
   PROP_BYTES_MAX,
   PROP_IO_THREADS,
   PROP_FLUSH_TIMEOUT,
+  PROP_SEND_BUFFER_SIZE,
   PROP_NUM_CLIENTS,
   PROP_BYTES_SERVED,
   PROP_STATS,
@@ -80,6 +82,7 @@ struct Settings {
   guint64 bytes_max = DEFAULT_BYTES_MAX;
   guint io_threads = DEFAULT_IO_THREADS;
   guint64 flush_timeout = DEFAULT_FLUSH_TIMEOUT;
+  int send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
 };
 
 struct Private {
@@ -180,6 +183,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.client_timeout = std::chrono::nanoseconds(s.timeout);
     config.queue_max_buffers = s.buffers_max;
     config.queue_max_bytes = s.bytes_max;
+    config.send_buffer_size = s.send_buffer_size;
     config.io_threads =
         s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
   }
@@ -409,6 +413,9 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_FLUSH_TIMEOUT:
       s.flush_timeout = g_value_get_uint64(value);
       break;
+    case PROP_SEND_BUFFER_SIZE:
+      s.send_buffer_size = g_value_get_int(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -524,6 +531,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
     case PROP_FLUSH_TIMEOUT:
       g_value_set_uint64(value, s.flush_timeout);
       break;
+    case PROP_SEND_BUFFER_SIZE:
+      g_value_set_int(value, s.send_buffer_size);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -621,6 +631,11 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "flush-timeout", "Flush timeout",
       "Nanoseconds EOS waits for every client to receive what is queued before the sink posts EOS",
       0, G_MAXINT64, DEFAULT_FLUSH_TIMEOUT, RW);
+  properties[PROP_SEND_BUFFER_SIZE] = g_param_spec_int(
+      "send-buffer-size", "Send buffer size",
+      "Kernel send buffer per client in bytes (SO_SNDBUF): caps what a slow client has in flight "
+      "beyond buffers-max/bytes-max, and so its latency (0 = kernel default, autotuned)",
+      0, G_MAXINT, DEFAULT_SEND_BUFFER_SIZE, RW);
   properties[PROP_NUM_CLIENTS] =
       g_param_spec_uint("num-clients", "Number of clients",
                         "Clients connected now (TLS handshake completed)", 0, G_MAXUINT, 0, RO);
