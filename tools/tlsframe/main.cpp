@@ -1,0 +1,50 @@
+// tlsframe: stream a camera to viewers over TLS with the tlsframe GStreamer elements.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli.h"
+#include "commands.h"
+
+namespace {
+
+constexpr const char *kUsage = R"(usage: tlsframe COMMAND [OPTIONS]
+
+Commands:
+  serve   stream a camera (or a test pattern or a file) to viewers over TLS
+  view    connect to a server and show, record or snapshot its stream
+  relay   receive one stream and serve it again (trees of relays reach many viewers)
+  certs   make a CA, a server certificate and client certificates
+
+`tlsframe COMMAND --help` lists the options of each command.
+Typical use:
+  tlsframe certs --out _certs --host cam1.lan --host 192.168.1.20
+  tlsframe serve --certs _certs                      # on the camera machine
+  tlsframe view cam1.lan --certs _certs              # on each viewer (needs _certs/ca.pem)
+)";
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  using namespace tlsframe::tool;
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    std::cout << kUsage;
+    return argc < 2 ? kExitUsage : kExitOk;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    std::cout << "tlsframe " << TLSFRAME_VERSION << std::endl;
+    return kExitOk;
+  }
+  std::string cmd = argv[1];
+  set_command_name(cmd);
+  // Each command gets the arguments after its name.
+  if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
+  if (cmd == "view") return cmd_view(argc - 2, argv + 2);
+  if (cmd == "relay") return cmd_relay(argc - 2, argv + 2);
+  if (cmd == "certs") return cmd_certs(argc - 2, argv + 2);
+  set_command_name("");
+  std::cerr << "tlsframe: error: unknown command '" << cmd << "' (serve, view, relay or certs)"
+            << std::endl;
+  return kExitUsage;
+}

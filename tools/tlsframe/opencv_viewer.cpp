@@ -1,0 +1,106 @@
+#include "opencv_viewer.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/video/video.h>
+
+#include <cstdio>
+#include <opencv2/highgui.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "cli.h"
+
+namespace tlsframe::tool {
+
+namespace {
+constexpr GstClockTime kPullTimeout = 10 * GST_MSECOND;
+constexpr double kFpsSmoothing = 0.9;  // weight of the previous fps estimate
+}  // namespace
+
+struct OpenCvViewer::Impl {
+  GstElement *appsink;
+  GstElement *pipeline;
+  std::string title;
+  bool window_open = false;
+  uint64_t frames = 0;
+  gint64 last_frame_us = 0;
+  double fps = 0;
+  double latency_ms = 0;
+};
+
+OpenCvViewer::OpenCvViewer(GstElement *appsink, GstElement *pipeline, std::string title)
+    : impl_(new Impl{appsink, pipeline, std::move(title)}) {}
+
+OpenCvViewer::~OpenCvViewer() {
+  if (impl_->window_open) {
+    cv::destroyWindow(impl_->title);
+    cv::waitKey(1);
+  }
+}
+
+uint64_t OpenCvViewer::frames_shown() const { return impl_->frames; }
+
+bool OpenCvViewer::step() {
+  Impl &d = *impl_;
+  GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(d.appsink), kPullTimeout);
+  if (sample) {
+    GstVideoInfo vinfo;
+    GstBuffer *buf = gst_sample_get_buffer(sample);
+    GstVideoFrame frame;
+    if (gst_video_info_from_caps(&vinfo, gst_sample_get_caps(sample)) &&
+        gst_video_frame_map(&frame, &vinfo, buf, GST_MAP_READ)) {
+      // Copy, so the overlay never writes into GStreamer's buffer.
+      cv::Mat image = cv::Mat(vinfo.height, vinfo.width, CV_8UC3,
+                              GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
+                              GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0))
+                          .clone();
+      gst_video_frame_unmap(&frame);
+
+      gint64 now_us = g_get_monotonic_time();
+      if (d.last_frame_us) {
+        double inst = 1e6 / static_cast<double>(std::max<gint64>(now_us - d.last_frame_us, 1));
+        d.fps = d.fps == 0 ? inst : kFpsSmoothing * d.fps + (1 - kFpsSmoothing) * inst;
+      }
+      d.last_frame_us = now_us;
+      // Latency: pipeline running time now minus the frame's timestamp, which tlsframesrc
+      // set to the running time at which it received the frame's slot.
+      GstClock *clock = gst_element_get_clock(d.pipeline);
+      if (clock && GST_BUFFER_PTS_IS_VALID(buf)) {
+        GstClockTime now = gst_clock_get_time(clock) - gst_element_get_base_time(d.pipeline);
+        GstClockTimeDiff diff = GST_CLOCK_DIFF(GST_BUFFER_PTS(buf), now);
+        d.latency_ms = static_cast<double>(diff) / 1e6;
+      }
+      if (clock) gst_object_unref(clock);
+
+      char text[96];
+      snprintf(text, sizeof text, "%.1f fps  latency %.0f ms  %dx%d", d.fps, d.latency_ms,
+               vinfo.width, vinfo.height);
+      int base = 0;
+      cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, 0.6, 1, &base);
+      cv::rectangle(image, cv::Point(6, 6), cv::Point(14 + size.width, 16 + size.height + base),
+                    cv::Scalar(0, 0, 0), cv::FILLED);
+      cv::putText(image, text, cv::Point(10, 12 + size.height), cv::FONT_HERSHEY_SIMPLEX, 0.6,
+                  cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+      if (!d.window_open) {
+        cv::namedWindow(d.title, cv::WINDOW_AUTOSIZE);
+        d.window_open = true;
+      }
+      cv::imshow(d.title, image);
+      d.frames++;
+      if (d.frames == 1) info("showing the stream in an OpenCV window (q or Esc closes it)");
+    }
+    gst_sample_unref(sample);
+  }
+  if (!d.window_open) return true;
+  int key = cv::waitKey(1);
+  if (key == 'q' || key == 'Q' || key == 27) {
+    info("window closed with " + std::string(key == 27 ? "Esc" : "q"));
+    return false;
+  }
+  if (cv::getWindowProperty(d.title, cv::WND_PROP_VISIBLE) < 1) {
+    info("window closed");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tlsframe::tool

@@ -1,0 +1,164 @@
+// `tlsframe serve`: camera (or test pattern, or file) -> encoder -> tlsframesink.
+#include <iostream>
+#include <map>
+
+#include "cli.h"
+#include "commands.h"
+#include "runner.h"
+#include "server_output.h"
+#include "source.h"
+#include "templates.h"
+#include "tls_files.h"
+
+namespace tlsframe::tool {
+
+namespace {
+
+constexpr const char *kUsage = R"(usage: tlsframe serve [OPTIONS]
+
+Streams video to every viewer that connects, over TLS.
+
+Source and encoding:
+  --source S        auto (default): a V4L2 camera if one delivers a frame, else OpenCV
+                    camera 0, else a test pattern; or v4l2[:DEVICE], opencv[:INDEX],
+                    test, file:PATH
+  --codec C         jpeg (default) or h264
+  --width W --height H --fps F    size and rate sent (default 640x480 at 30)
+  --quality Q       JPEG quality 1-100 (default 85)
+  --bitrate KBPS    H.264 bitrate in kbit/s (default 2000)
+  --gop N           H.264 keyframe interval in frames (default 60)
+  --no-zerolatency  H.264 without tune=zerolatency (B-frames allowed, more delay)
+Network and TLS:
+  --port N          TCP port (default 9999; 0 = any free port, printed at start)
+  --bind ADDR       address to listen on (default 0.0.0.0; :: for IPv6 too)
+  --certs DIR       certificates made by `tlsframe certs` (default _certs): server.pem,
+                    server.key, and ca.pem for --mtls
+  --cert FILE --key FILE --ca FILE  individual files instead
+  --mtls            mutual TLS: only viewers with a client certificate signed by the CA
+  --max-clients N   most viewers at once (default 0 = unlimited)
+Running:
+  --pipeline FILE   use this pipeline template instead of serve-CODEC.pipeline
+  --print-pipeline  print the gst-launch-1.0 pipeline and exit
+  --quiet           print errors only
+  --status-interval S  seconds between status lines when not on a terminal (default 10)
+Ctrl-C sends end of stream to every viewer and exits.
+)";
+
+}  // namespace
+
+int cmd_serve(int argc, char **argv) {
+  std::string source_spec = "auto", codec = "jpeg", width = "640", height = "480", fps = "30",
+              quality = "85", bitrate = "2000", gop = "60", port = "9999", bind = "0.0.0.0",
+              max_clients = "0", pipeline_file, interval = "10";
+  bool no_zerolatency = false, print = false, quiet_flag = false, help = false;
+  TlsOptions tls;
+  Options opts;
+  opts.value("source", &source_spec, "S");
+  opts.value("codec", &codec, "C");
+  opts.value("width", &width, "W");
+  opts.value("height", &height, "H");
+  opts.value("fps", &fps, "F");
+  opts.value("quality", &quality, "Q");
+  opts.value("bitrate", &bitrate, "KBPS");
+  opts.value("gop", &gop, "N");
+  opts.flag("no-zerolatency", &no_zerolatency);
+  opts.value("port", &port, "N");
+  opts.value("bind", &bind, "ADDR");
+  opts.value("max-clients", &max_clients, "N");
+  opts.value("pipeline", &pipeline_file, "FILE");
+  opts.flag("print-pipeline", &print);
+  opts.flag("quiet", &quiet_flag);
+  opts.value("status-interval", &interval, "S");
+  opts.flag("help", &help);
+  tls.declare(opts, true, false);
+  std::vector<std::string> positional;
+  if (!opts.parse(argc, argv, &positional)) return kExitUsage;
+  if (help) {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (!positional.empty()) {
+    error("unexpected argument '" + positional[0] + "' (see --help)");
+    return kExitUsage;
+  }
+  set_quiet(quiet_flag || print);
+  long w, h, f, q, br, g, p, mc, iv;
+  if (!parse_int("width", width, 16, 7680, &w) || !parse_int("height", height, 16, 4320, &h) ||
+      !parse_int("fps", fps, 1, 240, &f) || !parse_int("quality", quality, 1, 100, &q) ||
+      !parse_int("bitrate", bitrate, 16, 200000, &br) || !parse_int("gop", gop, 1, 10000, &g) ||
+      !parse_int("port", port, 0, 65535, &p) || !parse_int("max-clients", max_clients, 0, 1 << 20, &mc) ||
+      !parse_int("status-interval", interval, 1, 3600, &iv)) {
+    return kExitUsage;
+  }
+  if (codec != "jpeg" && codec != "h264") {
+    error("--codec must be jpeg or h264, not '" + codec + "'");
+    return kExitUsage;
+  }
+  if (!init_gstreamer(&argc, &argv)) return kExitError;
+
+  std::string sink_tls = sink_tls_props(tls);
+  if (sink_tls.empty()) return kExitError;
+  // --print-pipeline must not touch devices: auto prints the test pattern choice as well.
+  auto source = choose_source(print && source_spec == "auto" ? "test" : source_spec);
+  if (!source) return kExitError;
+
+  std::map<std::string, std::string> vars = {
+      {"SOURCE", source->launch},
+      {"WIDTH", std::to_string(w)},
+      {"HEIGHT", std::to_string(h)},
+      {"FRAMERATE", std::to_string(f) + "/1"},
+      {"QUALITY", std::to_string(q)},
+      {"BITRATE", std::to_string(br)},
+      {"GOP", std::to_string(g)},
+      {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
+      {"BIND", quote(bind)},
+      {"PORT", std::to_string(p)},
+      {"MAX_CLIENTS", std::to_string(mc)},
+      {"TLS", sink_tls},
+  };
+  auto description = pipeline_from_template("serve-" + codec, pipeline_file, vars);
+  if (!description) return kExitError;
+  if (print) {
+    std::cout << *description << std::endl;
+    return kExitOk;
+  }
+  GstElement *pipeline = launch(*description);
+  if (!pipeline) return kExitError;
+  Runner runner(pipeline);
+  GstElement *sink = runner.element("sink");
+  if (!sink) {
+    error("the pipeline has no tlsframesink named 'sink'");
+    return kExitError;
+  }
+  info("source: " + source->what + (source->why.empty() ? "" : ": " + source->why));
+  info(codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                             std::to_string(f) + " fps, quality " + std::to_string(q)
+                       : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                             std::to_string(f) + " fps, " + std::to_string(br) +
+                             " kbit/s, keyframe every " + std::to_string(g) + " frames" +
+                             (no_zerolatency ? "" : ", zero-latency tuning"));
+  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(iv));
+  std::string hint = " --certs " + tls.dir + (tls.mtls ? " --client NAME" : "");
+  if (!tls.ca.empty()) hint = " --ca " + tls.ca + (tls.mtls ? " --client NAME" : "");
+  runner.on_playing = [&] { output.announce(hint); };
+  runner.on_eos = [&] {
+    output.finish();
+    info("end of stream sent to every viewer");
+  };
+  runner.hint_for_error = [&](GstMessage *msg) -> std::string {
+    GError *err = nullptr;
+    gst_message_parse_error(msg, &err, nullptr);
+    std::string hint_text;
+    if (err && g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ) &&
+        GST_MESSAGE_SRC(msg) == GST_OBJECT(sink)) {
+      hint_text = "is another server using port " + std::to_string(p) + "? try --port 0";
+    }
+    g_clear_error(&err);
+    return hint_text;
+  };
+  int status = runner.run();
+  output.finish();
+  return status;
+}
+
+}  // namespace tlsframe::tool

@@ -1,0 +1,44 @@
+// What serve and relay print about their tlsframesink: the addresses to
+// dial, the certificate's fingerprint, clients joining and leaving, and the
+// status line.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <memory>
+#include <string>
+
+#include "status.h"
+
+namespace tlsframe::tool {
+
+class ServerOutput {
+ public:
+  // sink: the pipeline's tlsframesink (borrowed); cert: its certificate file.
+  ServerOutput(GstElement *sink, std::string bind, std::string cert, unsigned status_interval);
+  ~ServerOutput();
+  ServerOutput(const ServerOutput &) = delete;
+  ServerOutput &operator=(const ServerOutput &) = delete;
+
+  // Once PLAYING: "listening on port N", every address, the fingerprint;
+  // starts the status line. `view_hint`: the options a viewer needs.
+  void announce(const std::string &view_hint);
+  void finish() { status_.finish(); }
+
+ private:
+  static void on_client_added(GstElement *, guint64 id, const gchar *address, const gchar *subject,
+                              gpointer data);
+  static void on_client_removed(GstElement *, guint64 id, const gchar *address, gint status,
+                                const gchar *error, gpointer data);
+  static gboolean on_tick(gpointer data);
+  void print_line(const std::string &text);  // main thread
+
+  GstElement *sink_;
+  std::string bind_, cert_;
+  StatusLine status_;
+  SinkStatus sink_status_;
+  guint tick_ = 0;
+  gulong added_ = 0, removed_ = 0;
+};
+
+}  // namespace tlsframe::tool

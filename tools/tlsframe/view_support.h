@@ -1,0 +1,55 @@
+// Pieces of `tlsframe view`: display choice, codec-dependent fragments, the
+// caps probe, the frame counter, and hints for connection errors.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "status.h"
+
+namespace tlsframe::tool {
+
+enum class Display { kOpenCv, kGst, kNone };
+
+// --display auto|opencv|gst|none. auto: OpenCV window (if built) or a GStreamer
+// window when a display exists; none when there is no display but another output
+// (record/snapshot) was asked for. nullopt after one error line.
+std::optional<Display> choose_display(const std::string &spec, bool other_output);
+std::string display_sink(Display d);
+
+// .mkv -> matroskamux, .mp4 -> mp4mux; false after an error line.
+bool muxer_for(const std::string &file, std::string *muxer);
+
+// Connects once and returns the stream's caps (as text), or nullopt after an
+// error line. src: "tlsframesrc PROPS".
+std::optional<std::string> probe_stream_caps(const std::string &src);
+// "jpeg", "h264" or "decodebin" for caps text.
+std::string codec_from_caps(const std::string &caps);
+std::string decoder_for(const std::string &codec);  // e.g. "h264parse ! avdec_h264"
+std::string parser_for(const std::string &codec);   // "h264parse ! " or ""
+
+// A hint for a tlsframesrc error ("" when none).
+std::string client_error_hint(GstMessage *msg);
+
+// Drops every buffer leaving `element` (the snapshot branch's queue) from now on.
+void drop_after_first(GstElement *element);
+// '%' doubled, for multifilesink's printf-style location.
+std::string escape_percent(const std::string &path);
+
+// Counts buffers and bytes leaving tlsframesrc for the status line.
+class ViewerCounter {
+ public:
+  explicit ViewerCounter(GstElement *src);
+  uint64_t frames() const { return frames_; }
+  std::string text();  // "123 frames, 30.0 fps, 2.10 Mbit/s"
+
+ private:
+  static GstPadProbeReturn on_buffer(GstPad *, GstPadProbeInfo *info, gpointer data);
+  std::atomic<uint64_t> frames_{0}, bytes_{0};
+  Rate fps_, rate_;
+};
+
+}  // namespace tlsframe::tool
