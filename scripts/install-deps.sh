@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tlsframe needs, and only those that are missing.
 #
-#   scripts/install-deps.sh [--check] [build|run|test|fuzz|scan]...     (default: test)
+#   scripts/install-deps.sh [--check] [build|run|test|fuzz|scan|bench]...     (default: test)
 #
 #   build  compiler, meson/ninja and the -dev packages (OpenSSL, Asio, GStreamer, GoogleTest)
 #   run    gst-launch-1.0, the GStreamer plugin sets used by scripts/run.sh and the README, openssl
 #   test   build + run: everything scripts/test.sh needs
 #   fuzz   clang-14 and libFuzzer for tests/fuzz (tests/fuzz/README)
 #   scan   sslscan for the TLS configuration scan (tests/tls-scan/scan.sh)
+#   bench  run + stunnel4 and python3 for the comparison benchmark (bench/run.py)
 #   --check  install nothing: list what is missing, exit 1 if anything is
 #
 # Idempotent: a package whose dpkg status is "install ok installed" is left alone, and
@@ -32,14 +33,17 @@ fuzz_pkgs=(clang-14 libclang-rt-14-dev libfuzzer-14-dev python3)
 # sslscan lists the protocols, cipher suites, compression and renegotiation a TLS server
 # accepts (tests/tls-scan/scan.sh).
 scan_pkgs=(sslscan)
+# bench/run.py (Python standard library only) compares tlsframesink with tcpserversink
+# and with stunnel4 in front of tcpserversink.
+bench_pkgs=(stunnel4 python3)
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 check_only=0
 groups=()
 for arg in "$@"; do
   case "$arg" in
-    build | run | test | fuzz | scan) groups+=("$arg") ;;
+    build | run | test | fuzz | scan | bench) groups+=("$arg") ;;
     --check) check_only=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install-deps: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
@@ -60,6 +64,7 @@ for g in "${groups[@]}"; do
     test) wanted+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
     fuzz) wanted+=("${fuzz_pkgs[@]}") ;;
     scan) wanted+=("${scan_pkgs[@]}") ;;
+    bench) wanted+=("${run_pkgs[@]}" "${bench_pkgs[@]}") ;;
   esac
 done
 # Drop duplicates, keep the order.
