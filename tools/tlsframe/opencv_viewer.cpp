@@ -4,6 +4,9 @@
 #include <gst/video/video.h>
 
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <utility>
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -14,12 +17,17 @@ namespace tlsframe::tool {
 namespace {
 constexpr GstClockTime kPullTimeout = 10 * GST_MSECOND;
 constexpr double kFpsSmoothing = 0.9;  // weight of the previous fps estimate
+constexpr size_t kArrivalsKept = 64;   // frames between receive and display we can match
 }  // namespace
 
 struct OpenCvViewer::Impl {
-  GstElement *appsink;
-  GstElement *pipeline;
+  GstElement *appsink = nullptr;
+  GstElement *src = nullptr;
   std::string title;
+  std::mutex arrivals_lock;  // protects arrivals (written on the streaming thread)
+  std::deque<std::pair<GstClockTime, gint64>> arrivals;  // (PTS, monotonic us at receive)
+  GstPad *src_pad = nullptr;
+  gulong probe = 0;
   bool window_open = false;
   uint64_t frames = 0;
   gint64 last_frame_us = 0;
@@ -27,10 +35,28 @@ struct OpenCvViewer::Impl {
   double latency_ms = 0;
 };
 
-OpenCvViewer::OpenCvViewer(GstElement *appsink, GstElement *pipeline, std::string title)
-    : impl_(new Impl{appsink, pipeline, std::move(title)}) {}
+OpenCvViewer::OpenCvViewer(GstElement *appsink, GstElement *src, std::string title)
+    : impl_(new Impl) {
+  impl_->appsink = appsink;
+  impl_->src = src;
+  impl_->title = std::move(title);
+  impl_->src_pad = gst_element_get_static_pad(src, "src");
+  impl_->probe = gst_pad_add_probe(
+      impl_->src_pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
+        auto *d = static_cast<Impl *>(data);
+        GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+        std::lock_guard<std::mutex> lock(d->arrivals_lock);
+        d->arrivals.emplace_back(GST_BUFFER_PTS(buf), g_get_monotonic_time());
+        if (d->arrivals.size() > kArrivalsKept) d->arrivals.pop_front();
+        return GST_PAD_PROBE_OK;
+      },
+      impl_.get(), nullptr);
+}
 
 OpenCvViewer::~OpenCvViewer() {
+  gst_pad_remove_probe(impl_->src_pad, impl_->probe);
+  gst_object_unref(impl_->src_pad);
   if (impl_->window_open) {
     cv::destroyWindow(impl_->title);
     cv::waitKey(1);
@@ -61,16 +87,13 @@ bool OpenCvViewer::step() {
         d.fps = d.fps == 0 ? inst : kFpsSmoothing * d.fps + (1 - kFpsSmoothing) * inst;
       }
       d.last_frame_us = now_us;
-      // Latency: pipeline running time now minus the frame's timestamp, which tlsframesrc
-      // set to the running time at which it received the frame's slot.
-      GstClock *clock = gst_element_get_clock(d.pipeline);
-      if (clock && GST_BUFFER_PTS_IS_VALID(buf)) {
-        GstClockTime now = gst_clock_get_time(clock) - gst_element_get_base_time(d.pipeline);
-        GstClockTimeDiff diff = GST_CLOCK_DIFF(GST_BUFFER_PTS(buf), now);
-        d.latency_ms = static_cast<double>(diff) / 1e6;
+      // Latency: from tlsframesrc receiving the frame to now (decode, convert, queue).
+      {
+        std::lock_guard<std::mutex> lock(d.arrivals_lock);
+        for (const auto &a : d.arrivals) {
+          if (a.first == GST_BUFFER_PTS(buf)) d.latency_ms = (now_us - a.second) / 1000.0;
+        }
       }
-      if (clock) gst_object_unref(clock);
-
       char text[96];
       snprintf(text, sizeof text, "%.1f fps  latency %.0f ms  %dx%d", d.fps, d.latency_ms,
                vinfo.width, vinfo.height);
@@ -81,7 +104,8 @@ bool OpenCvViewer::step() {
       cv::putText(image, text, cv::Point(10, 12 + size.height), cv::FONT_HERSHEY_SIMPLEX, 0.6,
                   cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
       if (!d.window_open) {
-        cv::namedWindow(d.title, cv::WINDOW_AUTOSIZE);
+        cv::namedWindow(d.title, cv::WINDOW_AUTOSIZE | cv::WINDOW_GUI_NORMAL);
+        cv::moveWindow(d.title, 0, 0);
         d.window_open = true;
       }
       cv::imshow(d.title, image);

@@ -12,8 +12,9 @@ namespace tlsframe::tool {
 
 class OpenCvViewer {
  public:
-  // appsink: the pipeline's BGR appsink (borrowed); pipeline: for the running time.
-  OpenCvViewer(GstElement *appsink, GstElement *pipeline, std::string title);
+  // appsink: the pipeline's BGR appsink; src: its tlsframesrc, whose buffers'
+  // arrival times give the latency shown (receive to display). Both borrowed.
+  OpenCvViewer(GstElement *appsink, GstElement *src, std::string title);
   ~OpenCvViewer();
   OpenCvViewer(const OpenCvViewer &) = delete;
   OpenCvViewer &operator=(const OpenCvViewer &) = delete;

@@ -116,9 +116,13 @@ GstElement *launch(const std::string &description) {
   if (!pipeline || err) {
     gchar **missing = gst_parse_context_get_missing_elements(ctx);
     if (missing && missing[0]) {
-      std::string pkg = package_for_element(missing[0]);
-      error(std::string("GStreamer element '") + missing[0] + "' is missing" +
-            (pkg.empty() ? "" : ": install " + pkg));
+      std::string text;
+      for (gchar **m = missing; *m; ++m) {
+        std::string pkg = package_for_element(*m);
+        text += std::string(text.empty() ? "" : "; ") + "'" + *m + "'" +
+                (pkg.empty() ? "" : " (install " + pkg + ")");
+      }
+      error(std::string("GStreamer element") + (missing[1] ? "s" : "") + " missing: " + text);
     } else {
       error(std::string("bad pipeline: ") + (err ? err->message : "parse failed") + ": " +
             description);

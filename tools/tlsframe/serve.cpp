@@ -20,8 +20,9 @@ Streams video to every viewer that connects, over TLS.
 
 Source and encoding:
   --source S        auto (default): a V4L2 camera if one delivers a frame, else OpenCV
-                    camera 0, else a test pattern; or v4l2[:DEVICE], opencv[:INDEX],
-                    test, file:PATH
+                    camera 0, else a test pattern; or v4l2[:DEVICE], opencv[:INDEX]
+                    (opencv:FILE reads a video file through OpenCV), test[:PATTERN]
+                    (a videotestsrc pattern: ball, smpte, ...), file:PATH (decodebin)
   --codec C         jpeg (default) or h264
   --width W --height H --fps F    size and rate sent (default 640x480 at 30)
   --quality Q       JPEG quality 1-100 (default 85)

@@ -47,8 +47,9 @@ std::vector<std::string> video_devices() {
   return out;
 }
 
-Source test_source(const std::string &why) {
-  return {"videotestsrc is-live=true pattern=ball", "test pattern (videotestsrc)", why};
+Source test_source(const std::string &pattern, const std::string &why) {
+  return {"videotestsrc is-live=true pattern=" + quote(pattern),
+          "test pattern " + pattern + " (videotestsrc)", why};
 }
 
 }  // namespace
@@ -60,18 +61,23 @@ std::optional<Source> choose_source(const std::string &spec) {
     kind = spec.substr(0, colon);
     arg = spec.substr(colon + 1);
   }
-  if (kind == "test" && arg.empty()) return test_source("");
+  if (kind == "test") return test_source(arg.empty() ? "ball" : arg, "");
   if (kind == "v4l2") {
     if (!require_element("v4l2src", "--source v4l2")) return std::nullopt;
     std::string dev = arg.empty() ? "/dev/video0" : arg;
     return Source{"v4l2src device=" + quote(dev), "camera " + dev + " (v4l2src)", ""};
   }
   if (kind == "opencv") {
+    if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
+    if (!arg.empty() && arg.find_first_not_of("0123456789") != std::string::npos) {
+      // Not an index: a video file or URL that OpenCV opens (as cvcamsrc location=...).
+      return Source{"cvcamsrc location=" + quote(arg), "video " + arg + " through OpenCV (cvcamsrc)",
+                    ""};
+    }
     long index = 0;
     if (!arg.empty() && !parse_int("source opencv:INDEX", arg, 0, 1000, &index)) {
       return std::nullopt;
     }
-    if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
     return Source{"cvcamsrc device-index=" + std::to_string(index),
                   "OpenCV camera " + std::to_string(index) + " (cvcamsrc)", ""};
   }
@@ -115,7 +121,7 @@ std::optional<Source> choose_source(const std::string &spec) {
   } else {
     why += "; OpenCV camera 0 did not open";
   }
-  return test_source(why);
+  return test_source("ball", why);
 }
 
 }  // namespace tlsframe::tool

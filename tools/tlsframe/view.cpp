@@ -198,7 +198,7 @@ int cmd_view(int argc, char **argv) {
 #ifdef TLSFRAME_HAVE_OPENCV
   std::unique_ptr<OpenCvViewer> viewer;
   if (*chosen == Display::kOpenCv) {
-    viewer = std::make_unique<OpenCvViewer>(runner.element("cvsink"), pipeline,
+    viewer = std::make_unique<OpenCvViewer>(runner.element("cvsink"), src,
                                             "tlsframe " + where);
   }
 #endif
