@@ -24,6 +24,8 @@ namespace {
 using tcp = asio::ip::tcp;
 using Strand = asio::strand<asio::io_context::executor_type>;
 constexpr auto kComp = log::Component::kServer;
+constexpr size_t kMaxRecordPayload = 16384;  // TLS plaintext per record
+constexpr size_t kRecordOverhead = 5 + 1 + 16;  // TLS 1.3 record header, inner type, AEAD tag
 
 // A write-only BIO that appends everything OpenSSL writes (whole TLS records)
 // to a std::vector<uint8_t>, so a session encrypts a whole message and hands
@@ -459,6 +461,9 @@ class Session : public std::enable_shared_from_this<Session> {
     ERR_clear_error();
     size_t written = 0;
     std::error_code ec;
+    // Room for the records' headers and tags too, so appending never reallocates.
+    const size_t records = msg->wire_size() / kMaxRecordPayload + 2;
+    pending_.reserve(pending_.size() + msg->wire_size() + records * kRecordOverhead);
     if (SSL_write_ex(ssl_.get(), msg->bytes.data(), msg->bytes.size(), &written) != 1 ||
         (msg->payload_size &&
          SSL_write_ex(ssl_.get(), msg->payload, msg->payload_size, &written) != 1)) {
@@ -498,7 +503,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_write(std::error_code ec, const MessagePtr &msg) {
     if (closed_) return;
-    inflight_.clear();
+    recycle_inflight();
     if (ec) {
       Error e = tls::describe_failure(ssl_.get(), ec, false);
       bool clean = e.kind == Error::Kind::kClosed;
@@ -532,6 +537,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_last_error(const char *text) {
     std::lock_guard<std::mutex> lock(last_error_mutex_);
     if (last_error_ != text) last_error_ = text;
+  }
+
+  // The buffer just written becomes the next encryption target, so a
+  // session holds one frame-sized buffer, not two; an idle session gives it
+  // back (idle clients stay small).
+  void recycle_inflight() {
+    inflight_.clear();
+    if (pending_.empty()) pending_.swap(inflight_);
+    if (queue_.size() <= 1 && pending_.empty()) pending_.shrink_to_fit();
   }
 
   void count_drop() {
