@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
+#include <algorithm>
 #include <array>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
@@ -178,7 +179,50 @@ class Session : public std::enable_shared_from_this<Session> {
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
   bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
+  // Publishing thread: hands msg to the session. Returns true when the caller
+  // must post drain() to the session's strand (none is pending yet), so a
+  // session behind by k messages costs one post, not k. The inbox holds at
+  // most queue_max_buffers buffers: beyond that the oldest is dropped and
+  // the session resyncs on a keyframe, as for its own queue.
+  bool enqueue(const MessagePtr &msg) {
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    if (msg->type == wire::MessageType::kBuffer) {
+      if (inbox_buffers_ >= server_->config.queue_max_buffers) {
+        auto oldest = std::find_if(inbox_.begin(), inbox_.end(), [](const MessagePtr &m) {
+          return m->type == wire::MessageType::kBuffer;
+        });
+        inbox_.erase(oldest);
+        inbox_buffers_--;
+        inbox_gap_ = true;
+        if (added_.load()) count_drop();
+      }
+      inbox_buffers_++;
+    }
+    inbox_.push_back(msg);
+    if (inbox_posted_) return false;
+    inbox_posted_ = true;
+    return true;
+  }
+
   // All members below run on the session's strand.
+  void drain() {
+    bool gap;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      draining_.swap(inbox_);
+      inbox_buffers_ = 0;
+      gap = inbox_gap_;
+      inbox_gap_ = false;
+      inbox_posted_ = false;
+    }
+    if (gap && ready_) {
+      need_keyframe_ = true;  // what follows the dropped buffers may depend on them
+      set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
+    }
+    for (const auto &m : draining_) deliver(m);
+    draining_.clear();
+  }
+
   void start() {
     if (closed_) return;  // stop() got here first
     auto self = shared_from_this();
@@ -590,6 +634,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<bool> added_{false};
   std::atomic<uint64_t> frames_sent_{0}, frames_dropped_{0}, bytes_sent_{0}, depth_buffers_{0},
       depth_bytes_{0};
+  std::mutex inbox_mutex_;          // protects the four inbox fields below
+  std::deque<MessagePtr> inbox_;    // published, not yet taken by drain()
+  size_t inbox_buffers_ = 0;        // buffer messages in inbox_
+  bool inbox_posted_ = false;       // a drain() is posted and has not taken the inbox yet
+  bool inbox_gap_ = false;          // buffers were dropped from inbox_ since the last drain
+  std::deque<MessagePtr> draining_;  // strand-only: the batch drain() is delivering
   mutable std::mutex last_error_mutex_;  // protects last_error_ (set on the strand, read by stats)
   std::string last_error_;
 };
@@ -706,7 +756,7 @@ void Server::Impl::post_to_all(const MessagePtr &msg, Update &&update) {
   }
   // Sessions still in their handshake ignore it (deliver checks readiness on the strand).
   for (auto &s : snapshot) {
-    asio::post(s->executor(), [s, msg] { s->deliver(msg); });
+    if (s->enqueue(msg)) asio::post(s->executor(), [s] { s->drain(); });
   }
   snapshot.clear();
 }
