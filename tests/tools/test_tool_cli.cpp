@@ -1,0 +1,266 @@
+// tlsframe certs, --print-pipeline and the one-line errors, end to end with the
+// binary from the build tree.
+#include <gst/gst.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tools/tool_fixture.h"
+
+namespace tlsframe::test {
+namespace {
+
+std::string read_text(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int mode_of(const std::string &path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
+}
+
+// A loopback port nobody listens on: bound, read, closed.
+int closed_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// An error for people: a non-zero exit and exactly one line on stderr, no GLib noise.
+void expect_one_error_line(const RunResult &r, const std::string &must_contain) {
+  EXPECT_NE(r.status, 0) << r.transcript;
+  ASSERT_EQ(r.err.size(), 1u) << r.transcript;
+  EXPECT_NE(r.err[0].find("error: "), std::string::npos) << r.err[0];
+  EXPECT_NE(r.err[0].find(must_contain), std::string::npos)
+      << "'" << must_contain << "' not in: " << r.err[0];
+  for (const auto &l : r.out) {
+    EXPECT_EQ(l.find("CRITICAL"), std::string::npos) << l;
+    EXPECT_EQ(l.find("WARNING"), std::string::npos) << l;
+  }
+}
+
+class CertsTest : public ToolTest {};
+
+TEST_F(CertsTest, MakesChainThatOpensslVerifiesWithKeysPrivateAndFingerprintsPrinted) {
+  std::string out = dir() + "/pki";
+  RunResult r = run_process(cmd({"certs", "--out", out, "--host", "cam1.lan", "--host",
+                                 "192.0.2.20", "--host", "::1", "--client", "alice", "--client",
+                                 "bob"}),
+                            30s, quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  for (const char *key : {"ca.key", "server.key", "client-alice.key", "client-bob.key"}) {
+    EXPECT_EQ(mode_of(out + "/" + key), 0600) << key;
+  }
+  RunResult v = run_process({"/usr/bin/openssl", "verify", "-CAfile", out + "/ca.pem",
+                             out + "/server.pem", out + "/client-alice.pem",
+                             out + "/client-bob.pem"},
+                            30s);
+  EXPECT_EQ(v.status, 0) << v.transcript;
+  EXPECT_EQ(v.out.size(), 3u) << v.transcript;
+  for (const auto &l : v.out) EXPECT_NE(l.find(": OK"), std::string::npos) << l;
+
+  RunResult san = run_process({"/usr/bin/openssl", "x509", "-in", out + "/server.pem", "-noout",
+                               "-ext", "subjectAltName,extendedKeyUsage"},
+                              30s);
+  std::string text = san.transcript;
+  EXPECT_NE(text.find("DNS:cam1.lan"), std::string::npos) << text;
+  EXPECT_NE(text.find("IP Address:192.0.2.20"), std::string::npos) << text;
+  EXPECT_NE(text.find("IP Address:0:0:0:0:0:0:0:1"), std::string::npos) << text;
+  EXPECT_NE(text.find("TLS Web Server Authentication"), std::string::npos) << text;
+
+  RunResult key = run_process({"/usr/bin/openssl", "pkey", "-in", out + "/server.key", "-noout",
+                               "-text_pub"},
+                              30s);
+  EXPECT_NE(key.transcript.find("prime256v1"), std::string::npos) << key.transcript;
+
+  // The printed SHA-256 fingerprint is OpenSSL's.
+  RunResult fp = run_process({"/usr/bin/openssl", "x509", "-in", out + "/server.pem", "-noout",
+                              "-fingerprint", "-sha256"},
+                             30s);
+  ASSERT_EQ(fp.out.size(), 1u) << fp.transcript;
+  std::string expected = fp.out[0].substr(fp.out[0].find('=') + 1);
+  bool found = false;
+  for (const auto &l : r.out) found |= l == "SHA-256 server.pem " + expected;
+  EXPECT_TRUE(found) << expected << "\n" << r.transcript;
+}
+
+TEST_F(CertsTest, NeverOverwritesWithoutForce) {
+  std::string out = make_certs();
+  std::string before = read_text(out + "/server.pem");
+  RunResult again = run_process(cmd({"certs", "--out", out}), 30s, quiet_env());
+  expect_one_error_line(again, "--force");
+  EXPECT_EQ(read_text(out + "/server.pem"), before);
+
+  RunResult forced = run_process(cmd({"certs", "--out", out, "--force"}), 30s, quiet_env());
+  EXPECT_EQ(forced.status, 0) << forced.transcript;
+  EXPECT_NE(read_text(out + "/server.pem"), before);
+  EXPECT_EQ(mode_of(out + "/server.key"), 0600);
+}
+
+class PrintPipelineTest : public ToolTest {
+ protected:
+  static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
+};
+
+// Every printed pipeline is one line that gst_parse_launch builds into a pipeline.
+TEST_F(PrintPipelineTest, OutputParsesWithGstParseLaunch) {
+  std::string certs = make_certs();
+  std::string video = dir() + "/in.mkv";
+  std::ofstream(video) << "x";  // file:PATH only needs a readable file to print
+  std::vector<std::vector<std::string>> cases = {
+      {"serve", "--certs", certs, "--source", "test"},
+      {"serve", "--certs", certs, "--source", "auto", "--port", "0"},
+      {"serve", "--certs", certs, "--source", "test:smpte", "--codec", "h264", "--bitrate",
+       "800", "--gop", "15", "--width", "320", "--height", "240", "--fps", "15", "--mtls"},
+      {"serve", "--certs", certs, "--source", "file:" + video, "--no-zerolatency", "--codec",
+       "h264"},
+      {"view", "127.0.0.1:9999", "--certs", certs, "--codec", "jpeg", "--display", "none"},
+      {"view", "[::1]:9999", "--certs", certs, "--codec", "h264", "--display", "none",
+       "--record", dir() + "/out file.mkv", "--snapshot", dir() + "/snap.jpg", "--frames",
+       "10", "--client", "alice"},
+      {"view", "localhost", "--certs", certs, "--codec", "decodebin", "--record",
+       dir() + "/o.mp4"},
+      {"relay", "--from", "127.0.0.1:9999", "--port", "0", "--certs", certs},
+  };
+  GstPluginFeature *probe = gst_registry_lookup_feature(gst_registry_get(), "cvcamsrc");
+  if (probe) {
+    cases.push_back({"serve", "--certs", certs, "--source", "opencv:1"});
+    gst_object_unref(probe);
+  }
+  for (const auto &args : cases) {
+    std::vector<std::string> a = args;
+    a.push_back("--print-pipeline");
+    RunResult r = run_process(cmd(a), 30s, quiet_env());
+    ASSERT_EQ(r.status, 0) << r.transcript;
+    ASSERT_EQ(r.out.size(), 1u) << r.transcript;
+    EXPECT_TRUE(r.err.empty()) << r.transcript;
+    GError *err = nullptr;
+    GstElement *p = gst_parse_launch(r.out[0].c_str(), &err);
+    EXPECT_NE(p, nullptr) << r.out[0];
+    EXPECT_EQ(err, nullptr) << (err ? err->message : "") << "\n" << r.out[0];
+    g_clear_error(&err);
+    if (p) gst_object_unref(p);
+  }
+}
+
+TEST_F(PrintPipelineTest, PipelineOptionReplacesTheTemplate) {
+  std::string certs = make_certs();
+  std::string tpl = dir() + "/mine.pipeline";
+  std::ofstream(tpl) << "# my template\nvideotestsrc num-buffers=${FRAMERATE} ! fakesink\n";
+  RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--pipeline", tpl,
+                                 "--print-pipeline", "--fps", "7"}),
+                            30s, quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  ASSERT_EQ(r.out.size(), 1u);
+  EXPECT_EQ(r.out[0], "videotestsrc num-buffers=7/1 ! fakesink");
+
+  std::ofstream(tpl) << "videotestsrc ! ${NOPE} ! fakesink\n";
+  RunResult bad = run_process(cmd({"serve", "--certs", certs, "--pipeline", tpl,
+                                   "--source", "test", "--print-pipeline"}),
+                              30s, quiet_env());
+  expect_one_error_line(bad, "${NOPE}");
+}
+
+class ErrorsTest : public ToolTest {};
+
+TEST_F(ErrorsTest, MissingCertificateFile) {
+  RunResult r = run_process(cmd({"serve", "--certs", dir() + "/nowhere", "--source", "test",
+                                 "--port", "0"}),
+                            30s, quiet_env());
+  expect_one_error_line(r, "nowhere/server.pem");
+  EXPECT_NE(r.err[0].find("tlsframe certs"), std::string::npos) << r.err[0];
+}
+
+TEST_F(ErrorsTest, UnreachableHost) {
+  std::string certs = make_certs();
+  int port = closed_port();
+  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs,
+                                 "--display", "none"}),
+                            30s, quiet_env());
+  expect_one_error_line(r, "127.0.0.1");
+  EXPECT_NE(r.err[0].find("server running"), std::string::npos) << r.err[0];
+}
+
+TEST_F(ErrorsTest, RefusedServerCertificate) {
+  std::string certs = make_certs("certs");
+  std::string other = make_certs("other");  // another CA
+  std::unique_ptr<Process> server;
+  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
+  ASSERT_NE(port, 0);
+  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", other,
+                                 "--display", "none"}),
+                            30s, quiet_env());
+  expect_one_error_line(r, "verif");
+  EXPECT_NE(r.err[0].find("--certs"), std::string::npos) << r.err[0];
+}
+
+TEST_F(ErrorsTest, RefusedClientWithoutCertificate) {
+  std::string certs = make_certs();
+  std::unique_ptr<Process> server;
+  int port = start_server(&server,
+                          {"serve", "--certs", certs, "--source", "test", "--port", "0", "--mtls"});
+  ASSERT_NE(port, 0);
+  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs,
+                                 "--display", "none"}),
+                            30s, quiet_env());
+  expect_one_error_line(r, "");
+  EXPECT_NE(r.err[0].find("--client"), std::string::npos) << r.err[0];
+}
+
+TEST_F(ErrorsTest, BusyPort) {
+  std::string certs = make_certs();
+  std::unique_ptr<Process> server;
+  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
+  ASSERT_NE(port, 0);
+  RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--port",
+                                 std::to_string(port)}),
+                            30s, quiet_env());
+  expect_one_error_line(r, std::to_string(port));
+  EXPECT_NE(r.err[0].find("--port 0"), std::string::npos) << r.err[0];
+}
+
+// With no system plugins, the H.264 server names the elements and the Debian packages.
+TEST_F(ErrorsTest, MissingPluginNamesDebianPackage) {
+  std::string certs = make_certs();
+  std::string empty = dir() + "/no-plugins";
+  mkdir(empty.c_str(), 0755);
+  auto env = quiet_env();
+  env["GST_PLUGIN_SYSTEM_PATH_1_0"] = empty;
+  env["GST_REGISTRY_1_0"] = dir() + "/registry.bin";
+  RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--codec", "h264",
+                                 "--port", "0"}),
+                            60s, env);
+  expect_one_error_line(r, "'x264enc' (install the Debian package gstreamer1.0-plugins-ugly)");
+}
+
+TEST_F(ErrorsTest, NoDisplaySuggestsDisplayNoneOrRecord) {
+  RunResult r = run_process(cmd({"view", "127.0.0.1:9", "--display", "auto"}), 30s, quiet_env());
+  expect_one_error_line(r, "--display none");
+  EXPECT_NE(r.err[0].find("--record"), std::string::npos);
+}
+
+TEST_F(ErrorsTest, BadCommandLinesExitWithUsageStatus) {
+  for (const std::vector<std::string> &args :
+       {std::vector<std::string>{"serve", "--codec", "vp9"}, {"serve", "--port", "70000"},
+        {"view"}, {"view", "[::1"}, {"relay"}, {"frobnicate"}, {"serve", "--bogus"}}) {
+    RunResult r = run_process(cmd(args), 30s, quiet_env());
+    EXPECT_EQ(r.status, 2) << args[0] << "\n" << r.transcript;
+    EXPECT_EQ(r.err.size(), 1u) << r.transcript;
+  }
+}
+
+}  // namespace
+}  // namespace tlsframe::test
