@@ -36,6 +36,12 @@ scan_pkgs=(sslscan)
 # bench/run.py (Python standard library only) compares tlsframesink with tcpserversink
 # and with stunnel4 in front of tcpserversink.
 bench_pkgs=(stunnel4 python3)
+# The tlsframe tool's OpenCV camera source and window (meson feature opencv) need
+# libopencv-dev. Its tests (tests/tools) run Xvfb and ImageMagick's import for the window
+# screenshot and gst-discoverer-1.0 (gstreamer1.0-plugins-base-apps) on recordings; the
+# Python example (examples/) needs PyGObject and the GStreamer typelib.
+tools_build_pkgs=(libopencv-dev)
+tools_test_pkgs=(gstreamer1.0-plugins-base-apps xvfb imagemagick python3-gi gir1.2-gstreamer-1.0)
 
 usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -65,6 +71,13 @@ for g in "${groups[@]}"; do
     fuzz) wanted+=("${fuzz_pkgs[@]}") ;;
     scan) wanted+=("${scan_pkgs[@]}") ;;
     bench) wanted+=("${run_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  esac
+done
+# build and test also get the tool's packages.
+for g in "${groups[@]}"; do
+  case "$g" in
+    build) wanted+=("${tools_build_pkgs[@]}") ;;
+    test) wanted+=("${tools_build_pkgs[@]}" "${tools_test_pkgs[@]}") ;;
   esac
 done
 # Drop duplicates, keep the order.
