@@ -176,7 +176,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
-  const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
+  const ClientInfo &info() const { return info_; }
+  void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()  // subject is set before the session is ready
   bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
   // Publishing thread: hands msg to the session. Returns true when the caller
@@ -247,6 +248,13 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto &cfg = server_->config;
     if (msg->type == wire::MessageType::kBuffer) {
       if (msg->delta && need_keyframe_) {
+        if (!join_keyframe_done_) {
+          // Joined before the stream showed a delta unit (nothing asked at join),
+          // e.g. between a new stream's first keyframe and its first delta: ask
+          // now instead of waiting a whole GOP.
+          join_keyframe_done_ = true;
+          if (server_->callbacks.keyframe_wanted) server_->callbacks.keyframe_wanted();
+        }
         count_drop();
         return;
       }
@@ -269,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
                  info_.id, info_.address.c_str(), pending);
       }
       need_keyframe_ = false;
+      join_keyframe_done_ = true;
       if (msg->caps && msg->caps.get() != last_caps_) push(msg->caps);
     } else if (msg->type == wire::MessageType::kCaps) {
       // Sent now only to an idle client; otherwise the next buffer brings its own
@@ -623,6 +632,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool writing_ = false;
   bool need_keyframe_ = true;           // nothing sent yet: start on a keyframe
+  bool join_keyframe_done_ = false;     // a keyframe was asked for or queued since the join
   const Message *last_caps_ = nullptr;  // caps the client will have seen once its queue is written
   const Message *sent_caps_ = nullptr;  // caps fully written (identity only; may dangle harmlessly)
   std::deque<MessagePtr> queue_;        // front is being written when writing_
@@ -713,6 +723,7 @@ void Server::Impl::on_ready(const std::shared_ptr<Session> &s) {
     eos_msg->bytes = wire::encode_eos();
     s->deliver(eos_msg);
   } else if (want_key && callbacks.keyframe_wanted) {
+    s->keyframe_asked();
     callbacks.keyframe_wanted();
   }
 }
