@@ -176,8 +176,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
-  const ClientInfo &info() const { return info_; }
-  void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()  // subject is set before the session is ready
+  const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
+  void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()
   bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
   // Publishing thread: hands msg to the session. Returns true when the caller
