@@ -787,6 +787,29 @@ TEST_F(ServerReceiverTest, KeyframeWantedDoesNotFireForStreamWithoutDeltaUnits) 
   EXPECT_EQ(events_.snapshot().keyframe_wanted, 0);
 }
 
+// Regression: a client that joined between a new stream's first keyframe and
+// its first delta unit was not asked a keyframe for (the stream had no delta
+// yet) and waited a whole GOP. It now asks at its first skipped delta, once.
+TEST_F(ServerReceiverTest, JoinerBeforeTheFirstDeltaUnitAsksForAKeyframeAtItsFirstSkippedDelta) {
+  auto server = start_server(server_config());
+  ASSERT_TRUE(server);
+  server->publish_caps(kCaps);
+  publish(*server, 0, 0);  // the first keyframe; no delta unit seen yet
+  auto r = connect_receiver(*server);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(events_.snapshot().keyframe_wanted, 0) << "nothing to ask for at join";
+  publish(*server, 1, wire::kFlagDeltaUnit);
+  EXPECT_TRUE(events_.wait([](const EventLog &l) { return l.keyframe_wanted >= 1; }))
+      << "no keyframe asked for a joiner that skips delta units";
+  publish(*server, 2, wire::kFlagDeltaUnit);
+  publish(*server, 3, 0);
+  publish(*server, 4, wire::kFlagDeltaUnit);
+  EXPECT_TRUE(next_caps(*r, kCaps));
+  EXPECT_TRUE(next_buffer(*r, 3));
+  EXPECT_TRUE(next_buffer(*r, 4));
+  EXPECT_EQ(events_.snapshot().keyframe_wanted, 1) << "asked more than once";
+}
+
 TEST_F(ServerReceiverTest, CapsPublishedAfterConnectArriveBeforeTheNextBuffer) {
   auto server = start_server(server_config());
   ASSERT_TRUE(server);
