@@ -439,6 +439,37 @@ TEST_F(PolicyTest, SinkWithKeyNotMatchingCertFailsToStartSayingItDoesNotMatch) {
   EXPECT_TRUE(Contains(e.text, pki.client_key()));
 }
 
+// A certificate that loads but that clients will refuse: the sink still
+// starts (clients report the precise error at connect) and warns at once.
+TEST_F(PolicyTest, SinkWarnsAtStartAboutACertificateClientsWillRefuse) {
+  struct Case {
+    std::string cert, key, needle;
+  };
+  const Case cases[] = {
+      {pki.expired_cert(), pki.expired_key(), "expired on"},
+      {pki.not_yet_valid_cert(), pki.not_yet_valid_key(), "not valid until"},
+      {pki.wrong_usage_cert(), pki.wrong_usage_key(), "not for TLS server use"},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.needle);
+    Pipeline server(server_desc(c.cert, c.key));
+    ASSERT_GT(start_server(server), 0);
+    GstMessage *msg = server.wait_message(GST_MESSAGE_WARNING, kWait);
+    ASSERT_NE(msg, nullptr) << "no warning";
+    GError *err = nullptr;
+    gst_message_parse_warning(msg, &err, nullptr);
+    EXPECT_EQ(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))), "sink");
+    EXPECT_TRUE(Contains(err ? err->message : "", "Clients will refuse"));
+    EXPECT_TRUE(Contains(err ? err->message : "", c.needle));
+    g_clear_error(&err);
+    gst_message_unref(msg);
+  }
+  // And none for a good certificate.
+  Pipeline good(good_server_desc());
+  ASSERT_GT(start_server(good), 0);
+  EXPECT_EQ(good.wait_message(GST_MESSAGE_WARNING, 300ms), nullptr);
+}
+
 // --- untrusted input to the server ------------------------------------------
 
 TEST_F(PolicyTest, GarbageAndIdleConnectionsAreDroppedWithoutAffectingClients) {

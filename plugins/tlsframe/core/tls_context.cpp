@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
@@ -108,6 +109,39 @@ bool is_ip_literal(const std::string &name) {
 
 const char *version_name(Version v) {
   return v == Version::kTls12 ? "TLS 1.2" : "TLS 1.3";
+}
+
+std::string server_certificate_problem(const std::string &cert_file) {
+  ERR_clear_error();
+  BIO *bio = BIO_new_file(cert_file.c_str(), "r");
+  X509 *cert = bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr;
+  BIO_free(bio);
+  ERR_clear_error();
+  if (!cert) return "";
+  auto when = [](const ASN1_TIME *t) {
+    std::string out;
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem && ASN1_TIME_print(mem, t) == 1) {
+      char *data = nullptr;
+      long n = BIO_get_mem_data(mem, &data);  // NOLINT(google-runtime-int): OpenSSL's type
+      out.assign(data, static_cast<size_t>(n));
+    }
+    BIO_free(mem);
+    return out;
+  };
+  std::string problem;
+  if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+    problem = "the server certificate expired on " + when(X509_get0_notAfter(cert));
+  } else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+    problem = "the server certificate is not valid until " + when(X509_get0_notBefore(cert));
+  } else if (X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) != 1) {
+    problem =
+        "the server certificate is not for TLS server use (its key usage or extended key "
+        "usage does not allow it)";
+  }
+  X509_free(cert);
+  ERR_clear_error();
+  return problem;
 }
 
 std::string drain_errors() {

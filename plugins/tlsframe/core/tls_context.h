@@ -50,6 +50,11 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client);
 // The peer certificate's subject as a one-line string ("" when none).
 std::string peer_subject(SSL *ssl);
 
+// Why clients will refuse the first certificate in cert_file although it
+// loads: "expired on ...", "not valid until ...", or not for TLS server use
+// (key usage). "" when none of these applies or the file cannot be read.
+std::string server_certificate_problem(const std::string &cert_file);
+
 // Drain OpenSSL's error queue of this thread into "; "-separated text.
 std::string drain_errors();
 

@@ -155,6 +155,17 @@ static GstStructure *gst_tls_frame_sink_get_stats(GstTlsFrameSink *self, guint64
   return c ? client_stats_structure(*c) : nullptr;
 }
 
+// A certificate that loads but that clients will refuse (expired, not yet
+// valid, not for server use): a warning at start or reload, not an error, so
+// the operator sees it before the first client fails.
+static void warn_if_certificate_refusable(GstTlsFrameSink *self, const std::string &cert_file) {
+  std::string problem = tlsframe::tls::server_certificate_problem(cert_file);
+  if (problem.empty()) return;
+  GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                      ("Clients will refuse the server certificate: %s.", problem.c_str()),
+                      ("cert-file '%s'", cert_file.c_str()));
+}
+
 static void request_keyframe(GstElement *element, gpointer) {
   auto *self = GST_TLS_FRAME_SINK(element);
   self->priv->keyframe_request_pending = false;
@@ -242,6 +253,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
   }
   GST_INFO_OBJECT(self, "listening on %s port %d", config.host.c_str(),
                   self->priv->current_port.load());
+  warn_if_certificate_refusable(self, config.tls.cert_file);
   g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
   return TRUE;
 }
@@ -449,6 +461,7 @@ static void reload_tls(GstTlsFrameSink *self) {
     return;
   }
   GST_INFO_OBJECT(self, "TLS certificate reloaded from %s", tls.cert_file.c_str());
+  warn_if_certificate_refusable(self, tls.cert_file);
 }
 
 static void gst_tls_frame_sink_dispatch_properties_changed(GObject *object, guint n_pspecs,
