@@ -5,7 +5,7 @@
 #
 #   build  compiler, meson/ninja and the -dev packages (OpenSSL, Asio, GStreamer, GoogleTest)
 #   run    gst-launch-1.0, the GStreamer plugin sets used by scripts/run.sh and the README, openssl
-#   test   build + run: everything scripts/test.sh needs
+#   test   build + run + scan: everything scripts/test.sh needs
 #   fuzz   clang-14 and libFuzzer for tests/fuzz (tests/fuzz/README)
 #   scan   sslscan for the TLS configuration scan (tests/tls-scan/scan.sh)
 #   bench  run + stunnel4 and python3 for the comparison benchmark (bench/run.py)
@@ -31,7 +31,7 @@ run_pkgs=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 # streams into seeds (tests/fuzz/make_corpus.sh).
 fuzz_pkgs=(clang-14 libclang-rt-14-dev libfuzzer-14-dev python3)
 # sslscan lists the protocols, cipher suites, compression and renegotiation a TLS server
-# accepts (tests/tls-scan/scan.sh).
+# accepts: the TLS configuration scan (tests/tls-scan/scan.sh) is part of the test suite.
 scan_pkgs=(sslscan)
 # bench/run.py (Python standard library only) compares tlsframesink with tcpserversink
 # and with stunnel4 in front of tcpserversink.
@@ -67,7 +67,7 @@ for g in "${groups[@]}"; do
   case "$g" in
     build) wanted+=("${build_pkgs[@]}") ;;
     run) wanted+=("${run_pkgs[@]}") ;;
-    test) wanted+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+    test) wanted+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${scan_pkgs[@]}") ;;
     fuzz) wanted+=("${fuzz_pkgs[@]}") ;;
     scan) wanted+=("${scan_pkgs[@]}") ;;
     bench) wanted+=("${run_pkgs[@]}" "${bench_pkgs[@]}") ;;

@@ -20,8 +20,9 @@ corpus=$BUILD_DIR/fuzz-corpus
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/tlsframe-fuzz.XXXXXX")
 status=0
 for t in wire caps; do
-  bin=$BUILD_DIR/tests/fuzz/fuzz_wire_decoder opts=(-max_len=65536)
-  [[ $t == caps ]] && bin=$BUILD_DIR/tests/fuzz/fuzz_caps opts=(-max_len=8192 -detect_leaks=0)
+  bin=$BUILD_DIR/tests/fuzz/fuzz_wire_decoder opts=(-max_len=65536) asan=detect_leaks=1
+  # fuzz_caps: no leak checks (GStreamer's own leaks on malformed caps, see README).
+  [[ $t == caps ]] && bin=$BUILD_DIR/tests/fuzz/fuzz_caps opts=(-max_len=8192 -rss_limit_mb=3072) asan=detect_leaks=0
   mkdir -p "$scratch/$t"
   cp "$corpus/$t"/* "$scratch/$t/"
   if ((secs == 0)); then
@@ -30,7 +31,7 @@ for t in wire caps; do
     run=(-max_total_time="$secs")
   fi
   echo "fuzz: $(basename "$bin") ${run[*]} on $(ls "$scratch/$t" | wc -l) inputs"
-  if ! "$bin" "${opts[@]}" "${run[@]}" -print_final_stats=1 -artifact_prefix="$scratch/" \
+  if ! ASAN_OPTIONS=$asan "$bin" "${opts[@]}" "${run[@]}" -print_final_stats=1 -artifact_prefix="$scratch/" \
     "$scratch/$t" >"$scratch/$t.log" 2>&1; then
     status=1
     echo "fuzz: $(basename "$bin") FAILED; log $scratch/$t.log, inputs: $(ls "$scratch" | grep -E '^(crash|leak|timeout|oom)-' | tr '\n' ' ')"
