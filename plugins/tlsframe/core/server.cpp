@@ -496,18 +496,9 @@ class Session : public std::enable_shared_from_this<Session> {
     writing_ = true;
     MessagePtr msg = queue_.front();
     auto self = shared_from_this();
+    write_started_ = std::chrono::steady_clock::now();
     const auto timeout = server_->config.client_timeout;
-    uint64_t gen = ++write_gen_;
-    if (timeout.count() > 0) {
-      timer_.expires_after(timeout);
-      timer_.async_wait([self, gen](std::error_code ec) {
-        if (!ec && !self->closed_ && self->writing_ && self->write_gen_ == gen) {
-          TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it", self->info_.id,
-                     self->info_.address.c_str());
-          self->close(RemoveReason::kTimeout, "client made no progress within the timeout");
-        }
-      });
-    }
+    if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
     // Encrypt the whole message (one or more records) into pending_, then
     // write it in one go. Anything OpenSSL queued earlier (a KeyUpdate
     // answer) is already in pending_ and goes first, as it must.
@@ -530,6 +521,29 @@ class Session : public std::enable_shared_from_this<Session> {
     pending_.clear();
     asio::async_write(socket_, asio::buffer(inflight_),
                       [self, msg](std::error_code ec, size_t) { self->on_write(ec, msg); });
+  }
+
+  // The write-progress deadline: one timer wait per timeout period, not one
+  // per message. On expiry, a write in flight for the whole timeout drops
+  // the client; a younger one re-arms for what is left; an idle session
+  // lets the timer lapse until its next write.
+  void arm_progress_timer(std::chrono::nanoseconds after) {
+    progress_timer_armed_ = true;
+    timer_.expires_after(after);
+    auto self = shared_from_this();
+    timer_.async_wait([self](std::error_code ec) {
+      self->progress_timer_armed_ = false;
+      if (ec || self->closed_ || !self->writing_) return;
+      const auto timeout = self->server_->config.client_timeout;
+      const auto stuck = std::chrono::steady_clock::now() - self->write_started_;
+      if (stuck < timeout) {
+        self->arm_progress_timer(timeout - stuck);
+        return;
+      }
+      TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it", self->info_.id,
+                 self->info_.address.c_str());
+      self->close(RemoveReason::kTimeout, "client made no progress within the timeout");
+    });
   }
 
   // Writes what OpenSSL produced outside a message write, when no write is
@@ -637,7 +651,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const Message *sent_caps_ = nullptr;  // caps fully written (identity only; may dangle harmlessly)
   std::deque<MessagePtr> queue_;        // front is being written when writing_
   size_t queued_bytes_ = 0;
-  uint64_t write_gen_ = 0;
+  std::chrono::steady_clock::time_point write_started_;  // start of the write in flight
+  bool progress_timer_armed_ = false;                     // a write-progress wait is pending
   std::chrono::steady_clock::time_point ready_at_;
   std::array<uint8_t, 256> read_buf_{};
   // Read by stats() from any thread:
