@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -207,6 +208,13 @@ void Worker::on_event(Connection &c, uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLIN))) return;
     if (!run_.opt.tls) {
       c.set_state(Connection::kStreaming);
+      if (run_.opt.hello) {
+        static const char kByte = '\n';
+        if (::send(c.fd, &kByte, 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+          close_conn(c, std::string("send: ") + std::strerror(errno));
+          return;
+        }
+      }
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.ptr = &c;
@@ -359,8 +367,22 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
   return true;
 }
 
+void Worker::open_batch() {
+  const unsigned k = run_.opt.connect_batch;
+  while (next_idle_ < conns_.size()) {
+    unsigned o = run_.opened.load();
+    if (o - run_.done_first.load() >= k) return;
+    if (!run_.opened.compare_exchange_weak(o, o + 1)) continue;
+    open(*conns_[next_idle_++]);
+  }
+}
+
 void Worker::loop() {
-  for (auto &c : conns_) open(*c);
+  if (run_.opt.connect_batch == 0) {
+    for (auto &c : conns_) open(*c);
+  } else {
+    open_batch();
+  }
   std::vector<epoll_event> events(256);
   int64_t next_scan = 0;
   while (!run_.stop.load(std::memory_order_relaxed)) {
@@ -369,6 +391,7 @@ void Worker::loop() {
       auto *c = static_cast<Connection *>(events[i].data.ptr);
       if (c->fd >= 0) on_event(*c, events[i].events);
     }
+    if (run_.opt.connect_batch) open_batch();
     int64_t now = steady_ns();
     if (now >= next_scan) {  // retries, at most every 20 ms
       next_scan = now + 20'000'000;

@@ -40,6 +40,13 @@ struct Options {
   uint64_t frame_size = 0;         // raw protocol: bytes per frame, to derive frames
   double expect_fps = 0;           // rate of the stream, for the full-rate check (0 = unknown)
   unsigned rcvbuf = 0;             // SO_RCVBUF (0 = system default)
+  // Plain TCP: send one byte once connected. With SYN cookies, a connect can complete
+  // on the client while the server's full accept queue drops it; a client that never
+  // sends then waits forever, whereas a sent byte is retransmitted until it is accepted.
+  bool hello = false;
+  // At most this many clients connecting at a time, i.e. opened but without a first
+  // frame yet (0 = open every client at once). For servers with a small listen backlog.
+  unsigned connect_batch = 0;
   std::string json_file;
 };
 
@@ -64,6 +71,7 @@ struct SharedRun {
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<ClientCounters>> counters;
   std::atomic<unsigned> done_first{0};  // clients with a first frame or given up
+  std::atomic<unsigned> opened{0};      // clients opened at least once (--connect-batch)
   std::atomic<unsigned> failed{0};      // clients that ended in an error
   std::atomic<unsigned> eos{0};
 };
@@ -82,6 +90,7 @@ class Worker {
   struct Connection;
   void loop();
   void open(Connection &c);
+  void open_batch();  // --connect-batch: opens idle clients while slots are free
   void close_conn(Connection &c, const std::string &error);
   void on_event(Connection &c, uint32_t events);
   bool drive_handshake(Connection &c);
@@ -90,6 +99,7 @@ class Worker {
 
   SharedRun &run_;
   std::vector<std::unique_ptr<Connection>> conns_;
+  size_t next_idle_ = 0;  // --connect-batch: first client not opened yet
   int epfd_ = -1;
   std::thread thread_;
   std::vector<uint8_t> scratch_;

@@ -33,6 +33,10 @@ void usage(FILE *out) {
       "      --server-name NAME   name checked in the server certificate (default: HOST)\n"
       "      --cert-file FILE, --key-file FILE   client certificate for mutual TLS\n"
       "      --no-tls             plain TCP (e.g. tcpserversink)\n"
+      "      --connect-batch K    at most K clients connecting at a time (opened, no first\n"
+      "                           frame yet); default 0 = all at once\n"
+      "      --hello              with --no-tls: send one byte after connecting (for servers\n"
+      "                           that discard client data, e.g. tcpserversink: see README)\n"
       "      --raw                count bytes, not tlsframe messages (needs --frame-size)\n"
       "      --frame-size BYTES   bytes per frame, to derive frames with --raw\n"
       "  -w, --warmup SECONDS     before measuring, after every client has a first frame\n"
@@ -110,7 +114,7 @@ int main(int argc, char **argv) {
   Options &o = run.opt;
   enum {
     kCa = 256, kName, kCert, kKey, kNoTls, kRaw, kFrameSize, kExpect, kFirst, kFirstTimeout,
-    kRetry, kRcvbuf, kJson
+    kRetry, kRcvbuf, kJson, kHello, kBatch
   };
   static const option longs[] = {
       {"clients", required_argument, nullptr, 'c'},
@@ -122,6 +126,8 @@ int main(int argc, char **argv) {
       {"cert-file", required_argument, nullptr, kCert},
       {"key-file", required_argument, nullptr, kKey},
       {"no-tls", no_argument, nullptr, kNoTls},
+      {"hello", no_argument, nullptr, kHello},
+      {"connect-batch", required_argument, nullptr, kBatch},
       {"raw", no_argument, nullptr, kRaw},
       {"frame-size", required_argument, nullptr, kFrameSize},
       {"expect-fps", required_argument, nullptr, kExpect},
@@ -144,6 +150,8 @@ int main(int argc, char **argv) {
       case kCert: o.cert_file = optarg; break;
       case kKey: o.key_file = optarg; break;
       case kNoTls: o.tls = false; break;
+      case kHello: o.hello = true; break;
+      case kBatch: o.connect_batch = static_cast<unsigned>(std::atoi(optarg)); break;
       case kRaw: o.protocol = Protocol::kRaw; break;
       case kFrameSize: o.frame_size = std::strtoull(optarg, nullptr, 10); break;
       case kExpect: o.expect_fps = std::atof(optarg); break;
@@ -270,7 +278,7 @@ int main(int argc, char **argv) {
     gaps += dg;
     if (window > 0) fps.push_back(df / window);
     if (ff >= 0) streaming++;
-    if (o.expect_fps > 0 && df + 2 >= o.expect_fps * window && dg == 0) full_rate++;
+    if (o.expect_fps > 0 && ff >= 0 && df + 2 >= o.expect_fps * window && dg == 0) full_rate++;
   }
   std::vector<double> lat;
   std::vector<std::string> errors;
