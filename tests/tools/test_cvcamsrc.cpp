@@ -26,6 +26,13 @@ class CvCamSrcTest : public ::testing::Test {
          "!", "avimux", "!", "filesink", "location=" + video()},
         30s);
     ASSERT_EQ(r.status, 0) << r.transcript;
+    // 3 s for the serve test, so a viewer can join before the end of the file.
+    RunResult l = run_process(
+        {"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=90", "!",
+         "video/x-raw,width=320,height=240,framerate=30/1", "!", "jpegenc", "!", "avimux", "!",
+         "filesink", "location=" + dir_ + "/long.avi"},
+        30s);
+    ASSERT_EQ(l.status, 0) << l.transcript;
   }
   static void TearDownTestSuite() { run_process({"/bin/rm", "-rf", dir_}, 10s); }
   void SetUp() override { init_gstreamer(); }
@@ -116,7 +123,7 @@ TEST_F(CvCamSrcTest, ServeOpencvFileSourceToAViewer) {
   std::string tool = TLSFRAME_TOOL_PATH;
   RunResult c = run_process({tool, "certs", "--out", certs}, 30s);
   ASSERT_EQ(c.status, 0) << c.transcript;
-  Process server({tool, "serve", "--certs", certs, "--source", "opencv:" + video(), "--port",
+  Process server({tool, "serve", "--certs", certs, "--source", "opencv:" + dir_ + "/long.avi", "--port",
                   "0", "--width", "320", "--height", "240"});
   auto line = server.wait_line("listening on port [0-9]+", 20s);
   ASSERT_TRUE(line) << server.transcript();
@@ -126,7 +133,7 @@ TEST_F(CvCamSrcTest, ServeOpencvFileSourceToAViewer) {
                                 "none", "--frames", "10"},
                                30s, {{"GST_DEBUG", ""}, {"DISPLAY", ""}});
   EXPECT_EQ(view.status, 0) << view.transcript;
-  // The 1 s clip ends: the server sends end of stream and exits by itself.
+  // The 3 s clip ends: the server sends end of stream and exits by itself.
   auto status = server.wait_exit(20s);
   ASSERT_TRUE(status) << server.transcript();
   EXPECT_EQ(*status, 0) << server.transcript();

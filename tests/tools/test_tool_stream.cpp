@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdio>
+#include <utility>
 #include <fstream>
 
 #include "tools/tool_fixture.h"
@@ -63,20 +65,28 @@ TEST_F(StreamTest, RecordH264MkvAndMp4HaveTheRightDurationAndSnapshotIsAJpeg) {
                                     "--height", "240"});
   ASSERT_NE(port, 0);
   // 60 frames at 30 fps: 2 s of video, remuxed without re-encoding.
+  // The timestamps are the receive times (tlsframesrc is live), so on a loaded machine the
+  // file may be a little longer than 2 s, but never longer than the viewer ran.
   std::string mkv = dir() + "/rec.mkv", mp4 = dir() + "/rec.mp4", jpg = dir() + "/snap.jpg";
+  auto t0 = std::chrono::steady_clock::now();
   RunResult a = run_process(cmd({"view", addr(port), "--certs", certs, "--display", "none",
                                  "--frames", "60", "--record", mkv, "--snapshot", jpg}),
                             40s, quiet_env());
+  double wall_a = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(a.status, 0) << a.transcript;
+  t0 = std::chrono::steady_clock::now();
   RunResult b = run_process(cmd({"view", addr(port), "--certs", certs, "--frames", "60",
                                  "--record", mp4}),
                             40s, quiet_env());
+  double wall_b = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(b.status, 0) << b.transcript;
-  for (const auto &file : {mkv, mp4}) {
+  for (const auto &[file, wall] : {std::pair{mkv, wall_a}, std::pair{mp4, wall_b}}) {
     std::string out;
     double d = discovered_duration(file, &out);
-    EXPECT_NEAR(d, 2.0, 0.15) << file << "\n" << out;
+    EXPECT_GE(d, 1.9) << file << "\n" << out;
+    EXPECT_LE(d, wall) << file << "\n" << out;
     EXPECT_NE(out.find("H.264"), std::string::npos) << out;
+    printf("recording %s: %.3f s (viewer ran %.2f s)\n", file.c_str(), d, wall);
   }
   EXPECT_EQ(first_bytes(jpg, 3), std::string("\xFF\xD8\xFF"));
 }
@@ -159,6 +169,25 @@ TEST_F(StreamTest, TwoLevelRelayChainOnLoopback) {
     ASSERT_TRUE(status) << p->transcript();
     EXPECT_EQ(*status, 0) << p->transcript();
   }
+}
+
+}  // namespace
+}  // namespace tlsframe::test
+
+namespace tlsframe::test {
+namespace {
+
+TEST_F(StreamTest, JpegIntoMp4IsRefusedWithAHint) {
+  std::string certs = make_certs();
+  std::unique_ptr<Process> server;
+  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
+  ASSERT_NE(port, 0);
+  RunResult r = run_process(cmd({"view", addr(port), "--certs", certs, "--record",
+                                 dir() + "/x.mp4"}),
+                            30s, quiet_env());
+  EXPECT_EQ(r.status, 1) << r.transcript;
+  ASSERT_EQ(r.err.size(), 1u) << r.transcript;
+  EXPECT_NE(r.err[0].find(".mkv"), std::string::npos) << r.err[0];
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include <cstring>
 #include <map>
 
 #include "cli.h"
@@ -52,6 +53,14 @@ std::string error_line(GstMessage *msg) {
               g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_CODEC_NOT_FOUND))) {
     text += " (a GStreamer plugin is missing: for H.264 install gstreamer1.0-libav, for JPEG "
             "gstreamer1.0-plugins-good)";
+  }
+  if (err && g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED) && debug) {
+    // "Internal data stream error": the flow return in the debug text says why.
+    const char *reason = strstr(debug, "reason ");
+    if (reason) {
+      std::string r = reason + 7;
+      text += " (streaming stopped: " + r.substr(0, r.find(' ')) + ")";
+    }
   }
   if (debug && g_getenv("TLSFRAME_VERBOSE")) text += std::string(" [") + debug + "]";
   g_clear_error(&err);

@@ -131,17 +131,22 @@ int cmd_serve(int argc, char **argv) {
     error("the pipeline has no tlsframesink named 'sink'");
     return kExitError;
   }
-  info("source: " + source->what + (source->why.empty() ? "" : ": " + source->why));
-  info(codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+  std::string source_line = "source: " + source->what + (source->why.empty() ? "" : ": " + source->why);
+  std::string codec_line = codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
                              std::to_string(f) + " fps, quality " + std::to_string(q)
                        : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + " at " +
                              std::to_string(f) + " fps, " + std::to_string(br) +
                              " kbit/s, keyframe every " + std::to_string(g) + " frames" +
-                             (no_zerolatency ? "" : ", zero-latency tuning"));
+                             (no_zerolatency ? "" : ", zero-latency tuning");
   ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(iv));
   std::string hint = " --certs " + tls.dir + (tls.mtls ? " --client NAME" : "");
   if (!tls.ca.empty()) hint = " --ca " + tls.ca + (tls.mtls ? " --client NAME" : "");
-  runner.on_playing = [&] { output.announce(hint); };
+  // Printed once running, so a failure to start is the only line.
+  runner.on_playing = [&] {
+    info(source_line);
+    info(codec_line);
+    output.announce(hint);
+  };
   runner.on_eos = [&] {
     output.finish();
     info("end of stream sent to every viewer");

@@ -123,7 +123,12 @@ int cmd_view(int argc, char **argv) {
     auto caps = probe_stream_caps("tlsframesrc " + src_props);
     if (!caps) return kExitError;
     kind = codec_from_caps(*caps);
-    info("stream: " + *caps);
+    info("stream: " + caps_summary(*caps));
+  }
+  if (muxer == "mp4mux" && kind == "jpeg") {
+    error("MP4 recordings hold H.264 only and this stream is " + kind +
+          ": record to a .mkv file instead");
+    return kExitError;
   }
 
   std::map<std::string, std::string> vars = {
@@ -158,6 +163,7 @@ int cmd_view(int argc, char **argv) {
     return kExitError;
   }
   ViewerCounter counter(src);
+  counter.text();  // first sample for the rates
   StatusLine status(static_cast<unsigned>(iv));
   using Tick = std::pair<StatusLine *, ViewerCounter *>;
   guint tick = g_timeout_add_seconds_full(

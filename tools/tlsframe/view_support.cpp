@@ -88,6 +88,29 @@ bool muxer_for(const std::string &file, std::string *muxer) {
   return true;
 }
 
+std::string caps_summary(const std::string &caps_text) {
+  GstCaps *caps = gst_caps_from_string(caps_text.c_str());
+  if (!caps || gst_caps_is_empty(caps)) {
+    if (caps) gst_caps_unref(caps);
+    return caps_text;
+  }
+  const GstStructure *s = gst_caps_get_structure(caps, 0);
+  std::string out = gst_structure_get_name(s);
+  gint w = 0, h = 0, n = 0, d = 1;
+  if (gst_structure_get_int(s, "width", &w) && gst_structure_get_int(s, "height", &h)) {
+    out += " " + std::to_string(w) + "x" + std::to_string(h);
+  }
+  if (gst_structure_get_fraction(s, "framerate", &n, &d) && n > 0 && d > 0) {
+    char rate[32];
+    snprintf(rate, sizeof rate, " at %g fps", static_cast<double>(n) / d);
+    out += rate;
+  }
+  const gchar *profile = gst_structure_get_string(s, "profile");
+  if (profile) out += std::string(", profile ") + profile;
+  gst_caps_unref(caps);
+  return out;
+}
+
 std::string codec_from_caps(const std::string &caps) {
   if (caps.rfind("image/jpeg", 0) == 0) return "jpeg";
   if (caps.rfind("video/x-h264", 0) == 0) return "h264";

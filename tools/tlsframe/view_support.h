@@ -26,6 +26,8 @@ bool muxer_for(const std::string &file, std::string *muxer);
 // Connects once and returns the stream's caps (as text), or nullopt after an
 // error line. src: "tlsframesrc PROPS".
 std::optional<std::string> probe_stream_caps(const std::string &src);
+// "image/jpeg 640x480 at 30 fps" for caps text.
+std::string caps_summary(const std::string &caps);
 // "jpeg", "h264" or "decodebin" for caps text.
 std::string codec_from_caps(const std::string &caps);
 std::string decoder_for(const std::string &codec);  // e.g. "h264parse ! avdec_h264"
