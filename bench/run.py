@@ -685,7 +685,7 @@ def make_table(doc):
     servers = meta["servers"]
     L = []
     w = L.append
-    w(f"tlsframe benchmark  commit {meta['git_commit']}{' (dirty tree)' if meta.get('git_dirty') else ''}"
+    w(f"tlsframe benchmark  commit {meta['git_commit']}{' (+ uncommitted changes in the tree)' if meta.get('git_dirty') else ''}"
       f"  {meta['started_utc']}  mode {meta['mode']}")
     w(f"machine: {meta['nproc']} cores; uptime before: {meta['uptime_before']}")
     if meta.get("uptime_after"):
@@ -781,7 +781,7 @@ def make_table(doc):
     if R.get("connect"):
         w("[4] time until all N clients are connected and have a first frame (30 fps stream, "
           "all N connect at once, failed connects retried)")
-        w(f"{'N':>5} | " + " | ".join(f"{s + ' all s':>9} {'p50':>6} {'p99':>6} {'att':>5} "
+        w(f"{'N':>5} | " + " | ".join(f"{s + ' all s':>12} {'p50':>6} {'p99':>6} {'att':>5} "
                                        f"{'lgcpu':>5}" for s in servers)
           + (" | " + "  ".join(f"{x:>6}" for x in ("A/B", "A/C") if x[2] in servers)
              if "A" in servers else ""))
@@ -794,9 +794,10 @@ def make_table(doc):
                 a = lg.get("first_frame_all_s")
                 al[s] = a if (a is not None and a >= 0) else None
                 at = lg.get("first_frame_all_s")
-                atxt = ("fail" if not lg else ("timeout" if at is not None and at < 0
+                atxt = ("fail" if not lg else (f"t/o {lg.get('with_first_frame')}/{n}"
+                                                if at is not None and at < 0
                                                 else fmt(at, ".2f")))
-                row.append(f"{atxt:>9} {fmt(lg.get('first_frame_p50_s'), '.2f', '-'):>6} "
+                row.append(f"{atxt:>12} {fmt(lg.get('first_frame_p50_s'), '.2f', '-'):>6} "
                            f"{fmt(lg.get('first_frame_p99_s'), '.2f', '-'):>6} "
                            f"{lg.get('connect_attempts', '-'):>5} "
                            f"{fmt(r.get('loadgen_total_cpu_s'), '.1f', '-'):>5}")
@@ -805,6 +806,8 @@ def make_table(doc):
                 line += " | " + "  ".join(f"{ratio(al.get('A'), al.get(x)):>6}"
                                           for x in ("B", "C") if x in servers)
             w(line)
+        w("    all s = until the last client's first frame (t/o K/N: only K had one when the "
+          f"{cfg['connect_timeout']:.0f} s limit passed); p50/p99 over the clients that got one;")
         w("    att = connect attempts (> N: refused/failed connects were retried); "
           "lgcpu = loadgen CPU-s for the whole run")
         w("")
