@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +22,18 @@ int connect_tcp(int port, int rcvbuf) {
     return -1;
   }
   return fd;
+}
+
+bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline) {
+  char buf[512];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
+    if (::recv(fd, buf, sizeof buf, 0) <= 0) return true;
+  }
 }
 
 RawTlsClient::~RawTlsClient() {

@@ -4,12 +4,17 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <string>
 
 namespace tlsframe::test {
 
 // Connected TCP socket to 127.0.0.1:port (-1 on failure). rcvbuf > 0 sets SO_RCVBUF first.
 int connect_tcp(int port, int rcvbuf = 0);
+
+// True when the peer closed fd (EOF or reset) before the deadline; data read meanwhile is
+// discarded.
+bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline);
 
 class RawTlsClient {
  public:

@@ -121,6 +121,17 @@ std::string Pipeline::wait_error(std::chrono::milliseconds timeout) {
   return text;
 }
 
+std::string Pipeline::wait_warning(std::chrono::milliseconds timeout) {
+  GstMessage *msg = wait_message(GST_MESSAGE_WARNING, timeout);
+  if (!msg) return "";
+  GError *err = nullptr;
+  gst_message_parse_warning(msg, &err, nullptr);
+  std::string text = err ? err->message : "";
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  return text;
+}
+
 std::string pending_errors(Pipeline &p) {
   std::string out;
   GstBus *bus = gst_element_get_bus(p.get());

@@ -52,6 +52,8 @@ class Pipeline {
   GstMessage *wait_message(GstMessageType types, std::chrono::milliseconds timeout);
   // Error text of the first ERROR message within timeout ("" if none).
   std::string wait_error(std::chrono::milliseconds timeout);
+  // Text of the next WARNING message within timeout ("" if none).
+  std::string wait_warning(std::chrono::milliseconds timeout);
   // Every WARNING/ERROR text seen by wait_message so far.
   const std::vector<std::string> &problems() const { return problems_; }
 

@@ -32,18 +32,6 @@ std::string served_issuer(int port, const std::string &ca_file) {
   return cn;
 }
 
-// Text of the next WARNING on the bus within the timeout ("" if none).
-std::string wait_warning(Pipeline &p, std::chrono::milliseconds timeout) {
-  GstMessage *msg = p.wait_message(GST_MESSAGE_WARNING, timeout);
-  if (!msg) return "";
-  GError *err = nullptr;
-  gst_message_parse_warning(msg, &err, nullptr);
-  std::string text = err ? err->message : "";
-  g_clear_error(&err);
-  gst_message_unref(msg);
-  return text;
-}
-
 struct RemovedCounter {
   std::mutex mutex;
   size_t count = 0;
@@ -98,14 +86,14 @@ TEST_F(CertReloadTest, CertificateSetWhilePlayingServesNewClientsAndKeepsConnect
   // A file that cannot be loaded: a warning naming it, the previous certificate stays.
   std::string missing = pki.path("missing.pem");
   g_object_set(sink, "cert-file", missing.c_str(), nullptr);
-  std::string warning = wait_warning(server, kWait);
+  std::string warning = server.wait_warning(kWait);
   EXPECT_NE(warning.find(missing), std::string::npos) << warning;
   EXPECT_NE(warning.find("previous"), std::string::npos) << warning;
   EXPECT_EQ(served_issuer(port, pki.ca()), "tlsframe test intermediate CA");
 
   // A certificate whose key is not key-file: refused as not matching, old one stays.
   g_object_set(sink, "cert-file", pki.server_cert().c_str(), nullptr);
-  warning = wait_warning(server, kWait);
+  warning = server.wait_warning(kWait);
   EXPECT_NE(warning.find("does not match"), std::string::npos) << warning;
   EXPECT_EQ(served_issuer(port, pki.ca()), "tlsframe test intermediate CA");
 

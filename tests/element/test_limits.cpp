@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,19 +52,6 @@ struct RemovedRecorder {
     return removed;
   }
 };
-
-// True when the peer closed fd (EOF or reset) before the deadline; discards data.
-bool closed_by_peer(int fd, Clock::time_point deadline) {
-  char buf[512];
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return true;
-  }
-}
 
 // "127.0.0.1:port" of a socket's own end, as the server reports its peer.
 std::string local_address(int fd) {

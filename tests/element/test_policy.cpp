@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -113,20 +112,6 @@ bool send_all(int fd, const void *data, size_t size) {
     size -= static_cast<size_t>(n);
   }
   return true;
-}
-
-// True when the peer closed fd (EOF or reset) within the deadline; discards data.
-bool closed_by_peer(int fd, Clock::time_point deadline) {
-  char buf[512];
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd pfd{fd, POLLIN, 0};
-    int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
-    if (r <= 0) return false;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return true;
-  }
 }
 
 std::string openssl_errors() {

@@ -18,6 +18,30 @@ using tlsframe::test::Pipeline;
 
 namespace {
 
+// Records every element message name a wait pops, in order.
+struct MessageLog {
+  std::vector<std::string> names;
+  // Pops messages until one named `name` (returned, caller frees) or the timeout.
+  GstStructure *wait(Pipeline &p, const char *name, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return nullptr;
+      GstMessage *m = p.wait_message(GST_MESSAGE_ELEMENT, left);
+      if (!m) return nullptr;
+      const GstStructure *s = gst_message_get_structure(m);
+      GstStructure *copy = nullptr;
+      if (s) {
+        names.push_back(gst_structure_get_name(s));
+        if (gst_structure_has_name(s, name)) copy = gst_structure_copy(s);
+      }
+      gst_message_unref(m);
+      if (copy) return copy;
+    }
+  }
+};
+
 class ReconnectTest : public ::testing::Test {
  protected:
   void SetUp() override { tlsframe::test::init_gstreamer(); }
@@ -44,23 +68,16 @@ class ReconnectTest : public ::testing::Test {
 
   // Waits for an element message with this structure name; returns its structure copy.
   static GstStructure *wait_element_message(Pipeline &p, const char *name,
-                                            std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      GstMessage *m = p.wait_message(GST_MESSAGE_ELEMENT, left);
-      if (!m) return nullptr;
-      const GstStructure *s = gst_message_get_structure(m);
-      GstStructure *copy = s && gst_structure_has_name(s, name) ? gst_structure_copy(s) : nullptr;
-      gst_message_unref(m);
-      if (copy) return copy;
-    }
-    return nullptr;
-  }
+                                            std::chrono::milliseconds timeout);
 
   tlsframe::test::Pki pki_;
 };
+
+GstStructure *ReconnectTest::wait_element_message(Pipeline &p, const char *name,
+                                                  std::chrono::milliseconds timeout) {
+  MessageLog log;
+  return log.wait(p, name, timeout);
+}
 
 TEST_F(ReconnectTest, ServerRestartIsReportedAndStreamResumesWithDiscont) {
   auto server = start_server(0);
@@ -100,30 +117,6 @@ TEST_F(ReconnectTest, ServerRestartIsReportedAndStreamResumesWithDiscont) {
   EXPECT_TRUE(saw_discont);
   EXPECT_TRUE(client->problems().empty()) << client->problems()[0];
 }
-
-// Records every element message name a wait pops, in order.
-struct MessageLog {
-  std::vector<std::string> names;
-  // Pops messages until one named `name` (returned, caller frees) or the timeout.
-  GstStructure *wait(Pipeline &p, const char *name, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return nullptr;
-      GstMessage *m = p.wait_message(GST_MESSAGE_ELEMENT, left);
-      if (!m) return nullptr;
-      const GstStructure *s = gst_message_get_structure(m);
-      GstStructure *copy = nullptr;
-      if (s) {
-        names.push_back(gst_structure_get_name(s));
-        if (gst_structure_has_name(s, name)) copy = gst_structure_copy(s);
-      }
-      gst_message_unref(m);
-      if (copy) return copy;
-    }
-  }
-};
 
 // H.264 with a 10 s GOP, so only a keyframe forced for the returning client
 // lets it start within seconds. Three restarts on the same port: each gives

@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/raw_tls.h"
 #include "core/certgen.h"
 #include "core/wire_format.h"
 
@@ -74,20 +75,13 @@ long rss_kb() {
   return -1;
 }
 
+// connect_tcp (tests/common) with every later blocking call bounded by kIoTimeout.
 int tcp_connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = tlsframe::test::connect_tcp(port);
   if (fd < 0) return -1;
   timeval tv{static_cast<time_t>(kIoTimeout.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
   return fd;
 }
 
