@@ -60,6 +60,13 @@ Status common_setup(SSL_CTX *ctx, Version min_version) {
   if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")) {
     return settings_error("cannot set the TLS 1.2 cipher list");
   }
+  // TLS 1.3 suites in the server's order of preference: AES-128-GCM encrypts
+  // about 8% faster than AES-256-GCM here (openssl speed, 16 KB records), and
+  // every byte is encrypted once per client. All three are AEAD.
+  if (!SSL_CTX_set_ciphersuites(
+          ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384")) {
+    return settings_error("cannot set the TLS 1.3 cipher suites");
+  }
   // Idle connections give their read/write buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return Status::Ok();
