@@ -27,11 +27,11 @@ class CvCamSrcTest : public ::testing::Test {
         30s);
     ASSERT_EQ(r.status, 0) << r.transcript;
     // 3 s for the serve test, so a viewer can join before the end of the file.
-    RunResult l = run_process(
-        {"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=90", "!",
-         "video/x-raw,width=320,height=240,framerate=30/1", "!", "jpegenc", "!", "avimux", "!",
-         "filesink", "location=" + dir_ + "/long.avi"},
-        30s);
+    RunResult l =
+        run_process({"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=90", "!",
+                     "video/x-raw,width=320,height=240,framerate=30/1", "!", "jpegenc", "!",
+                     "avimux", "!", "filesink", "location=" + dir_ + "/long.avi"},
+                    30s);
     ASSERT_EQ(l.status, 0) << l.transcript;
   }
   static void TearDownTestSuite() { run_process({"/bin/rm", "-rf", dir_}, 10s); }
@@ -123,15 +123,15 @@ TEST_F(CvCamSrcTest, ServeOpencvFileSourceToAViewer) {
   std::string tool = TLSFRAME_TOOL_PATH;
   RunResult c = run_process({tool, "certs", "--out", certs}, 30s);
   ASSERT_EQ(c.status, 0) << c.transcript;
-  Process server({tool, "serve", "--certs", certs, "--source", "opencv:" + dir_ + "/long.avi", "--port",
-                  "0", "--width", "320", "--height", "240"});
+  Process server({tool, "serve", "--certs", certs, "--source", "opencv:" + dir_ + "/long.avi",
+                  "--port", "0", "--width", "320", "--height", "240"});
   auto line = server.wait_line("listening on port [0-9]+", 20s);
   ASSERT_TRUE(line) << server.transcript();
   EXPECT_TRUE(server.wait_line("source: video .* through OpenCV \\(cvcamsrc\\)", 1s));
   std::string port = match_group(*line, "port ([0-9]+)");
-  RunResult view = run_process({tool, "view", "127.0.0.1:" + port, "--certs", certs, "--display",
-                                "none", "--frames", "10"},
-                               30s, {{"GST_DEBUG", ""}, {"DISPLAY", ""}});
+  RunResult view = run_process(
+      {tool, "view", "127.0.0.1:" + port, "--certs", certs, "--display", "none", "--frames", "10"},
+      30s, {{"GST_DEBUG", ""}, {"DISPLAY", ""}});
   EXPECT_EQ(view.status, 0) << view.transcript;
   // The 3 s clip ends: the server sends end of stream and exits by itself.
   auto status = server.wait_exit(20s);

@@ -1,9 +1,10 @@
 // tlsframe certs, --print-pipeline and the one-line errors, end to end with the
 // binary from the build tree.
 #include <gst/gst.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -56,18 +57,18 @@ class CertsTest : public ToolTest {};
 
 TEST_F(CertsTest, MakesChainThatOpensslVerifiesWithKeysPrivateAndFingerprintsPrinted) {
   std::string out = dir() + "/pki";
-  RunResult r = run_process(cmd({"certs", "--out", out, "--host", "cam1.lan", "--host",
-                                 "192.0.2.20", "--host", "::1", "--client", "alice", "--client",
-                                 "bob"}),
-                            30s, quiet_env());
+  RunResult r =
+      run_process(cmd({"certs", "--out", out, "--host", "cam1.lan", "--host", "192.0.2.20",
+                       "--host", "::1", "--client", "alice", "--client", "bob"}),
+                  30s, quiet_env());
   ASSERT_EQ(r.status, 0) << r.transcript;
   for (const char *key : {"ca.key", "server.key", "client-alice.key", "client-bob.key"}) {
     EXPECT_EQ(mode_of(out + "/" + key), 0600) << key;
   }
-  RunResult v = run_process({"/usr/bin/openssl", "verify", "-CAfile", out + "/ca.pem",
-                             out + "/server.pem", out + "/client-alice.pem",
-                             out + "/client-bob.pem"},
-                            30s);
+  RunResult v =
+      run_process({"/usr/bin/openssl", "verify", "-CAfile", out + "/ca.pem", out + "/server.pem",
+                   out + "/client-alice.pem", out + "/client-bob.pem"},
+                  30s);
   EXPECT_EQ(v.status, 0) << v.transcript;
   EXPECT_EQ(v.out.size(), 3u) << v.transcript;
   for (const auto &l : v.out) EXPECT_NE(l.find(": OK"), std::string::npos) << l;
@@ -81,15 +82,14 @@ TEST_F(CertsTest, MakesChainThatOpensslVerifiesWithKeysPrivateAndFingerprintsPri
   EXPECT_NE(text.find("IP Address:0:0:0:0:0:0:0:1"), std::string::npos) << text;
   EXPECT_NE(text.find("TLS Web Server Authentication"), std::string::npos) << text;
 
-  RunResult key = run_process({"/usr/bin/openssl", "pkey", "-in", out + "/server.key", "-noout",
-                               "-text_pub"},
-                              30s);
+  RunResult key = run_process(
+      {"/usr/bin/openssl", "pkey", "-in", out + "/server.key", "-noout", "-text_pub"}, 30s);
   EXPECT_NE(key.transcript.find("prime256v1"), std::string::npos) << key.transcript;
 
   // The printed SHA-256 fingerprint is OpenSSL's.
-  RunResult fp = run_process({"/usr/bin/openssl", "x509", "-in", out + "/server.pem", "-noout",
-                              "-fingerprint", "-sha256"},
-                             30s);
+  RunResult fp = run_process(
+      {"/usr/bin/openssl", "x509", "-in", out + "/server.pem", "-noout", "-fingerprint", "-sha256"},
+      30s);
   ASSERT_EQ(fp.out.size(), 1u) << fp.transcript;
   std::string expected = fp.out[0].substr(fp.out[0].find('=') + 1);
   bool found = false;
@@ -123,16 +123,15 @@ TEST_F(PrintPipelineTest, OutputParsesWithGstParseLaunch) {
   std::vector<std::vector<std::string>> cases = {
       {"serve", "--certs", certs, "--source", "test"},
       {"serve", "--certs", certs, "--source", "auto", "--port", "0"},
-      {"serve", "--certs", certs, "--source", "test:smpte", "--codec", "h264", "--bitrate",
-       "800", "--gop", "15", "--width", "320", "--height", "240", "--fps", "15", "--mtls"},
+      {"serve", "--certs", certs, "--source", "test:smpte", "--codec", "h264", "--bitrate", "800",
+       "--gop", "15", "--width", "320", "--height", "240", "--fps", "15", "--mtls"},
       {"serve", "--certs", certs, "--source", "file:" + video, "--no-zerolatency", "--codec",
        "h264"},
       {"view", "127.0.0.1:9999", "--certs", certs, "--codec", "jpeg", "--display", "none"},
-      {"view", "[::1]:9999", "--certs", certs, "--codec", "h264", "--display", "none",
-       "--record", dir() + "/out file.mkv", "--snapshot", dir() + "/snap.jpg", "--frames",
-       "10", "--client", "alice"},
-      {"view", "localhost", "--certs", certs, "--codec", "decodebin", "--record",
-       dir() + "/o.mp4"},
+      {"view", "[::1]:9999", "--certs", certs, "--codec", "h264", "--display", "none", "--record",
+       dir() + "/out file.mkv", "--snapshot", dir() + "/snap.jpg", "--frames", "10", "--client",
+       "alice"},
+      {"view", "localhost", "--certs", certs, "--codec", "decodebin", "--record", dir() + "/o.mp4"},
       {"relay", "--from", "127.0.0.1:9999", "--port", "0", "--certs", certs},
   };
   GstPluginFeature *probe = gst_registry_lookup_feature(gst_registry_get(), "cvcamsrc");
@@ -156,6 +155,22 @@ TEST_F(PrintPipelineTest, OutputParsesWithGstParseLaunch) {
   }
 }
 
+// The printed server pipeline runs as it is under gst-launch-1.0 (through a shell, as pasted).
+TEST_F(PrintPipelineTest, PrintedServerPipelineRunsWithGstLaunch) {
+  std::string certs = make_certs();
+  RunResult r = run_process(
+      cmd({"serve", "--certs", certs, "--source", "test", "--port", "0", "--print-pipeline"}), 30s,
+      quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  ASSERT_EQ(r.out.size(), 1u) << r.transcript;
+  Process launch({"/bin/sh", "-c", "exec gst-launch-1.0 " + r.out[0]}, quiet_env());
+  auto line = launch.wait_line("Setting pipeline to PLAYING|ERROR|erroneous", 20s);
+  ASSERT_TRUE(line) << launch.transcript();
+  EXPECT_NE(line->find("PLAYING"), std::string::npos) << launch.transcript();
+  launch.signal(SIGINT);
+  EXPECT_TRUE(launch.wait_exit(15s)) << launch.transcript();
+}
+
 TEST_F(PrintPipelineTest, PipelineOptionReplacesTheTemplate) {
   std::string certs = make_certs();
   std::string tpl = dir() + "/mine.pipeline";
@@ -168,18 +183,18 @@ TEST_F(PrintPipelineTest, PipelineOptionReplacesTheTemplate) {
   EXPECT_EQ(r.out[0], "videotestsrc num-buffers=7/1 ! fakesink");
 
   std::ofstream(tpl) << "videotestsrc ! ${NOPE} ! fakesink\n";
-  RunResult bad = run_process(cmd({"serve", "--certs", certs, "--pipeline", tpl,
-                                   "--source", "test", "--print-pipeline"}),
-                              30s, quiet_env());
+  RunResult bad = run_process(
+      cmd({"serve", "--certs", certs, "--pipeline", tpl, "--source", "test", "--print-pipeline"}),
+      30s, quiet_env());
   expect_one_error_line(bad, "${NOPE}");
 }
 
 class ErrorsTest : public ToolTest {};
 
 TEST_F(ErrorsTest, MissingCertificateFile) {
-  RunResult r = run_process(cmd({"serve", "--certs", dir() + "/nowhere", "--source", "test",
-                                 "--port", "0"}),
-                            30s, quiet_env());
+  RunResult r =
+      run_process(cmd({"serve", "--certs", dir() + "/nowhere", "--source", "test", "--port", "0"}),
+                  30s, quiet_env());
   expect_one_error_line(r, "nowhere/server.pem");
   EXPECT_NE(r.err[0].find("tlsframe certs"), std::string::npos) << r.err[0];
 }
@@ -187,9 +202,9 @@ TEST_F(ErrorsTest, MissingCertificateFile) {
 TEST_F(ErrorsTest, UnreachableHost) {
   std::string certs = make_certs();
   int port = closed_port();
-  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs,
-                                 "--display", "none"}),
-                            30s, quiet_env());
+  RunResult r = run_process(
+      cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display", "none"}),
+      30s, quiet_env());
   expect_one_error_line(r, "127.0.0.1");
   EXPECT_NE(r.err[0].find("server running"), std::string::npos) << r.err[0];
 }
@@ -200,9 +215,9 @@ TEST_F(ErrorsTest, RefusedServerCertificate) {
   std::unique_ptr<Process> server;
   int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
   ASSERT_NE(port, 0);
-  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", other,
-                                 "--display", "none"}),
-                            30s, quiet_env());
+  RunResult r = run_process(
+      cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", other, "--display", "none"}),
+      30s, quiet_env());
   expect_one_error_line(r, "verif");
   EXPECT_NE(r.err[0].find("--certs"), std::string::npos) << r.err[0];
 }
@@ -213,9 +228,9 @@ TEST_F(ErrorsTest, RefusedClientWithoutCertificate) {
   int port = start_server(&server,
                           {"serve", "--certs", certs, "--source", "test", "--port", "0", "--mtls"});
   ASSERT_NE(port, 0);
-  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs,
-                                 "--display", "none"}),
-                            30s, quiet_env());
+  RunResult r = run_process(
+      cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display", "none"}),
+      30s, quiet_env());
   expect_one_error_line(r, "");
   EXPECT_NE(r.err[0].find("--client"), std::string::npos) << r.err[0];
 }
@@ -225,9 +240,9 @@ TEST_F(ErrorsTest, BusyPort) {
   std::unique_ptr<Process> server;
   int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
   ASSERT_NE(port, 0);
-  RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--port",
-                                 std::to_string(port)}),
-                            30s, quiet_env());
+  RunResult r = run_process(
+      cmd({"serve", "--certs", certs, "--source", "test", "--port", std::to_string(port)}), 30s,
+      quiet_env());
   expect_one_error_line(r, std::to_string(port));
   EXPECT_NE(r.err[0].find("--port 0"), std::string::npos) << r.err[0];
 }
@@ -240,9 +255,9 @@ TEST_F(ErrorsTest, MissingPluginNamesDebianPackage) {
   auto env = quiet_env();
   env["GST_PLUGIN_SYSTEM_PATH_1_0"] = empty;
   env["GST_REGISTRY_1_0"] = dir() + "/registry.bin";
-  RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--codec", "h264",
-                                 "--port", "0"}),
-                            60s, env);
+  RunResult r = run_process(
+      cmd({"serve", "--certs", certs, "--source", "test", "--codec", "h264", "--port", "0"}), 60s,
+      env);
   expect_one_error_line(r, "'x264enc' (install the Debian package gstreamer1.0-plugins-ugly)");
 }
 
@@ -253,9 +268,13 @@ TEST_F(ErrorsTest, NoDisplaySuggestsDisplayNoneOrRecord) {
 }
 
 TEST_F(ErrorsTest, BadCommandLinesExitWithUsageStatus) {
-  for (const std::vector<std::string> &args :
-       {std::vector<std::string>{"serve", "--codec", "vp9"}, {"serve", "--port", "70000"},
-        {"view"}, {"view", "[::1"}, {"relay"}, {"frobnicate"}, {"serve", "--bogus"}}) {
+  for (const std::vector<std::string> &args : {std::vector<std::string>{"serve", "--codec", "vp9"},
+                                               {"serve", "--port", "70000"},
+                                               {"view"},
+                                               {"view", "[::1"},
+                                               {"relay"},
+                                               {"frobnicate"},
+                                               {"serve", "--bogus"}}) {
     RunResult r = run_process(cmd(args), 30s, quiet_env());
     EXPECT_EQ(r.status, 2) << args[0] << "\n" << r.transcript;
     EXPECT_EQ(r.err.size(), 1u) << r.transcript;

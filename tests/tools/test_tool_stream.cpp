@@ -5,8 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
-#include <utility>
 #include <fstream>
+#include <utility>
 
 #include "tools/tool_fixture.h"
 
@@ -35,7 +35,8 @@ TEST_F(StreamTest, ServeJpegViewReceivesFramesAndServerReportsTheClient) {
   // auto says what it chose and why; every address and the fingerprint are printed.
   EXPECT_TRUE(server->wait_line("source: .*", 1s)) << server->transcript();
   EXPECT_TRUE(server->wait_line("Listening at 127\\.0\\.0\\.1:" + std::to_string(port), 5s));
-  EXPECT_TRUE(server->wait_line("certificate SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}", 5s));
+  EXPECT_TRUE(
+      server->wait_line("certificate SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}", 5s));
 
   RunResult view = run_process(cmd({"view", addr(port), "--certs", certs, "--display", "none",
                                     "--frames", "20", "--status-interval", "1"}),
@@ -51,18 +52,19 @@ TEST_F(StreamTest, ServeJpegViewReceivesFramesAndServerReportsTheClient) {
   EXPECT_TRUE(server->wait_line("client [0-9]+ connected from 127\\.0\\.0\\.1", 5s))
       << server->transcript();
   EXPECT_TRUE(server->wait_line("left: closed", 5s)) << server->transcript();
-  EXPECT_TRUE(server->wait_line("status: [0-9]+ clients?, [0-9.]+ fps, [0-9.]+ Mbit/s, [0-9]+ "
-                                "dropped",
-                                5s))
+  EXPECT_TRUE(
+      server->wait_line("status: [0-9]+ clients?, [0-9.]+ fps, [0-9.]+ Mbit/s, [0-9]+ "
+                        "dropped",
+                        5s))
       << server->transcript();
 }
 
 TEST_F(StreamTest, RecordH264MkvAndMp4HaveTheRightDurationAndSnapshotIsAJpeg) {
   std::string certs = make_certs();
   std::unique_ptr<Process> server;
-  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--codec",
-                                    "h264", "--gop", "10", "--port", "0", "--width", "320",
-                                    "--height", "240"});
+  int port =
+      start_server(&server, {"serve", "--certs", certs, "--source", "test", "--codec", "h264",
+                             "--gop", "10", "--port", "0", "--width", "320", "--height", "240"});
   ASSERT_NE(port, 0);
   // 60 frames at 30 fps: 2 s of video, remuxed without re-encoding.
   // The timestamps are the receive times (tlsframesrc is live), so on a loaded machine the
@@ -75,9 +77,9 @@ TEST_F(StreamTest, RecordH264MkvAndMp4HaveTheRightDurationAndSnapshotIsAJpeg) {
   double wall_a = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(a.status, 0) << a.transcript;
   t0 = std::chrono::steady_clock::now();
-  RunResult b = run_process(cmd({"view", addr(port), "--certs", certs, "--frames", "60",
-                                 "--record", mp4}),
-                            40s, quiet_env());
+  RunResult b =
+      run_process(cmd({"view", addr(port), "--certs", certs, "--frames", "60", "--record", mp4}),
+                  40s, quiet_env());
   double wall_b = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(b.status, 0) << b.transcript;
   for (const auto &[file, wall] : {std::pair{mkv, wall_a}, std::pair{mp4, wall_b}}) {
@@ -94,8 +96,8 @@ TEST_F(StreamTest, RecordH264MkvAndMp4HaveTheRightDurationAndSnapshotIsAJpeg) {
 TEST_F(StreamTest, MutualTlsViewerWithClientCertificate) {
   std::string certs = make_certs();
   std::unique_ptr<Process> server;
-  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0",
-                                    "--mtls"});
+  int port = start_server(&server,
+                          {"serve", "--certs", certs, "--source", "test", "--port", "0", "--mtls"});
   ASSERT_NE(port, 0);
   RunResult view = run_process(cmd({"view", addr(port), "--certs", certs, "--client", "alice",
                                     "--display", "none", "--frames", "10"}),
@@ -124,9 +126,9 @@ TEST_F(StreamTest, CtrlCSendsEndOfStreamToViewersAndExitsCleanly) {
   std::unique_ptr<Process> server;
   int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
   ASSERT_NE(port, 0);
-  Process view(cmd({"view", addr(port), "--certs", certs, "--display", "none",
-                    "--status-interval", "1"}),
-               quiet_env());
+  Process view(
+      cmd({"view", addr(port), "--certs", certs, "--display", "none", "--status-interval", "1"}),
+      quiet_env());
   ASSERT_TRUE(view.wait_line("status: [1-9][0-9]* frames", 15s)) << view.transcript();
   server->signal(SIGINT);
   auto server_status = server->wait_exit(15s);
@@ -145,15 +147,15 @@ TEST_F(StreamTest, TwoLevelRelayChainOnLoopback) {
   int port0 = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--codec",
                                      "h264", "--gop", "10", "--port", "0"});
   ASSERT_NE(port0, 0);
-  int port1 = start_server(&relay1, {"relay", "--from", addr(port0), "--port", "0", "--certs",
-                                     certs});
+  int port1 =
+      start_server(&relay1, {"relay", "--from", addr(port0), "--port", "0", "--certs", certs});
   ASSERT_NE(port1, 0);
-  int port2 = start_server(&relay2, {"relay", "--from", addr(port1), "--port", "0", "--certs",
-                                     certs});
+  int port2 =
+      start_server(&relay2, {"relay", "--from", addr(port1), "--port", "0", "--certs", certs});
   ASSERT_NE(port2, 0);
-  RunResult view = run_process(cmd({"view", addr(port2), "--certs", certs, "--display", "none",
-                                    "--frames", "30"}),
-                               40s, quiet_env());
+  RunResult view = run_process(
+      cmd({"view", addr(port2), "--certs", certs, "--display", "none", "--frames", "30"}), 40s,
+      quiet_env());
   ASSERT_EQ(view.status, 0) << view.transcript;
   EXPECT_TRUE(relay1->wait_line("upstream connected", 5s)) << relay1->transcript();
   EXPECT_TRUE(relay2->wait_line("upstream connected", 5s)) << relay2->transcript();
@@ -182,9 +184,8 @@ TEST_F(StreamTest, JpegIntoMp4IsRefusedWithAHint) {
   std::unique_ptr<Process> server;
   int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0"});
   ASSERT_NE(port, 0);
-  RunResult r = run_process(cmd({"view", addr(port), "--certs", certs, "--record",
-                                 dir() + "/x.mp4"}),
-                            30s, quiet_env());
+  RunResult r = run_process(
+      cmd({"view", addr(port), "--certs", certs, "--record", dir() + "/x.mp4"}), 30s, quiet_env());
   EXPECT_EQ(r.status, 1) << r.transcript;
   ASSERT_EQ(r.err.size(), 1u) << r.transcript;
   EXPECT_NE(r.err[0].find(".mkv"), std::string::npos) << r.err[0];

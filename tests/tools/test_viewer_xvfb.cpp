@@ -42,28 +42,28 @@ TEST_F(ViewerXvfbTest, OpenCvWindowShowsTheTestPattern) {
     GTEST_SKIP() << "needs Xvfb (xvfb) and import (imagemagick): scripts/install-deps.sh test";
   }
   // Xvfb picks a free display number and writes it to the fd we give it (its stdout here).
-  Process xvfb({"/usr/bin/Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten",
-                "tcp"});
+  Process xvfb(
+      {"/usr/bin/Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"});
   auto number = xvfb.wait_line("^[0-9]+$", 20s);
   ASSERT_TRUE(number) << xvfb.transcript();
   std::string display = ":" + *number;
 
   std::string certs = make_certs();
   std::unique_ptr<Process> server;
-  int port = start_server(&server, {"serve", "--certs", certs, "--source", "test:smpte", "--port",
-                                    "0"});
+  int port =
+      start_server(&server, {"serve", "--certs", certs, "--source", "test:smpte", "--port", "0"});
   ASSERT_NE(port, 0);
-  Process view(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display",
-                    "opencv"}),
-               {{"DISPLAY", display}, {"GST_DEBUG", ""}, {"XDG_RUNTIME_DIR", dir()}});
+  Process view(
+      cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display", "opencv"}),
+      {{"DISPLAY", display}, {"GST_DEBUG", ""}, {"XDG_RUNTIME_DIR", dir()}});
   ASSERT_TRUE(view.wait_line("showing the stream in an OpenCV window", 20s)) << view.transcript();
 
   // The first frame is up; the X server may need a few more to paint. Bounded retries.
   std::string shot = dir() + "/screen.png", why;
   bool ok = false;
   for (int i = 0; i < 30 && !ok; ++i) {
-    RunResult r = run_process({"/usr/bin/import", "-display", display, "-window", "root", shot},
-                              20s);
+    RunResult r =
+        run_process({"/usr/bin/import", "-display", display, "-window", "root", shot}, 20s);
     ASSERT_EQ(r.status, 0) << r.transcript;
     ok = shows_colour_bars(cv::imread(shot), &why);
   }

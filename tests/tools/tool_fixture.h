@@ -29,8 +29,7 @@ class ToolTest : public ::testing::Test {
   const std::string &dir() const { return dir_; }
   // A certificate set made by `tlsframe certs` in dir()/name (client "alice").
   std::string make_certs(const std::string &name = "certs",
-                         const std::vector<std::string> &hosts = {"localhost", "127.0.0.1",
-                                                                  "::1"});
+                         const std::vector<std::string> &hosts = {"localhost", "127.0.0.1", "::1"});
   // Starts `tlsframe <args>` (serve or relay) and waits for "listening on port N".
   // Returns the port (0 with an ADD_FAILURE on timeout).
   int start_server(std::unique_ptr<Process> *proc, const std::vector<std::string> &args);

@@ -15,7 +15,8 @@ namespace tlsframe::tool {
 
 namespace {
 
-constexpr const char *kUsage = R"(usage: tlsframe certs [--out DIR] [--host NAME]... [--client NAME]... [--rsa] [--days N] [--force]
+constexpr const char *kUsage =
+    R"(usage: tlsframe certs [--out DIR] [--host NAME]... [--client NAME]... [--rsa] [--days N] [--force]
 
 Makes a certificate authority and certificates signed by it, ECDSA P-256 by default:
   DIR/ca.pem, DIR/ca.key               the CA (copy ca.pem to every viewer)
@@ -154,8 +155,7 @@ int cmd_certs(int argc, char **argv) {
   info("wrote " + out + "/ca.pem and ca.key (certificate authority \"tlsframe CA\")");
   info("wrote " + out + "/server.pem and server.key for " + san_text);
   for (const auto &name : clients) {
-    info("wrote " + out + "/client-" + name + ".pem and client-" + name + ".key (CN=" + name +
-         ")");
+    info("wrote " + out + "/client-" + name + ".pem and client-" + name + ".key (CN=" + name + ")");
   }
   info(std::string(rsa ? "RSA 2048" : "ECDSA P-256") + " keys, mode 0600, valid " +
        std::to_string(days) + " days");

@@ -14,10 +14,18 @@ std::string g_command = "tlsframe";
 bool g_quiet = false;
 }  // namespace
 
-void set_command_name(const std::string &name) { g_command = "tlsframe " + name; }
-const std::string &command_name() { return g_command; }
-void set_quiet(bool q) { g_quiet = q; }
-bool quiet() { return g_quiet; }
+void set_command_name(const std::string &name) {
+  g_command = "tlsframe " + name;
+}
+const std::string &command_name() {
+  return g_command;
+}
+void set_quiet(bool q) {
+  g_quiet = q;
+}
+bool quiet() {
+  return g_quiet;
+}
 
 void info(const std::string &text) {
   if (g_quiet) return;
@@ -32,7 +40,9 @@ void error(const std::string &text) {
 void Options::value(const std::string &name, std::string *out, const std::string &) {
   specs_[name].value = out;
 }
-void Options::flag(const std::string &name, bool *out) { specs_[name].flag = out; }
+void Options::flag(const std::string &name, bool *out) {
+  specs_[name].flag = out;
+}
 void Options::repeated(const std::string &name, std::vector<std::string> *out) {
   specs_[name].list = out;
 }
@@ -83,8 +93,27 @@ bool Options::parse(int argc, char **argv, std::vector<std::string> *positional)
   return true;
 }
 
-bool parse_int(const std::string &option, const std::string &text, long min, long max,
-               long *out) {
+int RunOptions::parse(Options &opts, int argc, char **argv, const char *usage,
+                      std::vector<std::string> *positional) {
+  std::string interval_text = std::to_string(interval);
+  bool quiet_flag = false, help = false;
+  opts.value("pipeline", &pipeline_file, "FILE");
+  opts.flag("print-pipeline", &print);
+  opts.flag("quiet", &quiet_flag);
+  opts.value("status-interval", &interval_text, "S");
+  opts.flag("help", &help);
+  if (!opts.parse(argc, argv, positional)) return kExitUsage;
+  if (help) {
+    std::cout << usage;
+    return kExitOk;
+  }
+  if (!parse_int("status-interval", interval_text, 1, 3600, &interval)) return kExitUsage;
+  // The printed pipeline is the only output of --print-pipeline.
+  set_quiet(quiet_flag || print);
+  return -1;
+}
+
+bool parse_int(const std::string &option, const std::string &text, long min, long max, long *out) {
   char *end = nullptr;
   errno = 0;
   long v = std::strtol(text.c_str(), &end, 10);
@@ -132,8 +161,8 @@ std::optional<HostPort> parse_host_port(const std::string &text, int default_por
 std::string quote(const std::string &value) {
   bool plain = !value.empty();
   for (char c : value) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' ||
-          c == '-' || c == ':' || c == '+')) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' || c == '-' ||
+          c == ':' || c == '+')) {
       plain = false;
     }
   }
@@ -146,6 +175,8 @@ std::string quote(const std::string &value) {
   return out + "\"";
 }
 
-bool file_readable(const std::string &path) { return access(path.c_str(), R_OK) == 0; }
+bool file_readable(const std::string &path) {
+  return access(path.c_str(), R_OK) == 0;
+}
 
 }  // namespace tlsframe::tool

@@ -45,6 +45,18 @@ class Options {
   std::map<std::string, Spec> specs_;
 };
 
+// The options of every pipeline command (serve, view, relay): --pipeline,
+// --print-pipeline, --quiet, --status-interval and --help.
+struct RunOptions {
+  std::string pipeline_file;  // --pipeline: template instead of the installed one
+  bool print = false;         // --print-pipeline
+  long interval = 10;         // --status-interval, seconds
+  // Declares these options, parses argv and handles --help. Returns -1 to go on,
+  // else the exit status (kExitOk after the usage text, kExitUsage on a bad line).
+  int parse(Options &opts, int argc, char **argv, const char *usage,
+            std::vector<std::string> *positional);
+};
+
 // Integers from option text, with the option's name in the error line.
 bool parse_int(const std::string &option, const std::string &text, long min, long max, long *out);
 

@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
-#include <utility>
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
+#include <utility>
 
 #include "cli.h"
 
@@ -63,7 +63,9 @@ OpenCvViewer::~OpenCvViewer() {
   }
 }
 
-uint64_t OpenCvViewer::frames_shown() const { return impl_->frames; }
+uint64_t OpenCvViewer::frames_shown() const {
+  return impl_->frames;
+}
 
 bool OpenCvViewer::step() {
   Impl &d = *impl_;
@@ -75,10 +77,10 @@ bool OpenCvViewer::step() {
     if (gst_video_info_from_caps(&vinfo, gst_sample_get_caps(sample)) &&
         gst_video_frame_map(&frame, &vinfo, buf, GST_MAP_READ)) {
       // Copy, so the overlay never writes into GStreamer's buffer.
-      cv::Mat image = cv::Mat(vinfo.height, vinfo.width, CV_8UC3,
-                              GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
-                              GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0))
-                          .clone();
+      cv::Mat image =
+          cv::Mat(vinfo.height, vinfo.width, CV_8UC3, GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
+                  GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0))
+              .clone();
       gst_video_frame_unmap(&frame);
 
       gint64 now_us = g_get_monotonic_time();

@@ -41,9 +41,7 @@ Reconnects upstream when the connection drops.
 }  // namespace
 
 int cmd_relay(int argc, char **argv) {
-  std::string from, port = "9999", bind = "0.0.0.0", server_name, max_clients = "0",
-                    pipeline_file, interval = "10";
-  bool print = false, quiet_flag = false, help = false;
+  std::string from, port = "9999", bind = "0.0.0.0", server_name, max_clients = "0";
   TlsOptions tls;
   Options opts;
   opts.value("from", &from, "HOST:PORT");
@@ -51,18 +49,11 @@ int cmd_relay(int argc, char **argv) {
   opts.value("bind", &bind, "ADDR");
   opts.value("server-name", &server_name, "NAME");
   opts.value("max-clients", &max_clients, "N");
-  opts.value("pipeline", &pipeline_file, "FILE");
-  opts.flag("print-pipeline", &print);
-  opts.flag("quiet", &quiet_flag);
-  opts.value("status-interval", &interval, "S");
-  opts.flag("help", &help);
   tls.declare(opts, true, true);
+  RunOptions run;
   std::vector<std::string> positional;
-  if (!opts.parse(argc, argv, &positional)) return kExitUsage;
-  if (help) {
-    std::cout << kUsage;
-    return kExitOk;
-  }
+  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  if (done >= 0) return done;
   if (from.empty() && positional.size() == 1) from = positional[0];
   if (from.empty()) {
     error("which upstream server? usage: tlsframe relay --from HOST[:PORT] (see --help)");
@@ -73,13 +64,11 @@ int cmd_relay(int argc, char **argv) {
     error("cannot read '" + from + "' as HOST[:PORT] or [IPV6]:PORT");
     return kExitUsage;
   }
-  long p, mc, iv;
+  long p, mc;
   if (!parse_int("port", port, 0, 65535, &p) ||
-      !parse_int("max-clients", max_clients, 0, 1 << 20, &mc) ||
-      !parse_int("status-interval", interval, 1, 3600, &iv)) {
+      !parse_int("max-clients", max_clients, 0, 1 << 20, &mc)) {
     return kExitUsage;
   }
-  set_quiet(quiet_flag || print);
   if (!init_gstreamer(&argc, &argv)) return kExitError;
 
   // Upstream trust comes from --ca (or DIR/ca.pem); our own --mtls also uses it.
@@ -99,9 +88,9 @@ int cmd_relay(int argc, char **argv) {
       {"MAX_CLIENTS", std::to_string(mc)},
       {"TLS", sink_tls},
   };
-  auto description = pipeline_from_template("relay", pipeline_file, vars);
+  auto description = pipeline_from_template("relay", run.pipeline_file, vars);
   if (!description) return kExitError;
-  if (print) {
+  if (run.print) {
     std::cout << *description << std::endl;
     return kExitOk;
   }
@@ -113,7 +102,7 @@ int cmd_relay(int argc, char **argv) {
     error("the pipeline has no tlsframesink named 'sink'");
     return kExitError;
   }
-  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(iv));
+  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   runner.on_playing = [&] { output.announce(" --certs " + tls.dir); };
   runner.on_element_message = [&](const GstStructure *s) {
     if (gst_structure_has_name(s, "tlsframesrc-connected")) {

@@ -51,8 +51,9 @@ std::string error_line(GstMessage *msg) {
   std::string text = err ? err->message : "unknown error";
   if (err && (g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN) ||
               g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_CODEC_NOT_FOUND))) {
-    text += " (a GStreamer plugin is missing: for H.264 install gstreamer1.0-libav, for JPEG "
-            "gstreamer1.0-plugins-good)";
+    text +=
+        " (a GStreamer plugin is missing: for H.264 install gstreamer1.0-libav, for JPEG "
+        "gstreamer1.0-plugins-good)";
   }
   if (err && g_error_matches(err, GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED) && debug) {
     // "Internal data stream error": the flow return in the debug text says why.
@@ -109,8 +110,9 @@ bool init_gstreamer(int *argc, char ***argv) {
     f = gst_element_factory_find("tlsframesink");
   }
   if (!f) {
-    error("the tlsframe GStreamer plugin was not found: install it, or set GST_PLUGIN_PATH to "
-          "the directory holding libgsttlsframe.so");
+    error(
+        "the tlsframe GStreamer plugin was not found: install it, or set GST_PLUGIN_PATH to "
+        "the directory holding libgsttlsframe.so");
     return false;
   }
   gst_object_unref(f);

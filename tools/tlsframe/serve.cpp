@@ -50,8 +50,8 @@ Ctrl-C sends end of stream to every viewer and exits.
 int cmd_serve(int argc, char **argv) {
   std::string source_spec = "auto", codec = "jpeg", width = "640", height = "480", fps = "30",
               quality = "85", bitrate = "2000", gop = "60", port = "9999", bind = "0.0.0.0",
-              max_clients = "0", pipeline_file, interval = "10";
-  bool no_zerolatency = false, print = false, quiet_flag = false, help = false;
+              max_clients = "0";
+  bool no_zerolatency = false;
   TlsOptions tls;
   Options opts;
   opts.value("source", &source_spec, "S");
@@ -66,29 +66,21 @@ int cmd_serve(int argc, char **argv) {
   opts.value("port", &port, "N");
   opts.value("bind", &bind, "ADDR");
   opts.value("max-clients", &max_clients, "N");
-  opts.value("pipeline", &pipeline_file, "FILE");
-  opts.flag("print-pipeline", &print);
-  opts.flag("quiet", &quiet_flag);
-  opts.value("status-interval", &interval, "S");
-  opts.flag("help", &help);
   tls.declare(opts, true, false);
+  RunOptions run;
   std::vector<std::string> positional;
-  if (!opts.parse(argc, argv, &positional)) return kExitUsage;
-  if (help) {
-    std::cout << kUsage;
-    return kExitOk;
-  }
+  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  if (done >= 0) return done;
   if (!positional.empty()) {
     error("unexpected argument '" + positional[0] + "' (see --help)");
     return kExitUsage;
   }
-  set_quiet(quiet_flag || print);
-  long w, h, f, q, br, g, p, mc, iv;
+  long w, h, f, q, br, g, p, mc;
   if (!parse_int("width", width, 16, 7680, &w) || !parse_int("height", height, 16, 4320, &h) ||
       !parse_int("fps", fps, 1, 240, &f) || !parse_int("quality", quality, 1, 100, &q) ||
       !parse_int("bitrate", bitrate, 16, 200000, &br) || !parse_int("gop", gop, 1, 10000, &g) ||
-      !parse_int("port", port, 0, 65535, &p) || !parse_int("max-clients", max_clients, 0, 1 << 20, &mc) ||
-      !parse_int("status-interval", interval, 1, 3600, &iv)) {
+      !parse_int("port", port, 0, 65535, &p) ||
+      !parse_int("max-clients", max_clients, 0, 1 << 20, &mc)) {
     return kExitUsage;
   }
   if (codec != "jpeg" && codec != "h264") {
@@ -100,7 +92,7 @@ int cmd_serve(int argc, char **argv) {
   std::string sink_tls = sink_tls_props(tls);
   if (sink_tls.empty()) return kExitError;
   // --print-pipeline must not touch devices: auto prints the test pattern choice as well.
-  auto source = choose_source(print && source_spec == "auto" ? "test" : source_spec);
+  auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
   if (!source) return kExitError;
 
   std::map<std::string, std::string> vars = {
@@ -117,9 +109,9 @@ int cmd_serve(int argc, char **argv) {
       {"MAX_CLIENTS", std::to_string(mc)},
       {"TLS", sink_tls},
   };
-  auto description = pipeline_from_template("serve-" + codec, pipeline_file, vars);
+  auto description = pipeline_from_template("serve-" + codec, run.pipeline_file, vars);
   if (!description) return kExitError;
-  if (print) {
+  if (run.print) {
     std::cout << *description << std::endl;
     return kExitOk;
   }
@@ -131,14 +123,16 @@ int cmd_serve(int argc, char **argv) {
     error("the pipeline has no tlsframesink named 'sink'");
     return kExitError;
   }
-  std::string source_line = "source: " + source->what + (source->why.empty() ? "" : ": " + source->why);
-  std::string codec_line = codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
-                             std::to_string(f) + " fps, quality " + std::to_string(q)
-                       : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + " at " +
-                             std::to_string(f) + " fps, " + std::to_string(br) +
-                             " kbit/s, keyframe every " + std::to_string(g) + " frames" +
-                             (no_zerolatency ? "" : ", zero-latency tuning");
-  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(iv));
+  std::string source_line =
+      "source: " + source->what + (source->why.empty() ? "" : ": " + source->why);
+  std::string codec_line = codec == "jpeg"
+                               ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                                     std::to_string(f) + " fps, quality " + std::to_string(q)
+                               : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                                     std::to_string(f) + " fps, " + std::to_string(br) +
+                                     " kbit/s, keyframe every " + std::to_string(g) + " frames" +
+                                     (no_zerolatency ? "" : ", zero-latency tuning");
+  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   std::string hint = " --certs " + tls.dir + (tls.mtls ? " --client NAME" : "");
   if (!tls.ca.empty()) hint = " --ca " + tls.ca + (tls.mtls ? " --client NAME" : "");
   // Printed once running, so a failure to start is the only line.

@@ -23,6 +23,17 @@ const char *status_name(gint status) {
 
 }  // namespace
 
+void ServerOutput::print_on_main_thread(ServerOutput *self, const std::string &text) {
+  g_idle_add_full(
+      G_PRIORITY_DEFAULT,
+      [](gpointer d) -> gboolean {
+        auto *p = static_cast<Pending *>(d);
+        p->self->print_line(p->text);
+        return G_SOURCE_REMOVE;
+      },
+      new Pending{self, text}, [](gpointer d) { delete static_cast<Pending *>(d); });
+}
+
 ServerOutput::ServerOutput(GstElement *sink, std::string bind, std::string cert,
                            unsigned status_interval)
     : sink_(sink), bind_(std::move(bind)), cert_(std::move(cert)), status_(status_interval) {
@@ -51,30 +62,15 @@ void ServerOutput::on_client_added(GstElement *, guint64 id, const gchar *addres
                                    const gchar *subject, gpointer data) {
   std::string text = "client " + std::to_string(id) + " connected from " + address;
   if (subject && *subject) text += " (" + std::string(subject) + ")";
-  auto *p = new Pending{static_cast<ServerOutput *>(data), text};
-  g_idle_add_full(
-      G_PRIORITY_DEFAULT,
-      [](gpointer d) -> gboolean {
-        auto *p = static_cast<Pending *>(d);
-        p->self->print_line(p->text);
-        return G_SOURCE_REMOVE;
-      },
-      p, [](gpointer d) { delete static_cast<Pending *>(d); });
+  print_on_main_thread(static_cast<ServerOutput *>(data), text);
 }
 
 void ServerOutput::on_client_removed(GstElement *, guint64 id, const gchar *address, gint status,
                                      const gchar *err, gpointer data) {
-  std::string text = "client " + std::to_string(id) + " (" + address + ") left: " +
-                     status_name(status) + (err && *err ? std::string(": ") + err : "");
-  auto *p = new Pending{static_cast<ServerOutput *>(data), text};
-  g_idle_add_full(
-      G_PRIORITY_DEFAULT,
-      [](gpointer d) -> gboolean {
-        auto *p = static_cast<Pending *>(d);
-        p->self->print_line(p->text);
-        return G_SOURCE_REMOVE;
-      },
-      p, [](gpointer d) { delete static_cast<Pending *>(d); });
+  std::string text = "client " + std::to_string(id) + " (" + address +
+                     ") left: " + status_name(status) +
+                     (err && *err ? std::string(": ") + err : "");
+  print_on_main_thread(static_cast<ServerOutput *>(data), text);
 }
 
 gboolean ServerOutput::on_tick(gpointer data) {

@@ -32,6 +32,7 @@ class ServerOutput {
                                 const gchar *error, gpointer data);
   static gboolean on_tick(gpointer data);
   void print_line(const std::string &text);  // main thread
+  static void print_on_main_thread(ServerOutput *self, const std::string &text);
 
   GstElement *sink_;
   std::string bind_, cert_;

@@ -71,8 +71,8 @@ std::optional<Source> choose_source(const std::string &spec) {
     if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
     if (!arg.empty() && arg.find_first_not_of("0123456789") != std::string::npos) {
       // Not an index: a video file or URL that OpenCV opens (as cvcamsrc location=...).
-      return Source{"cvcamsrc location=" + quote(arg), "video " + arg + " through OpenCV (cvcamsrc)",
-                    ""};
+      return Source{"cvcamsrc location=" + quote(arg),
+                    "video " + arg + " through OpenCV (cvcamsrc)", ""};
     }
     long index = 0;
     if (!arg.empty() && !parse_int("source opencv:INDEX", arg, 0, 1000, &index)) {
@@ -87,13 +87,13 @@ std::optional<Source> choose_source(const std::string &spec) {
       return std::nullopt;
     }
     // Only the video stream is decoded; other streams are not exposed.
-    return Source{"filesrc location=" + quote(arg) +
-                      " ! decodebin caps=video/x-raw expose-all-streams=false",
-                  "video file " + arg + " (decodebin)", ""};
+    return Source{
+        "filesrc location=" + quote(arg) + " ! decodebin caps=video/x-raw expose-all-streams=false",
+        "video file " + arg + " (decodebin)", ""};
   }
   if (kind != "auto" || !arg.empty()) {
-    error("--source must be auto, v4l2[:DEVICE], opencv[:INDEX], test or file:PATH, not '" +
-          spec + "'");
+    error("--source must be auto, v4l2[:DEVICE], opencv[:INDEX], test or file:PATH, not '" + spec +
+          "'");
     return std::nullopt;
   }
 

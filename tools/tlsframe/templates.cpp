@@ -86,7 +86,8 @@ std::optional<std::string> pipeline_from_template(const std::string &name,
   if (path.empty()) {
     auto found = find_template(name);
     if (!found) {
-      error("pipeline template '" + name + ".pipeline' not found (looked in $TLSFRAME_PIPELINE_DIR, " +
+      error("pipeline template '" + name +
+            ".pipeline' not found (looked in $TLSFRAME_PIPELINE_DIR, " +
             TLSFRAME_PIPELINE_INSTALL_DIR + " and " + TLSFRAME_PIPELINE_SOURCE_DIR +
             "); pass one with --pipeline FILE");
       return std::nullopt;

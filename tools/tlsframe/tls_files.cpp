@@ -6,7 +6,8 @@ namespace {
 
 bool check_file(const std::string &path, const std::string &what) {
   if (file_readable(path)) return true;
-  error(what + " '" + path + "' not found or not readable (make certificates with: tlsframe certs "
+  error(what + " '" + path +
+        "' not found or not readable (make certificates with: tlsframe certs "
         "--out DIR --host NAME; then pass --certs DIR)");
   return false;
 }

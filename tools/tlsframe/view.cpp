@@ -51,8 +51,7 @@ In the OpenCV window, q or Esc quits. Ctrl-C stops and finishes the recording.
 
 int cmd_view(int argc, char **argv) {
   std::string display = "auto", record, snapshot, frames = "0", codec = "auto", server_name,
-              port_text, pipeline_file, interval = "10";
-  bool print = false, quiet_flag = false, help = false;
+              port_text;
   TlsOptions tls;
   Options opts;
   opts.value("display", &display, "D");
@@ -62,18 +61,11 @@ int cmd_view(int argc, char **argv) {
   opts.value("codec", &codec, "C");
   opts.value("server-name", &server_name, "NAME");
   opts.value("port", &port_text, "N");
-  opts.value("pipeline", &pipeline_file, "FILE");
-  opts.flag("print-pipeline", &print);
-  opts.flag("quiet", &quiet_flag);
-  opts.value("status-interval", &interval, "S");
-  opts.flag("help", &help);
   tls.declare(opts, false, true);
+  RunOptions run;
   std::vector<std::string> positional;
-  if (!opts.parse(argc, argv, &positional)) return kExitUsage;
-  if (help) {
-    std::cout << kUsage;
-    return kExitOk;
-  }
+  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  if (done >= 0) return done;
   if (positional.size() != 1) {
     error(positional.empty() ? "which server? usage: tlsframe view HOST[:PORT] (see --help)"
                              : "one server only, not '" + positional[1] + "'");
@@ -84,11 +76,8 @@ int cmd_view(int argc, char **argv) {
     error("cannot read '" + positional[0] + "' as HOST[:PORT] or [IPV6]:PORT");
     return kExitUsage;
   }
-  long n_frames = 0, iv = 10;
-  if (!parse_int("frames", frames, 0, 1L << 40, &n_frames) ||
-      !parse_int("status-interval", interval, 1, 3600, &iv)) {
-    return kExitUsage;
-  }
+  long n_frames = 0;
+  if (!parse_int("frames", frames, 0, 1L << 40, &n_frames)) return kExitUsage;
   if (!port_text.empty()) {
     long p;
     if (!parse_int("port", port_text, 1, 65535, &p)) return kExitUsage;
@@ -100,7 +89,6 @@ int cmd_view(int argc, char **argv) {
   }
   std::string muxer;
   if (!record.empty() && !muxer_for(record, &muxer)) return kExitUsage;
-  set_quiet(quiet_flag || print);
 
   auto chosen = choose_display(display, !record.empty() || !snapshot.empty());
   if (!chosen) return kExitUsage;
@@ -109,13 +97,12 @@ int cmd_view(int argc, char **argv) {
   bool ok = false;
   std::string src_tls = src_tls_props(tls, &ok);
   if (!ok) return kExitError;
-  std::string src_props = "host=" + quote(target->host) + " port=" +
-                          std::to_string(target->port) +
+  std::string src_props = "host=" + quote(target->host) + " port=" + std::to_string(target->port) +
                           (server_name.empty() ? "" : " server-name=" + quote(server_name)) +
                           (src_tls.empty() ? "" : " " + src_tls);
-  std::string where = (target->host.find(':') != std::string::npos ? "[" + target->host + "]"
-                                                                    : target->host) +
-                      ":" + std::to_string(target->port);
+  std::string where =
+      (target->host.find(':') != std::string::npos ? "[" + target->host + "]" : target->host) +
+      ":" + std::to_string(target->port);
 
   // The decoder follows the stream's caps: ask the server for them once.
   std::string kind = codec;
@@ -148,9 +135,9 @@ int cmd_view(int argc, char **argv) {
                                           "name=snapshot post-messages=true location=" +
                                           quote(escape_percent(snapshot))},
   };
-  auto description = pipeline_from_template("view", pipeline_file, vars);
+  auto description = pipeline_from_template("view", run.pipeline_file, vars);
   if (!description) return kExitError;
-  if (print) {
+  if (run.print) {
     std::cout << *description << std::endl;
     return kExitOk;
   }
@@ -164,7 +151,7 @@ int cmd_view(int argc, char **argv) {
   }
   ViewerCounter counter(src);
   counter.text();  // first sample for the rates
-  StatusLine status(static_cast<unsigned>(iv));
+  StatusLine status(static_cast<unsigned>(run.interval));
   using Tick = std::pair<StatusLine *, ViewerCounter *>;
   guint tick = g_timeout_add_seconds_full(
       G_PRIORITY_DEFAULT, 1,
@@ -204,8 +191,7 @@ int cmd_view(int argc, char **argv) {
 #ifdef TLSFRAME_HAVE_OPENCV
   std::unique_ptr<OpenCvViewer> viewer;
   if (*chosen == Display::kOpenCv) {
-    viewer = std::make_unique<OpenCvViewer>(runner.element("cvsink"), src,
-                                            "tlsframe " + where);
+    viewer = std::make_unique<OpenCvViewer>(runner.element("cvsink"), src, "tlsframe " + where);
   }
 #endif
 #ifdef TLSFRAME_HAVE_OPENCV

@@ -44,14 +44,16 @@ std::optional<Display> choose_display(const std::string &spec, bool other_output
     return std::nullopt;
   }
   if (spec == "opencv" && !built_with_opencv()) {
-    error("this tlsframe was built without OpenCV; use --display gst or none (or rebuild with "
-          "libopencv-dev installed)");
+    error(
+        "this tlsframe was built without OpenCV; use --display gst or none (or rebuild with "
+        "libopencv-dev installed)");
     return std::nullopt;
   }
   if (!have_display()) {
     if (spec == "auto" && other_output) return Display::kNone;
-    error("no display available (DISPLAY and WAYLAND_DISPLAY unset or unreachable): use "
-          "--display none to only receive, or --record FILE.mkv to save the stream");
+    error(
+        "no display available (DISPLAY and WAYLAND_DISPLAY unset or unreachable): use "
+        "--display none to only receive, or --record FILE.mkv to save the stream");
     return std::nullopt;
   }
   if (spec == "gst") return Display::kGst;
@@ -123,7 +125,9 @@ std::string decoder_for(const std::string &codec) {
   return "decodebin";
 }
 
-std::string parser_for(const std::string &codec) { return codec == "h264" ? "h264parse ! " : ""; }
+std::string parser_for(const std::string &codec) {
+  return codec == "h264" ? "h264parse ! " : "";
+}
 
 std::optional<std::string> probe_stream_caps(const std::string &src) {
   std::string description = src + " ! fakesink name=probe sync=false";
@@ -157,8 +161,7 @@ std::optional<std::string> probe_stream_caps(const std::string &src) {
   while (g_get_monotonic_time() < deadline) {
     GstMessage *m = gst_bus_timed_pop_filtered(
         bus, 50 * GST_MSECOND,
-        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
-                                    GST_MESSAGE_ASYNC_DONE));
+        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ASYNC_DONE));
     if (!m) continue;
     if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
       GError *err = nullptr;
@@ -170,8 +173,8 @@ std::optional<std::string> probe_stream_caps(const std::string &src) {
       gst_message_unref(m);
       break;
     }
-    bool done = GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS ||
-                GST_MESSAGE_TYPE(m) == GST_MESSAGE_ASYNC_DONE;
+    bool done =
+        GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS || GST_MESSAGE_TYPE(m) == GST_MESSAGE_ASYNC_DONE;
     gst_message_unref(m);
     if (done) {
       gst_element_set_state(p, GST_STATE_NULL);  // no more probe callbacks after this
@@ -185,8 +188,7 @@ std::optional<std::string> probe_stream_caps(const std::string &src) {
   }
   gst_element_set_state(p, GST_STATE_NULL);
   if (!result && g_get_monotonic_time() >= deadline) {
-    error("no stream from the server within " +
-          std::to_string(kProbeTimeout / GST_SECOND) + " s");
+    error("no stream from the server within " + std::to_string(kProbeTimeout / GST_SECOND) + " s");
   }
   gst_pad_remove_probe(pad, id);
   gst_object_unref(pad);
@@ -203,9 +205,10 @@ std::string client_error_hint(GstMessage *msg) {
   std::string hint;
   if (err && err->domain == GST_RESOURCE_ERROR) {
     if (err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED) {
-      hint = "check --certs/--ca: it must hold the CA that signed the server's certificate, "
-             "whose names must include the host you dial (else --server-name); a server with "
-             "--mtls also needs --client NAME";
+      hint =
+          "check --certs/--ca: it must hold the CA that signed the server's certificate, "
+          "whose names must include the host you dial (else --server-name); a server with "
+          "--mtls also needs --client NAME";
     } else if (err->code == GST_RESOURCE_ERROR_OPEN_READ) {
       hint = "is the server running, and are host and port right?";
     } else if (err->code == GST_RESOURCE_ERROR_SETTINGS) {
@@ -221,8 +224,7 @@ void drop_after_first(GstElement *element) {
   GstPad *pad = gst_element_get_static_pad(element, "src");
   gst_pad_add_probe(
       pad, GST_PAD_PROBE_TYPE_BUFFER,
-      [](GstPad *, GstPadProbeInfo *, gpointer) { return GST_PAD_PROBE_DROP; }, nullptr,
-      nullptr);
+      [](GstPad *, GstPadProbeInfo *, gpointer) { return GST_PAD_PROBE_DROP; }, nullptr, nullptr);
   gst_object_unref(pad);
 }
 

@@ -144,9 +144,8 @@ static GstCaps *gst_cv_cam_src_get_caps(GstBaseSrc *bsrc, GstCaps *filter) {
   } else {
     // Native mode first (preferred by fixation), then any size and rate (scaled/paced).
     caps = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "BGR", "width", G_TYPE_INT,
-                               p->native_width, "height", G_TYPE_INT, p->native_height,
-                               "framerate", GST_TYPE_FRACTION, p->native_fps_n, p->native_fps_d,
-                               nullptr);
+                               p->native_width, "height", G_TYPE_INT, p->native_height, "framerate",
+                               GST_TYPE_FRACTION, p->native_fps_n, p->native_fps_d, nullptr);
     gst_caps_append(caps, gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "BGR",
                                               "width", GST_TYPE_INT_RANGE, 1, G_MAXINT, "height",
                                               GST_TYPE_INT_RANGE, 1, G_MAXINT, "framerate",
@@ -234,8 +233,7 @@ static GstFlowReturn gst_cv_cam_src_create(GstPushSrc *psrc, GstBuffer **out) {
   if (!p->negotiated) return GST_FLOW_NOT_NEGOTIATED;
 
   // Pace at the negotiated rate: frame n is due n frame durations after the first.
-  GstClockTime duration =
-      gst_util_uint64_scale_int(GST_SECOND, p->info.fps_d, p->info.fps_n);
+  GstClockTime duration = gst_util_uint64_scale_int(GST_SECOND, p->info.fps_d, p->info.fps_n);
   if (GST_CLOCK_TIME_IS_VALID(p->first_time)) {
     GstClockTime due = p->first_time + p->frame_count * duration;
     if (!wait_until(self, due)) return GST_FLOW_FLUSHING;
