@@ -722,7 +722,9 @@ def make_table(doc):
                 lgx = max([x for x in lgs if x is not None], default=None)
                 lgtxt = f"{fmt(lgm, '.0f', '-')}({fmt(lgx, '.0f', '-')})"
                 nfail = len(by("throughput", s, n)) - len(rs)
-                mbtxt = fmt(mbs) + ("*" if nfail and mbs is not None else "")
+                late = any(not r["loadgen"].get("all_streaming_before_window", True) for r in rs)
+                mbtxt = (fmt(mbs) + ("*" if nfail and mbs is not None else "")
+                         + ("!" if late else ""))
                 row.append(f"{mbtxt:>9} {fmt(cpg, '.2f', '-'):>7} {lgtxt:>9}")
             line = f"{n:>5} | " + " | ".join(row)
             if "A" in servers:
@@ -743,6 +745,16 @@ def make_table(doc):
             f"N={n}: A/B {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'B', n) if r.get('ok')]))}"
             f" A/C {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'C', n) if r.get('ok')]))}"
             for n in cfg["tput_clients"]))
+        w("    fps min per client (median of reps): " + "; ".join(
+            f"N={n}: " + " ".join(
+                f"{s} {fmt(med([r['loadgen'].get('fps_min') for r in by('throughput', s, n) if r.get('ok')]), '.0f', '-')}"
+                for s in servers) for n in cfg["tput_clients"]))
+        lates = [r for r in R["throughput"] if r.get("ok")
+                 and not r["loadgen"].get("all_streaming_before_window", True)]
+        if lates:
+            w(f"    ! in {len(lates)} rep(s) not every client had a first frame within "
+              f"{cfg['first_frame_timeout']:.0f} s; the window was measured anyway: " + ", ".join(
+                  f"{r['server']} N={r['clients']}" for r in lates))
         fails = [r for r in R["throughput"] if not r.get("ok")]
         if fails:
             w(f"    * {len(fails)} failed rep(s): " + "; ".join(
