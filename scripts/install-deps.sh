@@ -38,10 +38,12 @@ scan_pkgs=(sslscan)
 bench_pkgs=(stunnel4 python3)
 # The tlsframe tool's OpenCV camera source and window (meson feature opencv) need
 # libopencv-dev. Its tests (tests/tools) run Xvfb and ImageMagick's import for the window
-# screenshot and gst-discoverer-1.0 (gstreamer1.0-plugins-base-apps) on recordings; the
-# Python example (examples/) needs PyGObject and the GStreamer typelib.
+# screenshot, xdotool to press q and Esc in it, and gst-discoverer-1.0
+# (gstreamer1.0-plugins-base-apps) on recordings; the Python example (examples/) needs
+# PyGObject and the GStreamer typelib.
 tools_build_pkgs=(libopencv-dev)
-tools_test_pkgs=(gstreamer1.0-plugins-base-apps xvfb imagemagick python3-gi gir1.2-gstreamer-1.0)
+tools_test_pkgs=(gstreamer1.0-plugins-base-apps xvfb imagemagick xdotool python3-gi
+  gir1.2-gstreamer-1.0)
 
 usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 

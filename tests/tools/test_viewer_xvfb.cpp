@@ -1,6 +1,7 @@
 // The OpenCV viewer window under Xvfb: a server sends the SMPTE test pattern,
 // `tlsframe view --display opencv` shows it, and a screenshot of the X screen
-// (ImageMagick's import) must show the pattern's colour bars, not a blank screen.
+// (ImageMagick's import) must show the pattern's colour bars, not a blank screen;
+// q and Esc (sent with xdotool) close the window.
 // TLSFRAME_SCREENSHOT_OUT=path keeps the window's screenshot (docs/viewer-opencv.png).
 #include <signal.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ bool shows_colour_bars(const cv::Mat &img, std::string *why) {
 
 class ViewerXvfbTest : public ToolTest {};
 
-TEST_F(ViewerXvfbTest, OpenCvWindowShowsTheTestPattern) {
+TEST_F(ViewerXvfbTest, OpenCvWindowShowsTheTestPatternAndClosesWithQOrEsc) {
   if (access("/usr/bin/Xvfb", X_OK) != 0 || access("/usr/bin/import", X_OK) != 0) {
     GTEST_SKIP() << "needs Xvfb (xvfb) and import (imagemagick): scripts/install-deps.sh test";
   }
@@ -75,10 +76,33 @@ TEST_F(ViewerXvfbTest, OpenCvWindowShowsTheTestPattern) {
     cv::imwrite(keep, img(cv::Rect(0, 0, 640, 480)));
   }
 
-  view.signal(SIGINT);
+  // q closes the window like the toy's; then a second viewer is closed with Esc. The keys go
+  // through XTEST (xdotool) to the window under the pointer. Without xdotool: Ctrl-C.
+  bool have_xdotool = access("/usr/bin/xdotool", X_OK) == 0;
+  if (have_xdotool) {
+    RunResult key = run_process({"/usr/bin/xdotool", "key", "q"}, 10s, {{"DISPLAY", display}});
+    ASSERT_EQ(key.status, 0) << key.transcript;
+    EXPECT_TRUE(view.wait_line("window closed with q", 10s)) << view.transcript();
+  } else {
+    view.signal(SIGINT);
+  }
   auto status = view.wait_exit(15s);
   ASSERT_TRUE(status) << view.transcript();
   EXPECT_EQ(*status, 0) << view.transcript();
+
+  if (have_xdotool) {
+    Process again(
+        cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display", "opencv"}),
+        {{"DISPLAY", display}, {"GST_DEBUG", ""}, {"XDG_RUNTIME_DIR", dir()}});
+    ASSERT_TRUE(again.wait_line("showing the stream in an OpenCV window", 20s))
+        << again.transcript();
+    RunResult key = run_process({"/usr/bin/xdotool", "key", "Escape"}, 10s, {{"DISPLAY", display}});
+    ASSERT_EQ(key.status, 0) << key.transcript;
+    EXPECT_TRUE(again.wait_line("window closed with Esc", 10s)) << again.transcript();
+    auto again_status = again.wait_exit(15s);
+    ASSERT_TRUE(again_status) << again.transcript();
+    EXPECT_EQ(*again_status, 0) << again.transcript();
+  }
   xvfb.signal(SIGTERM);
   xvfb.wait_exit(10s);
 }
