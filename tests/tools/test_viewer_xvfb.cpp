@@ -54,10 +54,13 @@ TEST_F(ViewerXvfbTest, OpenCvWindowShowsTheTestPatternAndClosesWithQOrEsc) {
   int port =
       start_server(&server, {"serve", "--certs", certs, "--source", "test:smpte", "--port", "0"});
   ASSERT_NE(port, 0);
-  Process view(
-      cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display", "opencv"}),
-      {{"DISPLAY", display}, {"GST_DEBUG", ""}, {"XDG_RUNTIME_DIR", dir()}});
+  Process view(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display",
+                    "opencv", "--status-interval", "1"}),
+               {{"DISPLAY", display}, {"GST_DEBUG", ""}, {"XDG_RUNTIME_DIR", dir()}});
   ASSERT_TRUE(view.wait_line("showing the stream in an OpenCV window", 20s)) << view.transcript();
+  // A second of frames first, so the overlay shows a measured rate.
+  ASSERT_TRUE(view.wait_line("status: ([3-9][0-9]|[1-9][0-9][0-9]+) frames", 20s))
+      << view.transcript();
 
   // The first frame is up; the X server may need a few more to paint. Bounded retries.
   std::string shot = dir() + "/screen.png", why;
