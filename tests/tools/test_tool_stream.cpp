@@ -193,3 +193,34 @@ TEST_F(StreamTest, JpegIntoMp4IsRefusedWithAHint) {
 
 }  // namespace
 }  // namespace tlsframe::test
+
+namespace tlsframe::test {
+namespace {
+
+// --source file:PATH decodes a video file (decodebin, video only) and serves it in real time.
+TEST_F(StreamTest, ServeFileSourceToAViewerThenEndOfFile) {
+  std::string certs = make_certs();
+  std::string clip = dir() + "/clip.mkv";
+  RunResult mk =
+      run_process({"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=60", "!",
+                   "video/x-raw,width=320,height=240,framerate=30/1", "!", "x264enc", "!",
+                   "h264parse", "!", "matroskamux", "!", "filesink", "location=" + clip},
+                  30s);
+  ASSERT_EQ(mk.status, 0) << mk.transcript;
+  std::unique_ptr<Process> server;
+  int port = start_server(&server, {"serve", "--certs", certs, "--source", "file:" + clip, "--port",
+                                    "0", "--width", "320", "--height", "240"});
+  ASSERT_NE(port, 0);
+  EXPECT_TRUE(server->wait_line("source: video file .* \\(decodebin\\)", 5s));
+  RunResult view = run_process(
+      cmd({"view", addr(port), "--certs", certs, "--display", "none", "--frames", "10"}), 30s,
+      quiet_env());
+  EXPECT_EQ(view.status, 0) << view.transcript;
+  // The 2 s file ends: end of stream, and the server exits by itself.
+  auto status = server->wait_exit(20s);
+  ASSERT_TRUE(status) << server->transcript();
+  EXPECT_EQ(*status, 0) << server->transcript();
+}
+
+}  // namespace
+}  // namespace tlsframe::test

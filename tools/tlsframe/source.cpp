@@ -86,10 +86,10 @@ std::optional<Source> choose_source(const std::string &spec) {
       error("--source file:PATH: cannot read '" + arg + "'");
       return std::nullopt;
     }
-    // Only the video stream is decoded; other streams are not exposed.
-    return Source{
-        "filesrc location=" + quote(arg) + " ! decodebin caps=video/x-raw expose-all-streams=false",
-        "video file " + arg + " (decodebin)", ""};
+    // gst_parse_launch links decodebin's first video pad; other streams stay unlinked, which a
+    // demuxer tolerates while one of its pads is linked.
+    return Source{"filesrc location=" + quote(arg) + " ! decodebin",
+                  "video file " + arg + " (decodebin)", ""};
   }
   if (kind != "auto" || !arg.empty()) {
     error("--source must be auto, v4l2[:DEVICE], opencv[:INDEX], test or file:PATH, not '" + spec +
