@@ -183,12 +183,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Publishing thread: hands msg to the session. Returns true when the caller
   // must post drain() to the session's strand (none is pending yet), so a
   // session behind by k messages costs one post, not k. The inbox holds at
-  // most queue_max_buffers buffers: beyond that the oldest is dropped and
+  // most inbox_limit() buffers: beyond that the oldest is dropped and
   // the session resyncs on a keyframe, as for its own queue.
   bool enqueue(const MessagePtr &msg) {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
     if (msg->type == wire::MessageType::kBuffer) {
-      if (inbox_buffers_ >= server_->config.queue_max_buffers) {
+      if (inbox_buffers_ >= inbox_limit()) {
         auto oldest = std::find_if(inbox_.begin(), inbox_.end(), [](const MessagePtr &m) {
           return m->type == wire::MessageType::kBuffer;
         });
@@ -203,6 +203,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (inbox_posted_) return false;
     inbox_posted_ = true;
     return true;
+  }
+
+  // Buffers an inbox holds before dropping: well above the session's own
+  // queue, so a briefly busy I/O thread does not cost a healthy client
+  // frames; the messages are shared, so this bounds distinct frames held.
+  size_t inbox_limit() const {
+    return std::max<size_t>(2 * size_t{server_->config.queue_max_buffers}, 64);
   }
 
   // All members below run on the session's strand.
