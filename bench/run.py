@@ -917,6 +917,7 @@ def main():
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)  # also when started with SIGINT ignored (&)
     cfg = dict(QUICK if args.quick else FULL)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = os.path.abspath(args.out or os.path.join(args.work, f"results-{stamp}"))
