@@ -745,6 +745,12 @@ def make_table(doc):
             f"N={n}: A/B {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'B', n) if r.get('ok')]))}"
             f" A/C {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'C', n) if r.get('ok')]))}"
             for n in cfg["tput_clients"]))
+        if cfg["reps"] > 1:
+            w("    MB/s of each rep: " + "; ".join(
+                f"N={n}: " + " ".join(
+                    f"{s} " + "/".join(fmt(r["loadgen"]["mb_per_s"], ".0f") if r.get("ok")
+                                       else "fail" for r in by("throughput", s, n))
+                    for s in servers) for n in cfg["tput_clients"]))
         w("    fps min per client (median of reps): " + "; ".join(
             f"N={n}: " + " ".join(
                 f"{s} {fmt(med([r['loadgen'].get('fps_min') for r in by('throughput', s, n) if r.get('ok')]), '.0f', '-')}"
