@@ -1,13 +1,11 @@
 // `tlsframe relay --from HOST:PORT`: tlsframesrc -> queue -> tlsframesink.
 // One upstream connection, served again; relays of relays form a tree.
-#include <iostream>
 #include <map>
 
 #include "cli.h"
 #include "commands.h"
 #include "runner.h"
 #include "server_output.h"
-#include "templates.h"
 #include "tls_files.h"
 #include "view_support.h"
 
@@ -88,20 +86,12 @@ int cmd_relay(int argc, char **argv) {
       {"MAX_CLIENTS", std::to_string(mc)},
       {"TLS", sink_tls},
   };
-  auto description = pipeline_from_template("relay", run.pipeline_file, vars);
-  if (!description) return kExitError;
-  if (run.print) {
-    std::cout << *description << std::endl;
-    return kExitOk;
-  }
-  GstElement *pipeline = launch(*description);
-  if (!pipeline) return kExitError;
+  int prepared = kExitError;
+  GstElement *pipeline = prepare_pipeline("relay", run, vars, &prepared);
+  if (!pipeline) return prepared;
   Runner runner(pipeline);
-  GstElement *sink = runner.element("sink");
-  if (!sink) {
-    error("the pipeline has no tlsframesink named 'sink'");
-    return kExitError;
-  }
+  GstElement *sink = runner.require("sink", "tlsframesink");
+  if (!sink) return kExitError;
   ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   runner.on_playing = [&] { output.announce(" --certs " + tls.dir); };
   runner.on_element_message = [&](const GstStructure *s) {

@@ -4,9 +4,11 @@
 #include <signal.h>
 
 #include <cstring>
+#include <iostream>
 #include <map>
 
 #include "cli.h"
+#include "templates.h"
 
 namespace tlsframe::tool {
 
@@ -154,6 +156,19 @@ GstElement *launch(const std::string &description) {
   return pipeline;
 }
 
+GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
+                             const std::map<std::string, std::string> &vars, int *status) {
+  *status = kExitError;
+  auto description = pipeline_from_template(name, run.pipeline_file, vars);
+  if (!description) return nullptr;
+  if (run.print) {
+    std::cout << *description << std::endl;
+    *status = kExitOk;
+    return nullptr;
+  }
+  return launch(*description);
+}
+
 Runner::Runner(GstElement *pipeline) : pipeline_(pipeline) {
   GstBus *bus = gst_element_get_bus(pipeline_);
   bus_watch_ = gst_bus_add_watch(bus, &Runner::on_bus, this);
@@ -169,6 +184,12 @@ Runner::~Runner() {
 GstElement *Runner::element(const char *name) const {
   GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline_), name);
   if (e) gst_object_unref(e);  // the bin keeps it alive
+  return e;
+}
+
+GstElement *Runner::require(const char *name, const char *factory) const {
+  GstElement *e = element(name);
+  if (!e) error(std::string("the pipeline has no ") + factory + " named '" + name + "'");
   return e;
 }
 

@@ -6,7 +6,10 @@
 #include <gst/gst.h>
 
 #include <functional>
+#include <map>
 #include <string>
+
+#include "cli.h"
 
 namespace tlsframe::tool {
 
@@ -25,6 +28,12 @@ bool require_element(const std::string &factory, const std::string &why);
 // Returns a floating-ref-sunk pipeline, or nullptr after one error line.
 GstElement *launch(const std::string &description);
 
+// Fills the template `name` (or run.pipeline_file) with vars. With --print-pipeline it
+// prints the result and returns nullptr with *status = kExitOk; on a failure (one error
+// line) nullptr with *status = kExitError; otherwise the launched pipeline.
+GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
+                             const std::map<std::string, std::string> &vars, int *status);
+
 class Runner {
  public:
   explicit Runner(GstElement *pipeline);  // takes the reference
@@ -34,6 +43,8 @@ class Runner {
 
   GstElement *pipeline() const { return pipeline_; }
   GstElement *element(const char *name) const;  // borrowed, nullptr if absent
+  // element(name), or nullptr after an error line saying the pipeline lacks that `factory`.
+  GstElement *require(const char *name, const char *factory) const;
 
   // Called once when the pipeline reaches PLAYING.
   std::function<void()> on_playing;

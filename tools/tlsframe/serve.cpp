@@ -1,5 +1,4 @@
 // `tlsframe serve`: camera (or test pattern, or file) -> encoder -> tlsframesink.
-#include <iostream>
 #include <map>
 
 #include "cli.h"
@@ -7,7 +6,6 @@
 #include "runner.h"
 #include "server_output.h"
 #include "source.h"
-#include "templates.h"
 #include "tls_files.h"
 
 namespace tlsframe::tool {
@@ -109,20 +107,12 @@ int cmd_serve(int argc, char **argv) {
       {"MAX_CLIENTS", std::to_string(mc)},
       {"TLS", sink_tls},
   };
-  auto description = pipeline_from_template("serve-" + codec, run.pipeline_file, vars);
-  if (!description) return kExitError;
-  if (run.print) {
-    std::cout << *description << std::endl;
-    return kExitOk;
-  }
-  GstElement *pipeline = launch(*description);
-  if (!pipeline) return kExitError;
+  int prepared = kExitError;
+  GstElement *pipeline = prepare_pipeline("serve-" + codec, run, vars, &prepared);
+  if (!pipeline) return prepared;
   Runner runner(pipeline);
-  GstElement *sink = runner.element("sink");
-  if (!sink) {
-    error("the pipeline has no tlsframesink named 'sink'");
-    return kExitError;
-  }
+  GstElement *sink = runner.require("sink", "tlsframesink");
+  if (!sink) return kExitError;
   std::string source_line =
       "source: " + source->what + (source->why.empty() ? "" : ": " + source->why);
   std::string codec_line = codec == "jpeg"

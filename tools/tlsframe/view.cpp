@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <iostream>
 #include <map>
 #include <memory>
 
@@ -11,7 +10,6 @@
 #include "commands.h"
 #include "runner.h"
 #include "status.h"
-#include "templates.h"
 #include "tls_files.h"
 #include "view_support.h"
 #ifdef TLSFRAME_HAVE_OPENCV
@@ -135,20 +133,12 @@ int cmd_view(int argc, char **argv) {
                                           "name=snapshot post-messages=true location=" +
                                           quote(escape_percent(snapshot))},
   };
-  auto description = pipeline_from_template("view", run.pipeline_file, vars);
-  if (!description) return kExitError;
-  if (run.print) {
-    std::cout << *description << std::endl;
-    return kExitOk;
-  }
-  GstElement *pipeline = launch(*description);
-  if (!pipeline) return kExitError;
+  int prepared = kExitError;
+  GstElement *pipeline = prepare_pipeline("view", run, vars, &prepared);
+  if (!pipeline) return prepared;
   Runner runner(pipeline);
-  GstElement *src = runner.element("src");
-  if (!src) {
-    error("the pipeline has no tlsframesrc named 'src'");
-    return kExitError;
-  }
+  GstElement *src = runner.require("src", "tlsframesrc");
+  if (!src) return kExitError;
   ViewerCounter counter(src);
   counter.text();  // first sample for the rates
   StatusLine status(static_cast<unsigned>(run.interval));
