@@ -48,6 +48,7 @@ FAST_FRAMES = 90
 # buffer is a key unit, so whole frames are skipped).
 TCP_QUEUE = "buffers-soft-max=32 recover-policy=latest"
 CONNECT_BATCH = 4
+TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
 FULL = dict(
     reps=3,
@@ -360,7 +361,11 @@ class Server:
                 f"connect = 127.0.0.1:{backend}\n"
                 f"cert = {c}/server.pem\n"
                 f"key = {c}/server.key\n"
-                "sslVersionMin = TLSv1.3\n")
+                "sslVersionMin = TLSv1.3\n"
+                # The same TLS 1.3 suites and server preference as tlsframesink
+                # (core/tls_context.cpp), so A/C compares servers, not ciphers.
+                f"ciphersuites = {TLS13_SUITES}\n"
+                "options = CIPHER_SERVER_PREFERENCE\n")
         path = os.path.join(self.logdir, f"{self.tag}-stunnel.log")
         self.logs["stunnel"] = path
         with open(path, "w") as out:
