@@ -22,6 +22,8 @@
 # Prints one line per check and exits 1 on anything else, 2 when it cannot run.
 # --check MODE FILE: check a saved `sslscan --no-colour` output only (MODE default|min12).
 set -uo pipefail
+check_file=
+if [[ ${1:-} == --check && -n ${3:-} ]]; then check_file=$(realpath "$3"); fi
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 
 fails=0
@@ -39,7 +41,7 @@ check_scan() {
     [[ $p == TLSv1.2 && $mode == min12 ]] && want=enabled
     if [[ $state == "$want" ]]; then ok "$name: $p $state"; else bad "$name: $p is '${state:-not reported}', want $want"; fi
   done
-  local n13=0 n12=0
+  local n13=0 n12=0 before=$fails
   while read -r line; do
     proto=$(awk '{ print $2 }' <<<"$line")
     suite=$(awk '{ print $5 }' <<<"$line")
@@ -62,7 +64,8 @@ check_scan() {
   done < <(grep -E '^(Preferred|Accepted) ' "$file")
   ((n13 > 0)) || bad "$name: no TLS 1.3 suite accepted"
   if [[ $mode == min12 ]] && ((n12 == 0)); then bad "$name: no TLS 1.2 suite accepted with min 1.2"; fi
-  ok "$name: $n13 TLS 1.3 and $n12 TLS 1.2 suites, all allowed ($(grep -E '^(Preferred|Accepted) ' "$file" | awk '{ print $5 }' | paste -sd ' '))"
+  ((fails > before)) ||
+    ok "$name: $n13 TLS 1.3 and $n12 TLS 1.2 suites, all allowed ($(grep -E '^(Preferred|Accepted) ' "$file" | awk '{ print $5 }' | paste -sd ' '))"
   if grep -q 'Session renegotiation not supported' "$file" &&
     ! grep -qiE '(secure|insecure) session renegotiation supported' "$file"; then
     ok "$name: session renegotiation not supported"
@@ -80,7 +83,8 @@ check_scan() {
 }
 
 if [[ ${1:-} == --check ]]; then
-  check_scan "${3:?usage: $0 --check MODE FILE}" "$2" "$3"
+  [[ -n $check_file ]] || { echo "usage: $0 --check default|min12 FILE" >&2; exit 2; }
+  check_scan "$3" "$2" "$check_file"
   ((fails == 0)) && exit 0 || exit 1
 fi
 
