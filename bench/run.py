@@ -17,6 +17,7 @@ Standard library only.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import queue
@@ -198,6 +199,14 @@ def free_port():
     return port
 
 
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return f.read().strip()
@@ -260,6 +269,26 @@ class Inputs:
         self.mkv_frame_bytes = os.path.getsize(self.mkv) // MKV_FRAMES
         self.mkv_seconds = MKV_FRAMES / 30.0
 
+    def snapshot(self, out):
+        """Copies the plugin and the loadgen into OUT/bin and uses those copies, so
+        that a rebuild during the run cannot mix two builds; checks both load."""
+        bindir = os.path.join(out, "bin")
+        plugdir = os.path.join(bindir, "plugin")
+        os.makedirs(plugdir, exist_ok=True)
+        so = os.path.join(plugdir, "libgsttlsframe.so")
+        lg = os.path.join(bindir, "tlsframe-loadgen")
+        shutil.copy2(os.path.join(self.plugin_dir, "libgsttlsframe.so"), so)
+        shutil.copy2(self.loadgen, lg)
+        self.plugin_dir, self.loadgen = plugdir, lg
+        # A private registry: other GStreamer users on the machine do not rescan it.
+        self.gst_env = dict(os.environ, GST_PLUGIN_PATH=plugdir,
+                            GST_REGISTRY=os.path.join(bindir, "registry.bin"))
+        run_quiet([lg, "--help"], 30)
+        txt = run_quiet(["gst-inspect-1.0", "tlsframesink"], 60, env=self.gst_env)
+        if "tlsframesink" not in txt:
+            raise BenchError("gst-inspect-1.0 does not find tlsframesink in the snapshot")
+        return {os.path.basename(f): sha256(f) for f in (so, lg)}
+
     def _jpgs(self):
         if not os.path.isdir(self.frames):
             return []
@@ -292,7 +321,7 @@ class Server:
         cmd = ["gst-launch-1.0", "-v"] + self.source() + ["!"] + sink
         path = os.path.join(self.logdir, f"{self.tag}-{role}.log")
         self.logs[role] = path
-        env = dict(os.environ, GST_PLUGIN_PATH=self.inp.plugin_dir)
+        env = self.inp.gst_env
         with open(path, "w") as out:
             out.write("# " + " ".join(cmd) + "\n")
             out.flush()
@@ -973,6 +1002,7 @@ def main():
     bench = None
     try:
         inp.prepare()
+        binaries = inp.snapshot(out)
         bench = Bench(args, cfg, inp, out)
         bench.meta = dict(
             git_commit=git("rev-parse", "--short", "HEAD"),
@@ -989,6 +1019,7 @@ def main():
             mkv_seconds=inp.mkv_seconds,
             tcpserversink_queue=TCP_QUEUE,
             build_dir=inp.build,
+            binaries_sha256=binaries,
             versions=dict(gstreamer=version(["gst-launch-1.0", "--version"]),
                           stunnel=version(["stunnel4", "-version"]),
                           openssl=version(["openssl", "version"]),
