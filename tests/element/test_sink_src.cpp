@@ -181,7 +181,7 @@ TEST_F(SinkSrcTest, CapsChangeReachesConnectedClientsAndLateJoinersGetCurrentCap
     tlsframe::test::unref_samples(*v);
 }
 
-TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
+TEST_F(SinkSrcTest, DeltaUnitFlagsDecodeTimestampsAndSendTimeSurvive) {
   auto server = start_appsrc_server();
   GstElement *sink = server->element("sink");
   GstElement *appsrc = server->element("src");
@@ -202,6 +202,7 @@ TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
       {GST_BUFFER_FLAG_HEADER, 500, 200},
       {GST_BUFFER_FLAG_DELTA_UNIT | GST_BUFFER_FLAG_DROPPABLE, 600, 233},
   };
+  const GstClockTime before_send = static_cast<GstClockTime>(g_get_real_time()) * GST_USECOND;
   for (size_t i = 0; i < in.size(); ++i) {
     GstBuffer *b = gst_buffer_new_allocate(nullptr, 100 + i, nullptr);
     gst_buffer_memset(b, 0, static_cast<guint8>(i), 100 + i);
@@ -213,8 +214,10 @@ TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
   }
   gst_app_src_end_of_stream(GST_APP_SRC(appsrc));
   auto got = tlsframe::test::pull_samples(client->element("out"), 10, 10s);
+  const GstClockTime after_receive = static_cast<GstClockTime>(g_get_real_time()) * GST_USECOND;
   ASSERT_EQ(got.size(), in.size());
   GstBuffer *first = gst_sample_get_buffer(got[0]);
+  GstCaps *unix_time = gst_caps_new_empty_simple("timestamp/x-unix");
   const guint kChecked = GST_BUFFER_FLAG_DELTA_UNIT | GST_BUFFER_FLAG_MARKER |
                          GST_BUFFER_FLAG_HEADER | GST_BUFFER_FLAG_DROPPABLE;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -224,7 +227,13 @@ TEST_F(SinkSrcTest, DeltaUnitFlagsAndDecodeTimestampsSurvive) {
     EXPECT_EQ(GST_BUFFER_PTS(b) - GST_BUFFER_PTS(first), (in[i].pts - in[0].pts) * GST_MSECOND);
     EXPECT_EQ(GST_BUFFER_DTS(b) - GST_BUFFER_DTS(first), (in[i].dts - in[0].dts) * GST_MSECOND);
     EXPECT_EQ(gst_buffer_get_size(b), 100 + i);
+    // The server's send time rides along as a Unix-time reference timestamp.
+    GstReferenceTimestampMeta *sent = gst_buffer_get_reference_timestamp_meta(b, unix_time);
+    ASSERT_NE(sent, nullptr) << "buffer " << i;
+    EXPECT_GE(sent->timestamp, before_send) << "buffer " << i;
+    EXPECT_LE(sent->timestamp, after_receive) << "buffer " << i;
   }
+  gst_caps_unref(unix_time);
   EXPECT_EQ(GST_BUFFER_PTS(first) - GST_BUFFER_DTS(first), (in[0].pts - in[0].dts) * GST_MSECOND);
   tlsframe::test::unref_samples(got);
   gst_caps_unref(caps);

@@ -25,7 +25,7 @@ struct OpenCvViewer::Impl {
   GstElement *src = nullptr;
   std::string title;
   std::mutex arrivals_lock;  // protects arrivals (written on the streaming thread)
-  std::deque<std::pair<GstClockTime, gint64>> arrivals;  // (PTS, monotonic us at receive)
+  std::deque<std::pair<GstClockTime, gint64>> arrivals;  // (PTS, wall-clock us when sent)
   GstPad *src_pad = nullptr;
   gulong probe = 0;
   bool window_open = false;
@@ -46,8 +46,14 @@ OpenCvViewer::OpenCvViewer(GstElement *appsink, GstElement *src, std::string tit
       [](GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
         auto *d = static_cast<Impl *>(data);
         GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+        // When the server sent it (tlsframesrc's reference timestamp), else now.
+        static GstStaticCaps unix_time_caps = GST_STATIC_CAPS("timestamp/x-unix");
+        GstCaps *unix_time = gst_static_caps_get(&unix_time_caps);
+        GstReferenceTimestampMeta *sent = gst_buffer_get_reference_timestamp_meta(buf, unix_time);
+        gst_caps_unref(unix_time);
+        gint64 sent_us = sent ? static_cast<gint64>(sent->timestamp / 1000) : g_get_real_time();
         std::lock_guard<std::mutex> lock(d->arrivals_lock);
-        d->arrivals.emplace_back(GST_BUFFER_PTS(buf), g_get_monotonic_time());
+        d->arrivals.emplace_back(GST_BUFFER_PTS(buf), sent_us);
         if (d->arrivals.size() > kArrivalsKept) d->arrivals.pop_front();
         return GST_PAD_PROBE_OK;
       },
@@ -89,11 +95,13 @@ bool OpenCvViewer::step() {
         d.fps = d.fps == 0 ? inst : kFpsSmoothing * d.fps + (1 - kFpsSmoothing) * inst;
       }
       d.last_frame_us = now_us;
-      // Latency: from tlsframesrc receiving the frame to now (decode, convert, queue).
+      // Latency: from the server sending the frame to now (network, decode, convert,
+      // queue); wall clocks, so across hosts it is only as good as their clock sync.
+      const gint64 now_real_us = g_get_real_time();
       {
         std::lock_guard<std::mutex> lock(d.arrivals_lock);
         for (const auto &a : d.arrivals) {
-          if (a.first == GST_BUFFER_PTS(buf)) d.latency_ms = (now_us - a.second) / 1000.0;
+          if (a.first == GST_BUFFER_PTS(buf)) d.latency_ms = (now_real_us - a.second) / 1000.0;
         }
       }
       char text[96];

@@ -210,6 +210,8 @@ static void free_storage(gpointer data) {
   delete static_cast<std::shared_ptr<std::vector<uint8_t>> *>(data);
 }
 
+static GstStaticCaps unix_time_caps = GST_STATIC_CAPS("timestamp/x-unix");
+
 static GstBuffer *make_buffer(GstTlsFrameSrc *self, tlsframe::Received &m) {
   auto *holder = new std::shared_ptr<std::vector<uint8_t>>(std::move(m.storage));
   uint8_t *base = (*holder)->data();
@@ -225,6 +227,14 @@ static GstBuffer *make_buffer(GstTlsFrameSrc *self, tlsframe::Received &m) {
     self->priv->discont = false;
   }
   GST_BUFFER_OFFSET(buf) = m.meta.sequence;
+  // The server's send time (its wall clock, Unix epoch) for end-to-end
+  // latency: viewers on the same host, or on hosts with synchronised clocks.
+  if (m.meta.send_time_ns) {
+    GstCaps *unix_time = gst_static_caps_get(&unix_time_caps);
+    gst_buffer_add_reference_timestamp_meta(buf, unix_time, m.meta.send_time_ns,
+                                            GST_CLOCK_TIME_NONE);
+    gst_caps_unref(unix_time);
+  }
   return buf;
 }
 
