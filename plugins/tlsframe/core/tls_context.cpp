@@ -67,6 +67,11 @@ Status common_setup(SSL_CTX *ctx, Version min_version) {
           ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384")) {
     return settings_error("cannot set the TLS 1.3 cipher suites");
   }
+  // Key exchange: elliptic curves only (OpenSSL also offers finite-field DH
+  // groups by default: slower, and not the ECDHE this policy promises).
+  if (!SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {
+    return settings_error("cannot set the key exchange groups");
+  }
   // Idle connections give their read/write buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return Status::Ok();
