@@ -15,6 +15,7 @@
 #     TLSv1.0, TLSv1.1 always disabled
 #   - cipher suites: TLS 1.3 AEAD suites; every TLS 1.2 suite ECDHE and AEAD
 #     (AES-GCM, CHACHA20-POLY1305)
+#   - key exchange groups: X25519, P-256, P-384 only
 #   - no session renegotiation (secure or insecure), not vulnerable to Heartbleed
 #   - no compression: from sslscan when it can test it (Debian's sslscan is built
 #     without zlib and says so); in any case a TLS 1.2 ClientHello offering DEFLATE is
@@ -66,6 +67,17 @@ check_scan() {
   if [[ $mode == min12 ]] && ((n12 == 0)); then bad "$name: no TLS 1.2 suite accepted with min 1.2"; fi
   ((fails > before)) ||
     ok "$name: $n13 TLS 1.3 and $n12 TLS 1.2 suites, all allowed ($(grep -E '^(Preferred|Accepted) ' "$file" | awk '{ print $5 }' | paste -sd ' '))"
+  # Key exchange groups: elliptic curves X25519, P-256, P-384 only (no finite-field DH).
+  local groups others
+  groups=$(awk '/Server Key Exchange Group\(s\):/ { on = 1; next } on && NF == 0 { on = 0 } on { print $1 ":" $4 }' "$file" | sort -u)
+  others=$(grep -vE ':(x25519|secp256r1|secp384r1)$' <<<"$groups" | paste -sd ' ')
+  if [[ -z $groups ]]; then
+    bad "$name: sslscan listed no key exchange groups"
+  elif [[ -n $others ]]; then
+    bad "$name: key exchange groups beyond X25519/P-256/P-384: $others"
+  else
+    ok "$name: key exchange groups $(paste -sd ' ' <<<"$groups")"
+  fi
   if grep -q 'Session renegotiation not supported' "$file" &&
     ! grep -qiE '(secure|insecure) session renegotiation supported' "$file"; then
     ok "$name: session renegotiation not supported"
