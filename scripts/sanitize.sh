@@ -3,6 +3,8 @@
 #
 #   scripts/sanitize.sh asan [MESON_TEST_ARGS...]   AddressSanitizer + UndefinedBehaviorSanitizer
 #   scripts/sanitize.sh tsan [MESON_TEST_ARGS...]   ThreadSanitizer (default: all suites but tools)
+#   scripts/sanitize.sh leaks [MESON_TEST_ARGS...]  ASan with LeakSanitizer on (build-asan),
+#                                                   default: the suites without GStreamer (unit, core)
 #
 # Both run the whole suite by default (MESON_TEST_ARGS, e.g. `--suite core`, narrow it)
 # with gcc's runtimes (libasan/libubsan/libtsan come with g++: nothing beyond
@@ -14,7 +16,8 @@
 # ASan: leak detection is off (LeakSanitizer): GLib and GStreamer keep process-lifetime
 # allocations (quarks, types, the registry) that LSan reports, and Debian's GLib has no
 # frame pointers, so suppressions could only match them with the slow unwinder on every
-# malloc. tests/fuzz does run LSan over the wire decoder.
+# malloc. `leaks` runs LSan over the suites without GStreamer; tests/fuzz runs it over
+# the wire decoder.
 # Processes that start gst-launch-1.0 need the runtime preloaded: tests run through
 # `env LD_PRELOAD=...`.
 # TSan: GLib's GMutex/GCond use futexes and Debian's GLib/GStreamer are not built with
@@ -39,7 +42,7 @@ count_reports() {
 }
 
 case "$kind" in
-  asan)
+  asan | leaks)
     dir=${BUILD_DIR:-build-asan}
     [[ -f $dir/meson-private/coredata.dat ]] ||
       meson setup "$dir" -Dtests=enabled -Db_sanitize=address,undefined -Db_lundef=false
@@ -49,10 +52,17 @@ case "$kind" in
     mkdir -p "$reports"
     pre="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
     status=0
-    ASAN_OPTIONS="detect_leaks=0:log_path=$reports/asan" \
+    leaks=0
+    args=("$@")
+    if [[ $kind == leaks ]]; then
+      # The core and its tests use no GLib, so LeakSanitizer needs no suppressions there.
+      leaks=1
+      ((${#args[@]})) || args=(--suite unit --suite core)
+    fi
+    ASAN_OPTIONS="detect_leaks=$leaks:log_path=$reports/asan" \
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
       meson test -C "$dir" --no-rebuild --num-processes 2 --print-errorlogs \
-      --wrapper "env LD_PRELOAD=$pre" "$@" || status=$?
+      --wrapper "env LD_PRELOAD=$pre" ${args[@]+"${args[@]}"} || status=$?
     count_reports "$reports" || status=1
     exit "$status"
     ;;
@@ -93,7 +103,7 @@ case "$kind" in
     exit "$status"
     ;;
   *)
-    echo "usage: $0 asan|tsan [meson test args...]" >&2
+    echo "usage: $0 asan|tsan|leaks [meson test args...]" >&2
     exit 2
     ;;
 esac
