@@ -8,6 +8,7 @@
 // the negotiated rate (a file would otherwise be read as fast as possible) and
 // stamped with the running time at capture, like any live source.
 #include "gst/gstcvcamsrc.h"
+#include "gst/running_time.h"
 
 #include <gst/video/video.h>
 
@@ -218,15 +219,6 @@ static bool wait_until(GstCvCamSrc *self, GstClockTime when) {
   return ret != GST_CLOCK_UNSCHEDULED;
 }
 
-static GstClockTime running_time_now(GstCvCamSrc *self) {
-  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
-  if (!clock) return GST_CLOCK_TIME_NONE;
-  GstClockTime now = gst_clock_get_time(clock);
-  gst_object_unref(clock);
-  GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
-  return now > base ? now - base : 0;
-}
-
 static GstFlowReturn gst_cv_cam_src_create(GstPushSrc *psrc, GstBuffer **out) {
   auto *self = GST_CV_CAM_SRC(psrc);
   Private *p = self->priv;
@@ -276,7 +268,7 @@ static GstFlowReturn gst_cv_cam_src_create(GstPushSrc *psrc, GstBuffer **out) {
   for (int y = 0; y < p->info.height; ++y) memcpy(dst + y * stride, frame.ptr(y), row);
   gst_video_frame_unmap(&vframe);
 
-  GstClockTime now = running_time_now(self);
+  GstClockTime now = tlsframe::gst::running_time_now(GST_ELEMENT(self));
   if (!GST_CLOCK_TIME_IS_VALID(p->first_time)) p->first_time = now;
   GST_BUFFER_PTS(buf) = now;
   GST_BUFFER_DTS(buf) = GST_CLOCK_TIME_NONE;

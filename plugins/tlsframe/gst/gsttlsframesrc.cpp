@@ -18,6 +18,7 @@
 
 #include "core/receiver.h"
 #include "gst/common.h"
+#include "gst/running_time.h"
 
 #define GST_CAT_DEFAULT tlsframe_src_debug
 
@@ -174,16 +175,6 @@ static gboolean gst_tls_frame_src_unlock_stop(GstBaseSrc *bsrc) {
   return TRUE;
 }
 
-// Running time of the pipeline now, or NONE without a clock.
-static GstClockTime running_time_now(GstTlsFrameSrc *self) {
-  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
-  if (!clock) return GST_CLOCK_TIME_NONE;
-  GstClockTime now = gst_clock_get_time(clock);
-  gst_object_unref(clock);
-  GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
-  return now > base ? now - base : 0;
-}
-
 static GstClockTime rebase(GstTlsFrameSrc *self, GstClockTime ts) {
   if (!GST_CLOCK_TIME_IS_VALID(ts) || !self->priv->have_offset) return GST_CLOCK_TIME_NONE;
   GstClockTimeDiff out = static_cast<GstClockTimeDiff>(ts) + self->priv->offset;
@@ -193,7 +184,7 @@ static GstClockTime rebase(GstTlsFrameSrc *self, GstClockTime ts) {
 // ts: the buffer's DTS when valid (monotonic, never after PTS), else its PTS.
 static void update_offset(GstTlsFrameSrc *self, GstClockTime ts) {
   if (!GST_CLOCK_TIME_IS_VALID(ts)) return;
-  GstClockTime now = running_time_now(self);
+  GstClockTime now = tlsframe::gst::running_time_now(GST_ELEMENT(self));
   if (!GST_CLOCK_TIME_IS_VALID(now)) {
     if (!self->priv->have_offset) self->priv->offset = 0;
     self->priv->have_offset = true;
