@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace tlsframe::test {
 
 void init_gstreamer() {
@@ -178,6 +180,32 @@ bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,
   bool ok = waiter->wait_for([&] { return pred(num_clients(sink)); }, timeout);
   g_signal_handler_disconnect(sink, id);
   return ok;
+}
+
+void RemovedRecorder::on_removed(GstElement *, guint64 id, const gchar *address, gint status,
+                                 const gchar *error, gpointer data) {
+  auto *self = static_cast<RemovedRecorder *>(data);
+  {
+    std::lock_guard<std::mutex> lock(self->mutex);
+    self->removed.push_back({id, address ? address : "", status, error ? error : ""});
+  }
+  self->waiter.notify();
+}
+
+std::vector<RemovedClient> RemovedRecorder::snapshot() {
+  std::lock_guard<std::mutex> lock(mutex);
+  return removed;
+}
+
+size_t RemovedRecorder::count() {
+  std::lock_guard<std::mutex> lock(mutex);
+  return removed.size();
+}
+
+size_t RemovedRecorder::count_status(int status) {
+  std::lock_guard<std::mutex> lock(mutex);
+  return static_cast<size_t>(std::count_if(
+      removed.begin(), removed.end(), [&](const RemovedClient &r) { return r.status == status; }));
 }
 
 guint64 sink_stat(GstElement *sink, const char *field) {

@@ -67,6 +67,29 @@ std::string pending_errors(Pipeline &p);
 
 // current-port of a tlsframesink (valid from PAUSED).
 int current_port(GstElement *sink);
+// One client-removed emission, as the sink reported it.
+struct RemovedClient {
+  guint64 id;
+  std::string address;
+  int status;  // GstTlsFrameClientStatus
+  std::string error;
+};
+
+// Records client-removed emissions (the sink emits them from its signal
+// thread): g_signal_connect(sink, "client-removed",
+// G_CALLBACK(RemovedRecorder::on_removed), &recorder). waiter is poked on each.
+struct RemovedRecorder {
+  std::mutex mutex;  // protects removed
+  std::vector<RemovedClient> removed;
+  Waiter waiter;
+
+  static void on_removed(GstElement *, guint64 id, const gchar *address, gint status,
+                         const gchar *error, gpointer data);
+  std::vector<RemovedClient> snapshot();
+  size_t count();
+  size_t count_status(int status);
+};
+
 guint num_clients(GstElement *sink);
 // Waits until the sink's num-clients satisfies pred (uses notify::num-clients).
 bool wait_num_clients(GstElement *sink, const std::function<bool(guint)> &pred,

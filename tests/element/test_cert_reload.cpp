@@ -32,20 +32,6 @@ std::string served_issuer(int port, const std::string &ca_file) {
   return cn;
 }
 
-struct RemovedCounter {
-  std::mutex mutex;
-  size_t count = 0;
-  static void on_removed(GstElement *, guint64, const gchar *, gint, const gchar *, gpointer data) {
-    auto *self = static_cast<RemovedCounter *>(data);
-    std::lock_guard<std::mutex> lock(self->mutex);
-    self->count++;
-  }
-  size_t get() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return count;
-  }
-};
-
 class CertReloadTest : public ::testing::Test {
  protected:
   void SetUp() override { init_gstreamer(); }
@@ -53,7 +39,7 @@ class CertReloadTest : public ::testing::Test {
 };
 
 TEST_F(CertReloadTest, CertificateSetWhilePlayingServesNewClientsAndKeepsConnectedOnes) {
-  RemovedCounter removed;
+  RemovedRecorder removed;
   Pipeline server(
       "videotestsrc is-live=true pattern=ball ! "
       "video/x-raw,width=160,height=120,framerate=30/1 ! jpegenc ! "
@@ -61,7 +47,7 @@ TEST_F(CertReloadTest, CertificateSetWhilePlayingServesNewClientsAndKeepsConnect
       pki.server_cert() + "\" key-file=\"" + pki.server_key() + "\"");
   ASSERT_TRUE(server.ok());
   GstElement *sink = server.element("sink");
-  g_signal_connect(sink, "client-removed", G_CALLBACK(RemovedCounter::on_removed), &removed);
+  g_signal_connect(sink, "client-removed", G_CALLBACK(RemovedRecorder::on_removed), &removed);
   ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   int port = current_port(sink);
   ASSERT_GT(port, 0);
@@ -108,7 +94,7 @@ TEST_F(CertReloadTest, CertificateSetWhilePlayingServesNewClientsAndKeepsConnect
   EXPECT_TRUE(wait_num_clients(
       sink, [](guint n) { return n == 2; }, kWait))
       << "num-clients=" << num_clients(sink);
-  EXPECT_EQ(sink_stat(sink, "clients-total") - removed.get(), 2u);
+  EXPECT_EQ(sink_stat(sink, "clients-total") - removed.count(), 2u);
   EXPECT_EQ(pending_errors(server), "");
   EXPECT_EQ(pending_errors(before), "");
   EXPECT_EQ(pending_errors(after), "");

@@ -31,31 +31,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::milliseconds(5000);  // generous bound for any one condition
 constexpr int kClientStatusEos = 5;                      // GstTlsFrameClientStatus "eos"
 
-// Counts client-removed emissions (from the server's I/O threads or stop()).
-struct RemovedRecorder {
-  std::mutex mutex;
-  std::vector<int> statuses;
-  Waiter waiter;
-
-  size_t count() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return statuses.size();
-  }
-  size_t count_status(int status) {
-    std::lock_guard<std::mutex> lock(mutex);
-    return static_cast<size_t>(std::count(statuses.begin(), statuses.end(), status));
-  }
-  static void on_removed(GstElement *, guint64, const gchar *, gint status, const gchar *,
-                         gpointer data) {
-    auto *self = static_cast<RemovedRecorder *>(data);
-    {
-      std::lock_guard<std::mutex> lock(self->mutex);
-      self->statuses.push_back(status);
-    }
-    self->waiter.notify();
-  }
-};
-
 // Holds the buffers of a pad until release(): lets clients connect before a
 // server produces its first frame.
 class PadBlock {

@@ -27,32 +27,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWait = std::chrono::milliseconds(5000);  // generous bound for any one condition
 constexpr int kStatusTimeout = 2;                        // GstTlsFrameClientStatus "timeout"
 
-struct Removed {
-  guint64 id;
-  std::string address;
-  int status;
-  std::string error;
-};
-
-struct RemovedRecorder {
-  std::mutex mutex;
-  std::vector<Removed> removed;
-  Waiter waiter;
-  static void on_removed(GstElement *, guint64 id, const gchar *address, gint status,
-                         const gchar *error, gpointer data) {
-    auto *self = static_cast<RemovedRecorder *>(data);
-    {
-      std::lock_guard<std::mutex> lock(self->mutex);
-      self->removed.push_back({id, address ? address : "", status, error ? error : ""});
-    }
-    self->waiter.notify();
-  }
-  std::vector<Removed> snapshot() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return removed;
-  }
-};
-
 // "127.0.0.1:port" of a socket's own end, as the server reports its peer.
 std::string local_address(int fd) {
   sockaddr_in addr{};
