@@ -1,0 +1,120 @@
+// Long descriptions of the elements, for gst_element_class_set_static_metadata()
+// and so for gst-inspect-1.0. Plain text with newlines, each under 1,500
+// characters; the full reference (every property, signal, statistic and bus
+// message) is docs/ELEMENTS.md.
+#pragma once
+
+/**
+ * SECTION:element-tlsframesink
+ * @title: tlsframesink
+ * @see_also: #tlsframesrc, #tcpserversink
+ *
+ * A TLS server that sends every buffer it receives, with the stream's caps,
+ * to any number of tlsframesrc clients. Each buffer is encoded once and shared
+ * by every client; each client has its own queue, bounded by buffers-max and
+ * bytes-max, and a slow client skips to the next keyframe on its own
+ * connection only. TLS 1.3 by default; with ca-file and require-client-cert,
+ * only clients with a certificate signed by that CA are served.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink cert-file=server.pem key-file=server.key
+ * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! jpegdec ! videoconvert ! autovideosink
+ * ]| JPEG from a test pattern to a viewer on port 9999.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=60 ! tlsframesink cert-file=server.pem key-file=server.key
+ * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! h264parse ! avdec_h264 ! videoconvert ! autovideosink
+ * ]| H.264; a client that joins gets a keyframe the sink asks the encoder for.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink cert-file=server.pem key-file=server.key ca-file=ca.pem require-client-cert=true
+ * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem cert-file=client.pem key-file=client.key ! jpegdec ! videoconvert ! autovideosink
+ * ]| Mutual TLS: the server serves only clients with a certificate signed by ca.pem.
+ * |[
+ * gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue ! tlsframesink port=10000 cert-file=server.pem key-file=server.key
+ * ]| A relay: receives a stream and serves it again without decoding it.
+ */
+
+/**
+ * SECTION:element-tlsframesrc
+ * @title: tlsframesrc
+ * @see_also: #tlsframesink, #tcpclientsrc
+ *
+ * A live TLS client for tlsframesink. It always verifies the server's
+ * certificate chain (ca-file, else the system's CAs) and name (server-name,
+ * else host), then outputs the server's buffers with the server's caps.
+ * With reconnect=true a lost connection is reported with a
+ * tlsframesrc-disconnected element message and retried with backoff.
+ * See the tlsframesink examples.
+ */
+
+/**
+ * SECTION:element-cvcamsrc
+ * @title: cvcamsrc
+ *
+ * A live BGR video source around OpenCV's cv::VideoCapture: a camera
+ * (device-index) or a video file or URL (location, with loop).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 cvcamsrc device-index=0 ! video/x-raw,width=320,height=240 ! videoconvert ! autovideosink
+ * ]|
+ */
+constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
+    "TLS server that sends every buffer it receives, with the stream's caps, to any\n"
+    "number of tlsframesrc clients. Each buffer is encoded once and shared; each client\n"
+    "has its own queue (buffers-max, bytes-max) and a slow one skips to the next\n"
+    "keyframe on its own connection only. A client joining a delta-unit stream makes\n"
+    "the sink ask upstream for a keyframe. TLS 1.3 by default (min-tls-version);\n"
+    "cert-file and key-file are required and reload for new clients when set while\n"
+    "running. ca-file with require-client-cert=true: mutual TLS. port=0 picks a free\n"
+    "port (current-port). Signals client-added/client-removed come from the element's\n"
+    "signal thread; stats and get-stats give per-client figures.\n"
+    "\n"
+    "JPEG:\n"
+    "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc !\n"
+    "    tlsframesink cert-file=server.pem key-file=server.key\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! jpegdec !\n"
+    "    videoconvert ! autovideosink\n"
+    "H.264:\n"
+    "  gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency\n"
+    "    key-int-max=60 ! tlsframesink cert-file=server.pem key-file=server.key\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! h264parse !\n"
+    "    avdec_h264 ! videoconvert ! autovideosink\n"
+    "Mutual TLS: add ca-file=ca.pem require-client-cert=true to the sink and\n"
+    "  cert-file=client.pem key-file=client.key to tlsframesrc.";
+
+constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
+    "Live TLS client for tlsframesink: outputs the server's buffers with the\n"
+    "server's caps, flags and durations, timestamps re-based onto the running time.\n"
+    "The server is always verified: its chain against ca-file (unset: the system's\n"
+    "CAs) and its name against server-name (unset: host); no property turns this\n"
+    "off. cert-file and key-file present a client certificate to a server that\n"
+    "requires one. With reconnect=true a lost connection posts a\n"
+    "tlsframesrc-disconnected element message and is retried with backoff\n"
+    "(max-reconnect-interval); certificate and settings errors always fail. Each\n"
+    "connection posts tlsframesrc-connected. max-message-size bounds every message.\n"
+    "\n"
+    "JPEG:\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost port=9999 ca-file=ca.pem ! queue !\n"
+    "    jpegdec ! videoconvert ! autovideosink\n"
+    "H.264:\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! queue ! h264parse !\n"
+    "    avdec_h264 ! videoconvert ! autovideosink\n"
+    "Mutual TLS:\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem cert-file=client.pem\n"
+    "    key-file=client.key ! queue ! jpegdec ! videoconvert ! autovideosink\n"
+    "Relay (serves the stream again without decoding):\n"
+    "  gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue !\n"
+    "    tlsframesink port=10000 cert-file=server.pem key-file=server.key";
+
+constexpr const char *CVCAMSRC_LONG_DESCRIPTION =
+    "Live BGR video from a camera (device-index) or a video file or URL (location,\n"
+    "with loop) through OpenCV's cv::VideoCapture. Offers the source's own size and\n"
+    "rate first and scales to any size downstream asks for; frames are paced on the\n"
+    "pipeline clock and stamped with the running time at capture. The end of a file\n"
+    "is EOS unless loop=true.\n"
+    "\n"
+    "  gst-launch-1.0 cvcamsrc device-index=0 ! video/x-raw,width=320,height=240 !\n"
+    "    videoconvert ! autovideosink\n"
+    "  gst-launch-1.0 cvcamsrc location=clip.mp4 loop=true ! videoconvert ! jpegenc !\n"
+    "    tlsframesink cert-file=server.pem key-file=server.key";
