@@ -1,15 +1,19 @@
 // `tlsframe certs`: a CA, a server certificate for every --host name and
 // address, and client certificates, made with OpenSSL's API (core/certgen).
 #include <arpa/inet.h>
+#include <glib.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include "certs.h"
 #include "cli.h"
 #include "commands.h"
-#include "core/certgen.h"
+#include "tls_files.h"
 
 namespace tlsframe::tool {
 
@@ -24,20 +28,19 @@ Makes a certificate authority and certificates signed by it, ECDSA P-256 by defa
                                        (names and IPv4/IPv6 addresses; default localhost,
                                        127.0.0.1 and ::1)
   DIR/client-NAME.pem, .key            a client certificate per --client (mutual TLS)
-Keys are written with mode 0600. Existing files are never replaced without --force.
+Keys are written with mode 0600, the directory (when made) with 0700. Existing files are
+never replaced without --force. With --client only (no --host) and a CA already in DIR
+(such as the one `tlsframe serve` makes on its first run), only the client certificates
+are made, signed by that CA.
 
-  --out DIR     output directory, created if missing (default: _certs)
+  --out DIR     output directory, created if missing (default: the per-user directory
+                ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs, which serve, view and relay use)
   --host NAME   a DNS name or IP address of the server (repeat for more)
   --client NAME a client certificate with CN=NAME (repeat for more)
   --rsa         RSA 2048 keys instead of ECDSA P-256
   --days N      validity of the certificates in days (default 825)
   --force       replace existing files
 )";
-
-bool is_ip(const std::string &text) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
 
 bool valid_name(const std::string &name) {
   if (name.empty() || name.size() > 64) return false;
@@ -47,10 +50,128 @@ bool valid_name(const std::string &name) {
   return true;
 }
 
+std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int issue_clients_from_existing_ca(const std::string &out, const std::vector<std::string> &clients,
+                                   bool rsa, long days) {
+  certgen::Issued ca{read_file(out + "/ca.pem"), read_file(out + "/ca.key")};
+  CertSetSpec spec;
+  spec.clients = clients;
+  spec.rsa = rsa;
+  spec.days = days;
+  auto files = make_cert_set(spec, &ca);
+  if (!files || !write_cert_set(out, *files, false)) return kExitError;
+  for (const auto &name : clients) {
+    info("wrote " + out + "/client-" + name + ".pem and client-" + name + ".key (CN=" + name +
+         "), signed by the CA already in " + out);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
+bool is_ip_address(const std::string &text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+std::string san_text(const std::vector<std::string> &hosts) {
+  std::string text;
+  for (const auto &h : hosts) {
+    text += (text.empty() ? "" : ", ") + std::string(is_ip_address(h) ? "IP:" : "DNS:") + h;
+  }
+  return text;
+}
+
+std::optional<std::vector<CertFile>> make_cert_set(const CertSetSpec &spec,
+                                                   const certgen::Issued *existing_ca) {
+  certgen::CertSpec base;
+  base.key_type = spec.rsa ? certgen::KeyType::kRsa2048 : certgen::KeyType::kEcdsaP256;
+  base.not_after_offset_s = spec.days * 86400;
+  std::vector<CertFile> files;
+
+  certgen::Issued ca;
+  if (existing_ca) {
+    ca = *existing_ca;
+  } else {
+    certgen::CertSpec ca_spec = base;
+    ca_spec.common_name = "tlsframe CA";
+    ca_spec.usage = certgen::Usage::kCa;
+    auto made = certgen::make_self_signed(ca_spec);
+    if (!made) {
+      error("making the CA failed: " + made.error().message);
+      return std::nullopt;
+    }
+    ca = *made;
+    files.push_back({"ca.pem", ca.cert_pem, false});
+    files.push_back({"ca.key", ca.key_pem, true});
+  }
+
+  if (!spec.hosts.empty()) {
+    certgen::CertSpec server_spec = base;
+    server_spec.common_name = spec.hosts.front();
+    server_spec.usage = certgen::Usage::kServer;
+    for (const auto &h : spec.hosts) {
+      (is_ip_address(h) ? server_spec.ip_addresses : server_spec.dns_names).push_back(h);
+    }
+    auto server = certgen::issue(server_spec, ca);
+    if (!server) {
+      error("making the server certificate failed: " + server.error().message);
+      return std::nullopt;
+    }
+    files.push_back({"server.pem", server->cert_pem, false});
+    files.push_back({"server.key", server->key_pem, true});
+  }
+
+  for (const auto &name : spec.clients) {
+    certgen::CertSpec client_spec = base;
+    client_spec.common_name = name;
+    client_spec.usage = certgen::Usage::kClient;
+    auto client = certgen::issue(client_spec, ca);
+    if (!client) {
+      error("making the client certificate '" + name + "' failed: " + client.error().message);
+      return std::nullopt;
+    }
+    files.push_back({"client-" + name + ".pem", client->cert_pem, false});
+    files.push_back({"client-" + name + ".key", client->key_pem, true});
+  }
+  return files;
+}
+
+bool write_cert_set(const std::string &dir, const std::vector<CertFile> &files, bool force) {
+  // The directory holds private keys: nobody else may list it or swap a file in it.
+  if (g_mkdir_with_parents(dir.c_str(), 0700) != 0) {
+    error("cannot create directory '" + dir + "': " + strerror(errno));
+    return false;
+  }
+  // Refuse before writing anything, so a refused run leaves the directory as it was.
+  if (!force) {
+    for (const auto &f : files) {
+      struct stat st;
+      if (lstat((dir + "/" + f.name).c_str(), &st) == 0) {
+        error(dir + "/" + f.name + " already exists; pass --force to replace the certificates in " +
+              dir);
+        return false;
+      }
+    }
+  }
+  for (const auto &f : files) {
+    Status s = certgen::write_file(dir + "/" + f.name, f.text, f.key, force);
+    if (!s) {
+      error(s.error().message);
+      return false;
+    }
+  }
+  return true;
+}
+
 int cmd_certs(int argc, char **argv) {
-  std::string out = "_certs", days_text = "825";
+  std::string out = default_cert_dir(), days_text = "825";
   std::vector<std::string> hosts, clients;
   bool rsa = false, force = false, help = false;
   Options opts;
@@ -71,95 +192,36 @@ int cmd_certs(int argc, char **argv) {
   hosts.insert(hosts.end(), positional.begin(), positional.end());
   long days = 0;
   if (!parse_int("days", days_text, 1, 36500, &days)) return kExitUsage;
-  if (hosts.empty()) hosts = {"localhost", "127.0.0.1", "::1"};
   for (const auto &c : clients) {
     if (!valid_name(c)) {
       error("--client names use letters, digits, '-', '_' and '.' only: '" + c + "'");
       return kExitUsage;
     }
   }
+  // Only --client, and DIR already holds a CA (e.g. the one serve made on its first run):
+  // the client certificates are signed by that CA, which stays as it is.
+  if (hosts.empty() && !clients.empty() && !force && file_readable(out + "/ca.pem") &&
+      file_readable(out + "/ca.key")) {
+    return issue_clients_from_existing_ca(out, clients, rsa, days);
+  }
+  if (hosts.empty()) hosts = {"localhost", "127.0.0.1", "::1"};
 
-  certgen::CertSpec base;
-  base.key_type = rsa ? certgen::KeyType::kRsa2048 : certgen::KeyType::kEcdsaP256;
-  base.not_after_offset_s = days * 86400;
-
-  struct File {
-    std::string name, text;
-    bool key;
-  };
-  std::vector<File> files;
-
-  certgen::CertSpec ca_spec = base;
-  ca_spec.common_name = "tlsframe CA";
-  ca_spec.usage = certgen::Usage::kCa;
-  auto ca = certgen::make_self_signed(ca_spec);
-  if (!ca) {
-    error("making the CA failed: " + ca.error().message);
-    return kExitError;
-  }
-  files.push_back({"ca.pem", ca->cert_pem, false});
-  files.push_back({"ca.key", ca->key_pem, true});
-
-  certgen::CertSpec server_spec = base;
-  server_spec.common_name = hosts.front();
-  server_spec.usage = certgen::Usage::kServer;
-  std::string san_text;
-  for (const auto &h : hosts) {
-    (is_ip(h) ? server_spec.ip_addresses : server_spec.dns_names).push_back(h);
-    san_text += (san_text.empty() ? "" : ", ") + std::string(is_ip(h) ? "IP:" : "DNS:") + h;
-  }
-  auto server = certgen::issue(server_spec, *ca);
-  if (!server) {
-    error("making the server certificate failed: " + server.error().message);
-    return kExitError;
-  }
-  files.push_back({"server.pem", server->cert_pem, false});
-  files.push_back({"server.key", server->key_pem, true});
-
-  for (const auto &name : clients) {
-    certgen::CertSpec spec = base;
-    spec.common_name = name;
-    spec.usage = certgen::Usage::kClient;
-    auto client = certgen::issue(spec, *ca);
-    if (!client) {
-      error("making the client certificate '" + name + "' failed: " + client.error().message);
-      return kExitError;
-    }
-    files.push_back({"client-" + name + ".pem", client->cert_pem, false});
-    files.push_back({"client-" + name + ".key", client->key_pem, true});
-  }
-
-  // Refuse before writing anything, so a refused run leaves the directory as it was.
-  if (mkdir(out.c_str(), 0755) != 0 && errno != EEXIST) {
-    error("cannot create directory '" + out + "': " + strerror(errno));
-    return kExitError;
-  }
-  if (!force) {
-    for (const auto &f : files) {
-      struct stat st;
-      if (stat((out + "/" + f.name).c_str(), &st) == 0) {
-        error(out + "/" + f.name + " already exists; pass --force to replace the certificates in " +
-              out);
-        return kExitError;
-      }
-    }
-  }
-  for (const auto &f : files) {
-    Status s = certgen::write_file(out + "/" + f.name, f.text, f.key, force);
-    if (!s) {
-      error(s.error().message);
-      return kExitError;
-    }
-  }
+  CertSetSpec spec;
+  spec.hosts = hosts;
+  spec.clients = clients;
+  spec.rsa = rsa;
+  spec.days = days;
+  auto files = make_cert_set(spec);
+  if (!files || !write_cert_set(out, *files, force)) return kExitError;
 
   info("wrote " + out + "/ca.pem and ca.key (certificate authority \"tlsframe CA\")");
-  info("wrote " + out + "/server.pem and server.key for " + san_text);
+  info("wrote " + out + "/server.pem and server.key for " + san_text(hosts));
   for (const auto &name : clients) {
     info("wrote " + out + "/client-" + name + ".pem and client-" + name + ".key (CN=" + name + ")");
   }
   info(std::string(rsa ? "RSA 2048" : "ECDSA P-256") + " keys, mode 0600, valid " +
        std::to_string(days) + " days");
-  for (const auto &f : files) {
+  for (const auto &f : *files) {
     if (f.key) continue;
     auto fp = certgen::fingerprint_sha256(f.text);
     if (fp) std::cout << "SHA-256 " << f.name << " " << *fp << std::endl;

@@ -18,9 +18,10 @@ Commands:
 
 `tlsframe COMMAND --help` lists the options of each command.
 Typical use:
-  tlsframe certs --out _certs --host cam1.lan --host 192.168.1.20
-  tlsframe serve --certs _certs                      # on the camera machine
-  tlsframe view cam1.lan --certs _certs              # on each viewer (needs _certs/ca.pem)
+  tlsframe serve                  # on the camera machine; the first run makes a CA and a
+                                  # certificate in ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs
+  tlsframe view localhost         # a viewer on the same machine
+  tlsframe view cam1.lan --ca ca.pem   # a viewer elsewhere, with a copy of the server's ca.pem
 )";
 
 }  // namespace

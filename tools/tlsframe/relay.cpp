@@ -23,7 +23,8 @@ Reconnects upstream when the connection drops.
   --from HOST[:PORT]  the upstream server ([IPv6]:PORT too; port 9999 by default)
   --port N            port to serve on (default 9999; 0 = any free port, printed at start)
   --bind ADDR         address to listen on (default 0.0.0.0)
-  --certs DIR         default _certs: ca.pem to trust upstream, server.pem/server.key to serve
+  --certs DIR         ca.pem to trust upstream, server.pem/server.key to serve (default:
+                      the per-user directory ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs)
   --ca FILE           CA for the upstream server (instead of DIR/ca.pem)
   --cert FILE --key FILE  certificate to serve with (instead of DIR/server.*)
   --client NAME       present DIR/client-NAME.pem upstream (upstream uses --mtls)
@@ -93,7 +94,13 @@ int cmd_relay(int argc, char **argv) {
   GstElement *sink = runner.require("sink", "tlsframesink");
   if (!sink) return kExitError;
   ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
-  runner.on_playing = [&] { output.announce(" --certs " + tls.dir); };
+  ViewerHint hint;
+  if (default_dir(tls)) {
+    hint.ca_to_copy = tls.dir + "/ca.pem";
+  } else {
+    hint.options = " --certs " + tls.dir;
+  }
+  runner.on_playing = [&] { output.announce(hint); };
   runner.on_element_message = [&](const GstStructure *s) {
     if (gst_structure_has_name(s, "tlsframesrc-connected")) {
       output.finish();

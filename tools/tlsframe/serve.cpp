@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "first_run.h"
 #include "runner.h"
 #include "server_output.h"
 #include "source.h"
@@ -30,8 +31,10 @@ Source and encoding:
 Network and TLS:
   --port N          TCP port (default 9999; 0 = any free port, printed at start)
   --bind ADDR       address to listen on (default 0.0.0.0; :: for IPv6 too)
-  --certs DIR       certificates made by `tlsframe certs` (default _certs): server.pem,
-                    server.key, and ca.pem for --mtls
+  --certs DIR       certificates made by `tlsframe certs`: server.pem, server.key, and
+                    ca.pem for --mtls. Default: the per-user directory
+                    ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; on the first run serve makes
+                    a CA and a certificate for this machine there (existing files are kept)
   --cert FILE --key FILE --ca FILE  individual files instead
   --mtls            mutual TLS: only viewers with a client certificate signed by the CA
   --max-clients N   most viewers at once (default 0 = unlimited)
@@ -87,7 +90,11 @@ int cmd_serve(int argc, char **argv) {
   }
   if (!init_gstreamer(&argc, &argv)) return kExitError;
 
-  std::string sink_tls = sink_tls_props(tls);
+  // First run: make the per-user certificates (not for --print-pipeline, which prints the
+  // paths serve would use and changes nothing).
+  bool fresh = false;
+  if (!ensure_server_certs(tls, run.print, &fresh)) return kExitError;
+  std::string sink_tls = sink_tls_props(tls, !(run.print && fresh));
   if (sink_tls.empty()) return kExitError;
   // --print-pipeline must not touch devices: auto prints the test pattern choice as well.
   auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
@@ -123,13 +130,26 @@ int cmd_serve(int argc, char **argv) {
                                      " kbit/s, keyframe every " + std::to_string(g) + " frames" +
                                      (no_zerolatency ? "" : ", zero-latency tuning");
   ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
-  std::string hint = " --certs " + tls.dir + (tls.mtls ? " --client NAME" : "");
-  if (!tls.ca.empty()) hint = " --ca " + tls.ca + (tls.mtls ? " --client NAME" : "");
+  ViewerHint hint;
+  std::string client = tls.mtls ? " --client NAME" : "";
+  if (!tls.ca.empty()) {
+    hint.options = " --ca " + tls.ca + client;
+  } else if (default_dir(tls)) {
+    hint.options = client;  // the viewer's own per-user directory
+    hint.ca_to_copy = tls.dir + "/ca.pem";
+  } else {
+    hint.options = " --certs " + tls.dir + client;
+  }
   // Printed once running, so a failure to start is the only line.
   runner.on_playing = [&] {
     info(source_line);
     info(codec_line);
     output.announce(hint);
+    if (tls.mtls && default_dir(tls)) {
+      info("--mtls: make a viewer's client certificate with: tlsframe certs --client NAME (signed "
+           "by the CA in " + tls.dir + "); a viewer elsewhere needs ca.pem, client-NAME.pem and "
+           "client-NAME.key in its own per-user directory");
+    }
   };
   runner.on_eos = [&] {
     output.finish();

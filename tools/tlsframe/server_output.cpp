@@ -79,21 +79,38 @@ gboolean ServerOutput::on_tick(gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-void ServerOutput::announce(const std::string &view_hint) {
+void ServerOutput::announce(const ViewerHint &hint) {
   gint port = 0;
   g_object_get(sink_, "current-port", &port, nullptr);
-  info("listening on port " + std::to_string(port));
-  for (const auto &addr : usable_addresses(bind_)) {
-    info("Listening at " + addr + ":" + std::to_string(port));
-  }
+  std::string port_text = std::to_string(port);
+  info("listening on port " + port_text);
+  auto addrs = usable_addresses(bind_);
+  for (const auto &addr : addrs) info("Listening at " + addr + ":" + port_text);
   std::ifstream in(cert_);
   std::stringstream pem;
   pem << in.rdbuf();
   auto fp = certgen::fingerprint_sha256(pem.str());
   if (fp) info("certificate SHA-256 fingerprint " + *fp);
-  auto addrs = usable_addresses(bind_);
-  if (!addrs.empty()) {
-    info("viewers run: tlsframe view " + addrs.front() + ":" + std::to_string(port) + view_hint);
+  if (addrs.empty()) {
+    // Nothing to dial: no viewer line.
+  } else if (hint.ca_to_copy.empty()) {
+    info("viewers run: tlsframe view " + addrs.front() + ":" + port_text + hint.options);
+  } else {
+    // The per-user directory: a viewer here finds ca.pem in its own (the same) directory.
+    bool wildcard = bind_.empty() || bind_ == "0.0.0.0" || bind_ == "::";
+    bool loopback = bind_ == "127.0.0.1" || bind_ == "::1" || bind_ == "localhost";
+    std::string here = wildcard || loopback ? "localhost" : addrs.front();
+    info("viewers on this machine run: tlsframe view " + here + ":" + port_text + hint.options);
+    // Elsewhere: the first address that is not loopback (the first one when all are).
+    std::string remote = addrs.front();
+    for (const auto &a : addrs) {
+      if (a.rfind("127.", 0) != 0 && a != "[::1]") {
+        remote = a;
+        break;
+      }
+    }
+    info("viewers elsewhere run: tlsframe view " + remote + ":" + port_text + " --ca ca.pem" +
+         hint.options + "   (ca.pem: a copy of " + hint.ca_to_copy + ")");
   }
   sink_status_.text(sink_);  // first sample for the rates
   tick_ = g_timeout_add_seconds(1, &ServerOutput::on_tick, this);

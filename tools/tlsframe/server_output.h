@@ -12,6 +12,12 @@
 
 namespace tlsframe::tool {
 
+// What viewers are told to run.
+struct ViewerHint {
+  std::string options;     // after the address, e.g. " --certs DIR --client NAME"
+  std::string ca_to_copy;  // set for the per-user directory: the CA file viewers elsewhere copy
+};
+
 class ServerOutput {
  public:
   // sink: the pipeline's tlsframesink (borrowed); cert: its certificate file.
@@ -21,8 +27,8 @@ class ServerOutput {
   ServerOutput &operator=(const ServerOutput &) = delete;
 
   // Once PLAYING: "listening on port N", every address, the fingerprint;
-  // starts the status line. `view_hint`: the options a viewer needs.
-  void announce(const std::string &view_hint);
+  // starts the status line, and says what viewers run.
+  void announce(const ViewerHint &hint);
   void finish() { status_.finish(); }
 
  private:

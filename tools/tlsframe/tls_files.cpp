@@ -1,5 +1,7 @@
 #include "tls_files.h"
 
+#include <glib.h>
+
 namespace tlsframe::tool {
 
 namespace {
@@ -13,6 +15,15 @@ bool check_file(const std::string &path, const std::string &what) {
 }
 
 }  // namespace
+
+std::string default_cert_dir() {
+  // GLib: $XDG_CONFIG_HOME when set, else $HOME/.config (the XDG base directory rule).
+  return std::string(g_get_user_config_dir()) + "/tlsframe/certs";
+}
+
+bool default_dir(const TlsOptions &o) {
+  return o.dir == default_cert_dir();
+}
 
 void TlsOptions::declare(Options &opts, bool server_side, bool client_side) {
   opts.value("certs", &dir, "DIR");
@@ -29,14 +40,17 @@ std::string server_cert_path(const TlsOptions &o) {
   return o.cert.empty() ? o.dir + "/server.pem" : o.cert;
 }
 
-std::string sink_tls_props(const TlsOptions &o) {
+std::string sink_tls_props(const TlsOptions &o, bool check_files) {
   std::string cert = server_cert_path(o);
   std::string key = o.key.empty() ? o.dir + "/server.key" : o.key;
-  if (!check_file(cert, "server certificate") || !check_file(key, "server key")) return "";
+  if (check_files &&
+      (!check_file(cert, "server certificate") || !check_file(key, "server key"))) {
+    return "";
+  }
   std::string props = "cert-file=" + quote(cert) + " key-file=" + quote(key);
   if (o.mtls) {
     std::string ca = o.ca.empty() ? o.dir + "/ca.pem" : o.ca;
-    if (!check_file(ca, "CA certificate for client certificates")) return "";
+    if (check_files && !check_file(ca, "CA certificate for client certificates")) return "";
     props += " ca-file=" + quote(ca) + " require-client-cert=true";
   }
   return props;

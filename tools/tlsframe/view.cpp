@@ -33,7 +33,9 @@ HOST may be a name, an IPv4 address or [IPv6]; PORT defaults to 9999.
   --snapshot FILE   save the first decoded frame as JPEG
   --frames N        stop after N frames (0 = until the server ends or Ctrl-C)
   --codec C         auto (default: from the stream's caps), jpeg, h264 or decodebin
-  --certs DIR       trust DIR/ca.pem (default _certs; the system CAs when it is absent)
+  --certs DIR       trust DIR/ca.pem (default: the per-user directory
+                    ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; the system CAs when
+                    DIR/ca.pem is absent)
   --ca FILE         trust this CA file instead
   --client NAME     present DIR/client-NAME.pem (servers with --mtls)
   --server-name N   name the server certificate must have (default: HOST)
