@@ -79,6 +79,8 @@ Result<std::vector<File>> generate() {
   CertSpec future = localhost_spec(Usage::kServer);
   future.not_before_offset_s = kDay;
   future.not_after_offset_s = 30 * kDay;
+  // CN=localhost and no subjectAltName: names must come from the SAN only.
+  CertSpec cn_only = named_spec("localhost", Usage::kServer);
 
   struct Job {
     const char *stem;
@@ -94,6 +96,7 @@ Result<std::vector<File>> generate() {
       {"future", future, &*ca},
       {"self-signed", localhost_spec(Usage::kServer), nullptr},
       {"wrong-usage", localhost_spec(Usage::kClient), &*ca},
+      {"cn-only", cn_only, &*ca},
   };
 
   files.push_back({"ca.pem", ca->cert_pem, false});

@@ -51,6 +51,10 @@ class Pki {
     return path("wrong-usage.pem");
   }  // issued by ca for localhost, but extended key usage clientAuth only
   std::string wrong_usage_key() const { return path("wrong-usage.key"); }
+  std::string cn_only_cert() const {
+    return path("cn-only.pem");
+  }  // issued by ca, subject CN=localhost, no subjectAltName at all
+  std::string cn_only_key() const { return path("cn-only.key"); }
   std::string intermediate_ca() const {
     return path("intermediate-ca.pem");
   }  // CA issued by ca, issuer of the chained server certificate

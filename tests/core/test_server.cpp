@@ -1274,6 +1274,25 @@ TEST_F(FailingReceiverTest, ExpiredServerCertificateFailsVerification) {
   EXPECT_TRUE(events_.snapshot().added.empty());
 }
 
+// OpenSSL falls back to the subject CN when a certificate has no DNS
+// subjectAltName; the receiver must not (issue 14, item 11).
+TEST_F(FailingReceiverTest, ServerCertificateWithCommonNameOnlyAndNoSanIsRefused) {
+  ServerConfig cfg = server_config();
+  cfg.tls.cert_file = pki_.cn_only_cert();
+  cfg.tls.key_file = pki_.cn_only_key();
+  server_ = start_server(cfg);
+  ASSERT_TRUE(server_);
+  ReceiverConfig rc = receiver_config(server_->port());
+  rc.server_name = "localhost";  // the certificate's CN, in no subjectAltName
+  auto bad = Receiver::start(rc);
+  Error e;
+  ASSERT_TRUE(next_error(*bad, e));
+  EXPECT_EQ(e.kind, Error::Kind::kVerify) << e.message;
+  EXPECT_NE(e.message.find("hostname mismatch"), std::string::npos) << e.message;
+  EXPECT_TRUE(events_.wait([](const EventLog &l) { return !l.failed.empty(); }));
+  EXPECT_TRUE(events_.snapshot().added.empty());
+}
+
 TEST_F(FailingReceiverTest, Tls12OnlyReceiverIsRefusedByDefaultTls13Server) {
   start(server_config());
   ReceiverConfig bad = receiver_config(0);

@@ -235,7 +235,11 @@ Status set_expected_server_name(SSL *ssl, const std::string &name) {
   ERR_clear_error();
   if (name.empty()) return settings_error("no server name to verify the certificate against");
   X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  // Names come from the subjectAltName only: without NEVER_CHECK_SUBJECT,
+  // OpenSSL falls back to the subject CN when a certificate has no DNS
+  // subjectAltName (RFC 6125 deprecates that; browsers refuse it).
+  X509_VERIFY_PARAM_set_hostflags(
+      param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
   if (is_ip_literal(name)) {
     if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) {
       return settings_error("invalid server address '" + name + "'");
@@ -284,6 +288,10 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
     e.kind = Error::Kind::kVerify;
     e.message = std::string(is_client ? "server" : "client") +
                 " certificate verification failed: " + X509_verify_cert_error_string(verify);
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      e.message += " (the name must be in the certificate's subjectAltName; its subject CN is "
+                   "never used)";
+    }
     return e;
   }
   switch (reason) {
