@@ -455,6 +455,28 @@ TEST_F(PolicyTest, SinkWarnsAtStartAboutACertificateClientsWillRefuse) {
   EXPECT_EQ(good.wait_message(GST_MESSAGE_WARNING, 300ms), nullptr);
 }
 
+// ca-file without require-client-cert makes client certificates optional:
+// a client with none is served. The operator must hear about it (issue 14, item 8).
+TEST_F(PolicyTest, SinkWarnsAtStartThatCaFileWithoutRequireClientCertMakesCertificatesOptional) {
+  Pipeline server(good_server_desc("ca-file=\"" + pki.ca() + "\""));
+  ASSERT_GT(start_server(server), 0);
+  GstMessage *msg = server.wait_message(GST_MESSAGE_WARNING, kWait);
+  ASSERT_NE(msg, nullptr) << "no warning";
+  GError *err = nullptr;
+  gst_message_parse_warning(msg, &err, nullptr);
+  std::string text = err ? err->message : "";
+  EXPECT_EQ(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))), "sink");
+  EXPECT_TRUE(Contains(text, "ca-file"));
+  EXPECT_TRUE(Contains(text, "require-client-cert"));
+  EXPECT_TRUE(Contains(text, "optional"));
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  // With require-client-cert too: no warning.
+  Pipeline strict(good_server_desc("ca-file=\"" + pki.ca() + "\" require-client-cert=true"));
+  ASSERT_GT(start_server(strict), 0);
+  EXPECT_EQ(strict.wait_message(GST_MESSAGE_WARNING, 300ms), nullptr);
+}
+
 // --- untrusted input to the server ------------------------------------------
 
 TEST_F(PolicyTest, GarbageAndIdleConnectionsAreDroppedWithoutAffectingClients) {

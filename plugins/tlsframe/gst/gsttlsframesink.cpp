@@ -166,6 +166,18 @@ static void warn_if_certificate_refusable(GstTlsFrameSink *self, const std::stri
                       ("cert-file '%s'", cert_file.c_str()));
 }
 
+// ca-file alone asks clients for a certificate but serves those without one:
+// say so, since an operator setting ca-file usually means to require one.
+static void warn_if_client_certificates_optional(GstTlsFrameSink *self,
+                                                 const tlsframe::tls::ServerTlsConfig &tls) {
+  if (tls.ca_file.empty() || tls.require_client_cert) return;
+  GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                      ("ca-file is set but require-client-cert is false: client certificates "
+                       "are optional, and clients without one are served. Set "
+                       "require-client-cert=true to refuse them."),
+                      ("ca-file '%s'", tls.ca_file.c_str()));
+}
+
 static void request_keyframe(GstElement *element, gpointer) {
   auto *self = GST_TLS_FRAME_SINK(element);
   self->priv->keyframe_request_pending = false;
@@ -254,6 +266,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
   GST_INFO_OBJECT(self, "listening on %s port %d", config.host.c_str(),
                   self->priv->current_port.load());
   warn_if_certificate_refusable(self, config.tls.cert_file);
+  warn_if_client_certificates_optional(self, config.tls);
   g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
   return TRUE;
 }
@@ -462,6 +475,7 @@ static void reload_tls(GstTlsFrameSink *self) {
   }
   GST_INFO_OBJECT(self, "TLS certificate reloaded from %s", tls.cert_file.c_str());
   warn_if_certificate_refusable(self, tls.cert_file);
+  warn_if_client_certificates_optional(self, tls);
 }
 
 static void gst_tls_frame_sink_dispatch_properties_changed(GObject *object, guint n_pspecs,
