@@ -302,3 +302,34 @@ TEST_F(SinkSrcTest, StalledClientDoesNotSlowOthersAndItsQueueStaysBounded) {
 }
 
 }  // namespace
+
+// The sink re-serializes caps (gst_caps_to_string adds "(type)" annotations),
+// which can nest deeper than what it was given. It applies the wire
+// decoder's own caps checks before sending, so a relay never forwards caps its
+// clients refuse (issue 14, item 7): an array nested 16 deep is accepted by a
+// tlsframesrc, but serializes 17 deep.
+TEST_F(SinkSrcTest, SinkRefusesCapsItsClientsWouldRejectWithAClearError) {
+  auto server = start_appsrc_server();
+  int port = tlsframe::test::current_port(server->element("sink"));
+  ASSERT_GT(port, 0);
+  std::string deep = "application/x-test, a=" + std::string(16, '<') + "1" + std::string(16, '>');
+  GstCaps *caps = gst_caps_from_string(deep.c_str());
+  ASSERT_NE(caps, nullptr);
+  GstElement *appsrc = server->element("src");
+  g_object_set(appsrc, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  GstBuffer *buf = gst_buffer_new_allocate(nullptr, 16, nullptr);
+  GST_BUFFER_PTS(buf) = 0;
+  gst_app_src_push_buffer(GST_APP_SRC(appsrc), buf);
+  GstMessage *msg = server->wait_message(GST_MESSAGE_ERROR, 5s);
+  ASSERT_NE(msg, nullptr) << "the sink accepted caps its clients would reject";
+  GError *err = nullptr;
+  gchar *dbg = nullptr;
+  gst_message_parse_error(msg, &err, &dbg);
+  EXPECT_EQ(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))), "sink");
+  std::string text = err ? err->message : "";
+  EXPECT_NE(text.find("nests deeper than 16"), std::string::npos) << text;
+  g_clear_error(&err);
+  g_free(dbg);
+  gst_message_unref(msg);
+}

@@ -766,5 +766,31 @@ TEST(WireGarbage, RandomBytesAndMutatedMessagesNeverCrashAndGiveConsistentResult
   EXPECT_GT(counts[static_cast<int>(DecodeStatus::kError)], 500);
 }
 
+// check_caps is what decode() applies to a CAPS payload; a sender uses it on
+// what it is about to send (tlsframesink's set_caps).
+TEST(CheckCaps, AgreesWithTheDecoderOnWhatIsAcceptable) {
+  const std::string deep16 = "a/b, x=" + std::string(16, '<') + "1" + std::string(16, '>');
+  const std::string deep17 = "a/b, x=" + std::string(17, '<') + "1" + std::string(17, '>');
+  const std::string cases[] = {"video/x-raw", deep16, deep17, std::string("a/b\x01"),
+                               std::string(kMaxCapsSize, 'a'), std::string(kMaxCapsSize + 1, 'a'),
+                               ""};
+  for (const std::string &caps : cases) {
+    SCOPED_TRACE(caps.substr(0, 40));
+    DecodeResult checked = check_caps(caps);
+    if (caps.empty()) {
+      EXPECT_EQ(checked.status, DecodeStatus::kError);
+      continue;
+    }
+    Bytes msg = RawHeader(1, static_cast<uint32_t>(caps.size()));
+    msg.insert(msg.end(), caps.begin(), caps.end());
+    MessageView v;
+    DecodeResult decoded = decode(msg.data(), msg.size(), kDefaultMaxPayload, v);
+    EXPECT_EQ(checked.status, decoded.status);
+    EXPECT_EQ(checked.error, decoded.error);
+  }
+  EXPECT_EQ(check_caps(deep16).status, DecodeStatus::kMessage);
+  EXPECT_NE(check_caps(deep17).error.find("nests deeper than 16 levels"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tlsframe::wire

@@ -195,6 +195,31 @@ DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, 
   return r;
 }
 
+DecodeResult check_caps(std::string_view caps) {
+  if (caps.size() > UINT32_MAX)
+    return fail("CAPS string of %zu bytes exceeds the maximum of %zu", caps.size(), kMaxCapsSize);
+  DecodeResult r = check_payload_size(MessageType::kCaps, static_cast<uint32_t>(caps.size()));
+  if (r.status != DecodeStatus::kMessage) return r;
+  const auto *payload = reinterpret_cast<const uint8_t *>(caps.data());
+  const void *nul = std::memchr(payload, 0, caps.size());
+  if (nul != nullptr)
+    return fail("CAPS string contains a NUL byte at offset %zu",
+                static_cast<size_t>(static_cast<const uint8_t *>(nul) - payload));
+  int depth = 0;
+  for (size_t i = 0; i < caps.size(); ++i) {
+    const uint8_t c = payload[i];
+    if (c < 0x20 || c == 0x7f)
+      return fail("CAPS string contains control byte 0x%02x at offset %zu", c, i);
+    if (c == '(' || c == '[' || c == '{' || c == '<') {
+      if (++depth > kMaxCapsNesting)
+        return fail("CAPS string nests deeper than %d levels", kMaxCapsNesting);
+    } else if ((c == ')' || c == ']' || c == '}' || c == '>') && depth > 0) {
+      --depth;
+    }
+  }
+  return r;
+}
+
 DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, MessageView &out) {
   Header header;
   DecodeResult r = parse_header(bytes, len, max_payload, header);
@@ -207,23 +232,10 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Messag
   view.type = header.type;
   switch (header.type) {
     case MessageType::kCaps: {
-      const void *nul = std::memchr(payload, 0, payload_size);
-      if (nul != nullptr)
-        return fail("CAPS string contains a NUL byte at offset %zu",
-                    static_cast<size_t>(static_cast<const uint8_t *>(nul) - payload));
-      int depth = 0;
-      for (size_t i = 0; i < payload_size; ++i) {
-        const uint8_t c = payload[i];
-        if (c < 0x20 || c == 0x7f)
-          return fail("CAPS string contains control byte 0x%02x at offset %zu", c, i);
-        if (c == '(' || c == '[' || c == '{' || c == '<') {
-          if (++depth > kMaxCapsNesting)
-            return fail("CAPS string nests deeper than %d levels", kMaxCapsNesting);
-        } else if ((c == ')' || c == ']' || c == '}' || c == '>') && depth > 0) {
-          --depth;
-        }
-      }
-      view.caps = std::string_view(reinterpret_cast<const char *>(payload), payload_size);
+      const std::string_view caps(reinterpret_cast<const char *>(payload), payload_size);
+      DecodeResult checked = check_caps(caps);
+      if (checked.status != DecodeStatus::kMessage) return checked;
+      view.caps = caps;
       break;
     }
     case MessageType::kBuffer: {

@@ -99,6 +99,13 @@ struct DecodeResult {
 // a payload above max_payload, or a size impossible for the type.
 DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Header &out);
 
+// The checks a decoder applies to a CAPS payload: non-empty, at most
+// kMaxCapsSize bytes, no NUL or control byte, nesting at most
+// kMaxCapsNesting. kMessage when acceptable, else kError saying why. A
+// sender runs it on what it is about to send, so it never sends caps its
+// receivers refuse.
+DecodeResult check_caps(std::string_view caps);
+
 // Decode one whole message from the start of bytes. kNeedMore (with size =
 // bytes needed) while the message is incomplete; kError on anything malformed.
 DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, MessageView &out);

@@ -310,11 +310,13 @@ static gboolean gst_tls_frame_sink_set_caps(GstBaseSink *bsink, GstCaps *caps) {
   if (!server) return FALSE;
   gchar *text = gst_caps_to_string(caps);
   GST_DEBUG_OBJECT(self, "caps %s", text);
-  if (strlen(text) > tlsframe::wire::kMaxCapsSize) {
+  // The decoder's own checks: never send caps a tlsframesrc would refuse (the
+  // string GStreamer serializes may nest deeper than the one upstream gave).
+  tlsframe::wire::DecodeResult checked = tlsframe::wire::check_caps(text);
+  if (checked.status != tlsframe::wire::DecodeStatus::kMessage) {
     GST_ELEMENT_ERROR(self, STREAM, FORMAT,
-                      ("The stream's caps are too large to send (%zu bytes, at most %zu).",
-                       strlen(text), tlsframe::wire::kMaxCapsSize),
-                      ("caps: %.200s...", text));
+                      ("The stream's caps cannot be sent to clients: %s.", checked.error.c_str()),
+                      ("caps: %.200s", text));
     g_free(text);
     return FALSE;
   }
