@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+
 namespace tlsframe::test {
 
 int connect_tcp(int port, int rcvbuf) {
@@ -71,6 +74,108 @@ bool RawTlsClient::connect(int port, const std::string &ca_file, int max_version
     return false;
   }
   return true;
+}
+
+namespace {
+
+std::string openssl_errors() {
+  std::string out;
+  char buf[256];
+  while (unsigned long code = ERR_get_error()) {
+    ERR_error_string_n(code, buf, sizeof buf);
+    out += std::string(buf) + "; ";
+  }
+  return out;
+}
+
+int ms_left(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(left.count());
+}
+
+}  // namespace
+
+RawTlsServer::RawTlsServer(const std::string &cert_file, const std::string &key_file) {
+  ERR_clear_error();
+  ctx_ = SSL_CTX_new(TLS_server_method());
+  if (!ctx_ || SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    error_ = "TLS context: " + openssl_errors();
+    if (ctx_) SSL_CTX_free(ctx_);
+    ctx_ = nullptr;
+    return;
+  }
+  SSL_CTX_set_num_tickets(ctx_, 0);
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+      ::listen(listen_fd_, 8) != 0 ||
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+    error_ = "listen failed";
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+    return;
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+RawTlsServer::~RawTlsServer() {
+  close_client();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (ctx_) SSL_CTX_free(ctx_);
+}
+
+void RawTlsServer::close_client() {
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool RawTlsServer::accept(std::chrono::steady_clock::time_point deadline) {
+  close_client();
+  pollfd pfd{listen_fd_, POLLIN, 0};
+  if (!ok() || ::poll(&pfd, 1, ms_left(deadline)) != 1) {
+    error_ = "no client connected in time";
+    return false;
+  }
+  fd_ = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd_ < 0) {
+    error_ = "accept failed";
+    return false;
+  }
+  // Every blocking read/write below is bounded by the time left.
+  int ms = std::max(1, ms_left(deadline));
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ERR_clear_error();
+  ssl_ = SSL_new(ctx_);
+  SSL_set_fd(ssl_, fd_);
+  if (SSL_accept(ssl_) != 1) {
+    error_ = "TLS handshake failed: " + openssl_errors();
+    return false;
+  }
+  return true;
+}
+
+bool RawTlsServer::send(const void *data, size_t size) {
+  if (!ssl_) return false;
+  size_t written = 0;
+  ERR_clear_error();
+  if (size != 0 && SSL_write_ex(ssl_, data, size, &written) != 1) {
+    error_ = "TLS write failed: " + openssl_errors();
+    return false;
+  }
+  return true;
+}
+
+bool RawTlsServer::wait_client_closed(std::chrono::steady_clock::time_point deadline) {
+  return fd_ >= 0 && closed_by_peer(fd_, deadline);
 }
 
 }  // namespace tlsframe::test

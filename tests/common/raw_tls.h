@@ -5,7 +5,10 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tlsframe::test {
 
@@ -34,6 +37,38 @@ class RawTlsClient {
   SSL_CTX *ctx_ = nullptr;
   SSL *ssl_ = nullptr;
   int fd_ = -1;
+  std::string error_;
+};
+
+// A bare OpenSSL TLS server on 127.0.0.1 (port 0), for tests that need a
+// server the sink would never be: one that announces a huge message and
+// stalls, or sends timestamps the sink would never produce. Blocking calls,
+// each bounded by a deadline; one client at a time.
+class RawTlsServer {
+ public:
+  RawTlsServer(const std::string &cert_file, const std::string &key_file);
+  ~RawTlsServer();
+  RawTlsServer(const RawTlsServer &) = delete;
+  RawTlsServer &operator=(const RawTlsServer &) = delete;
+
+  bool ok() const { return listen_fd_ >= 0 && ctx_ != nullptr; }
+  int port() const { return port_; }
+  // Accepts one client and completes the TLS handshake before the deadline.
+  bool accept(std::chrono::steady_clock::time_point deadline);
+  // Writes all of data as TLS application data to the accepted client.
+  bool send(const void *data, size_t size);
+  bool send(const std::vector<uint8_t> &data) { return send(data.data(), data.size()); }
+  // True once the client closed the connection before the deadline.
+  bool wait_client_closed(std::chrono::steady_clock::time_point deadline);
+  void close_client();
+  const std::string &error() const { return error_; }
+
+ private:
+  SSL_CTX *ctx_ = nullptr;
+  SSL *ssl_ = nullptr;
+  int listen_fd_ = -1;
+  int fd_ = -1;
+  int port_ = 0;
   std::string error_;
 };
 

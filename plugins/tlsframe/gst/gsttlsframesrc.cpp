@@ -175,10 +175,21 @@ static gboolean gst_tls_frame_src_unlock_stop(GstBaseSrc *bsrc) {
   return TRUE;
 }
 
+// Timestamp arithmetic in 128 bits, clamped back: a server may send any
+// 64-bit value (up to 2^64 - 2), and a signed 64-bit sum or difference of
+// such values overflows. Running times are kept within [0, G_MAXINT64], the
+// range a GstClockTimeDiff can also hold.
+static GstClockTimeDiff clamp_diff(__int128 v) {
+  if (v > G_MAXINT64) return G_MAXINT64;
+  if (v < G_MININT64) return G_MININT64;
+  return static_cast<GstClockTimeDiff>(v);
+}
+
 static GstClockTime rebase(GstTlsFrameSrc *self, GstClockTime ts) {
   if (!GST_CLOCK_TIME_IS_VALID(ts) || !self->priv->have_offset) return GST_CLOCK_TIME_NONE;
-  GstClockTimeDiff out = static_cast<GstClockTimeDiff>(ts) + self->priv->offset;
-  return out < 0 ? 0 : static_cast<GstClockTime>(out);
+  __int128 out = static_cast<__int128>(ts) + self->priv->offset;
+  if (out < 0) return 0;
+  return static_cast<GstClockTime>(clamp_diff(out));
 }
 
 // ts: the buffer's DTS when valid (monotonic, never after PTS), else its PTS.
@@ -190,7 +201,7 @@ static void update_offset(GstTlsFrameSrc *self, GstClockTime ts) {
     self->priv->have_offset = true;
     return;
   }
-  GstClockTimeDiff wanted = static_cast<GstClockTimeDiff>(now) - static_cast<GstClockTimeDiff>(ts);
+  GstClockTimeDiff wanted = clamp_diff(static_cast<__int128>(now) - static_cast<__int128>(ts));
   if (!self->priv->have_offset || wanted > self->priv->offset) {
     self->priv->offset = wanted;
     self->priv->have_offset = true;

@@ -1,0 +1,97 @@
+// tlsframesrc against a server that is not a tlsframesink: a raw TLS server
+// (tests/common/raw_tls) that sends what the sink never would. Timestamps
+// near 2^63 are clamped, not wrapped.
+#include <gst/app/gstappsink.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/pki.h"
+#include "common/raw_tls.h"
+#include "core/wire_format.h"
+#include "element/gst_util.h"
+
+namespace tlsframe::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kWait = std::chrono::milliseconds(5000);  // generous bound for any one condition
+
+std::vector<uint8_t> buffer_message(uint64_t pts, uint32_t flags, size_t size) {
+  wire::BufferMeta meta;
+  meta.pts = pts;
+  meta.flags = flags;
+  std::vector<uint8_t> data(size, 0x5a);
+  return wire::encode_buffer(meta, data.data(), data.size());
+}
+
+class HostileServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    init_gstreamer();
+    server_ = std::make_unique<RawTlsServer>(pki_.server_cert(), pki_.server_key());
+    ASSERT_TRUE(server_->ok()) << server_->error();
+  }
+  void TearDown() override {
+    if (peer_.joinable()) peer_.join();
+  }
+
+  std::string client_desc(const std::string &extra = "") {
+    return "tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(server_->port()) +
+           " ca-file=\"" + pki_.ca() + "\" " + extra + " ! appsink name=out sync=false";
+  }
+
+  // Runs the raw server on its own thread: accept, send each message, then
+  // keep the connection open until the client closes it (bounded).
+  void serve(std::vector<std::vector<uint8_t>> messages, Clock::duration hold) {
+    peer_ = std::thread([this, messages = std::move(messages), hold] {
+      if (!server_->accept(Clock::now() + kWait)) return;
+      for (const auto &m : messages) {
+        if (!server_->send(m)) return;
+      }
+      server_->wait_client_closed(Clock::now() + hold);
+      server_->close_client();
+    });
+  }
+
+  Pki pki_;
+  std::unique_ptr<RawTlsServer> server_;
+  std::thread peer_;
+};
+
+// A server near the top of the timestamp range: the src's re-basing adds a
+// positive offset (its running time at the first buffer) and must clamp, not
+// wrap to a negative value and then to 0 (issue 14, item 13).
+TEST_F(HostileServerTest, TimestampsNearTwoToThe63AreClampedAndStayMonotonic) {
+  const uint64_t kMaxSigned = static_cast<uint64_t>(INT64_MAX);
+  const std::vector<uint64_t> pts = {0, kMaxSigned - 1, kMaxSigned, kMaxSigned + 1000,
+                                     UINT64_MAX - 1};
+  std::vector<std::vector<uint8_t>> msgs = {wire::encode_caps("application/x-test")};
+  for (uint64_t p : pts) msgs.push_back(buffer_message(p, 0, 8));
+  serve(msgs, kWait);
+  Pipeline client(client_desc());
+  ASSERT_TRUE(client.ok());
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  auto samples = pull_samples(client.element("out"), pts.size(), kWait);
+  ASSERT_EQ(samples.size(), pts.size()) << pending_errors(client);
+  GstClockTime previous = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    SCOPED_TRACE("buffer " + std::to_string(i));
+    GstClockTime t = GST_BUFFER_PTS(gst_sample_get_buffer(samples[i]));
+    ASSERT_TRUE(GST_CLOCK_TIME_IS_VALID(t));
+    EXPECT_GE(t, previous) << "timestamps went backwards (wrapped)";
+    EXPECT_LE(t, kMaxSigned) << "a running time must fit a GstClockTimeDiff";
+    previous = t;
+  }
+  unref_samples(samples);
+}
+
+}  // namespace
+}  // namespace tlsframe::test
