@@ -1,10 +1,13 @@
 // tlsframesrc against a server that is not a tlsframesink: a raw TLS server
 // (tests/common/raw_tls) that sends what the sink never would. Timestamps
-// near 2^63 are clamped, not wrapped.
+// near 2^63 are clamped, not wrapped; a message announced but never sent
+// costs little memory and is given up at the default read timeout.
 #include <gst/app/gstappsink.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +16,7 @@
 
 #include "common/pki.h"
 #include "common/raw_tls.h"
+#include "core/receiver.h"
 #include "core/wire_format.h"
 #include "element/gst_util.h"
 
@@ -91,6 +95,53 @@ TEST_F(HostileServerTest, TimestampsNearTwoToThe63AreClampedAndStayMonotonic) {
     previous = t;
   }
   unref_samples(samples);
+}
+
+// VmRSS of this process in bytes (0 if unreadable).
+size_t rss_bytes() {
+  FILE *f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long pages = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// A BUFFER header announcing 64 MiB, then 100 bytes, then silence: the src
+// holds memory for what arrived, not for what was announced, and gives up at
+// its default read timeout with an element error (issue 14, item 6).
+TEST_F(HostileServerTest, AnnouncedButUnsentMessageCostsLittleMemoryAndTimesOutByDefault) {
+  constexpr uint32_t kAnnounced = 64u * 1024u * 1024u - wire::kBufferMetaSize;
+  std::vector<uint8_t> prefix(wire::kHeaderSize + wire::kBufferMetaSize + 100, 0);
+  wire::BufferMeta meta;
+  meta.pts = 0;
+  wire::write_buffer_prefix(prefix.data(), meta, kAnnounced);
+  serve({wire::encode_caps("application/x-test"), prefix}, 60s);
+  Pipeline client(client_desc());
+  ASSERT_TRUE(client.ok());
+  const size_t rss_before = rss_bytes();  // with the plugin and its libraries loaded
+  GstElement *src = client.element("src");
+  guint timeout_s = 0;
+  g_object_get(src, "timeout", &timeout_s, nullptr);
+  const auto expected = std::chrono::seconds(ReceiverConfig{}.read_timeout.count() / 1000000000);
+  EXPECT_EQ(std::chrono::seconds(timeout_s), expected) << "src default must come from the core";
+  ASSERT_GT(timeout_s, 0u) << "no default read timeout";
+  const auto t0 = Clock::now();
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = client.wait_message(GST_MESSAGE_ERROR, std::chrono::seconds(timeout_s) + kWait);
+  const auto waited = Clock::now() - t0;
+  const size_t rss_after = rss_bytes();
+  ASSERT_NE(msg, nullptr) << "the stalled read never timed out";
+  GError *err = nullptr;
+  gst_message_parse_error(msg, &err, nullptr);
+  std::string text = err ? err->message : "";
+  EXPECT_NE(text.find("no data"), std::string::npos) << text;
+  g_clear_error(&err);
+  gst_message_unref(msg);
+  EXPECT_GE(waited, std::chrono::seconds(timeout_s) - 500ms);
+  // Before the fix the src allocated (and zeroed) all 64 MiB at the header.
+  EXPECT_LT(rss_after, rss_before + (16u << 20))
+      << "RSS grew by " << ((rss_after - rss_before) >> 20) << " MiB";
 }
 
 }  // namespace

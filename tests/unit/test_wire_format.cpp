@@ -2,6 +2,7 @@
 // layout asserted here is the one documented in docs/PROTOCOL.md.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -790,6 +791,95 @@ TEST(CheckCaps, AgreesWithTheDecoderOnWhatIsAcceptable) {
   }
   EXPECT_EQ(check_caps(deep16).status, DecodeStatus::kMessage);
   EXPECT_NE(check_caps(deep17).error.find("nests deeper than 16 levels"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// MessageReader: memory follows the bytes received, not the length announced
+// (issue 14, item 6).
+
+// Feeds bytes to a reader the way the receiver does: into prepare(), at most
+// prepare().size at a time, in pieces of at most `piece` bytes.
+DecodeResult Feed(MessageReader &reader, const Bytes &bytes, size_t piece, size_t *used) {
+  DecodeResult r;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    MessageReader::Space space = reader.prepare();
+    if (space.size == 0) {
+      r.status = DecodeStatus::kError;
+      return r;
+    }
+    size_t n = std::min({space.size, piece, bytes.size() - at});
+    std::memcpy(space.data, bytes.data() + at, n);
+    at += n;
+    r = reader.commit(n);
+    if (r.status != DecodeStatus::kNeedMore) break;
+  }
+  *used = at;
+  return r;
+}
+
+TEST(MessageReader, AnnouncedLengthAllocatesNothingUntilTheBytesArrive) {
+  MessageReader reader(kDefaultMaxPayload);
+  constexpr uint32_t kAnnounced = 64u * 1024u * 1024u;
+  Bytes sent = RawHeader(2, kAnnounced);
+  sent.resize(sent.size() + kBufferMetaSize + 100, 0);
+  size_t used = 0;
+  DecodeResult r = Feed(reader, sent, 4096, &used);
+  EXPECT_EQ(r.status, DecodeStatus::kNeedMore);
+  EXPECT_EQ(used, sent.size());
+  EXPECT_EQ(r.size, kHeaderSize + kAnnounced);
+  EXPECT_EQ(reader.received(), sent.size());
+  // The receiver's next read asks for one more chunk, not for the 64 MiB.
+  MessageReader::Space space = reader.prepare();
+  EXPECT_GT(space.size, 0u);
+  EXPECT_LE(space.size, kReadChunk);
+  EXPECT_LE(reader.capacity(), kHeaderSize + kReadChunk);
+}
+
+TEST(MessageReader, ReassemblesMessagesOfAnySizeFromAnyPiecesWithoutSlack) {
+  const size_t sizes[] = {0, 1, 1000, kReadChunk - 1, kReadChunk, 3 * kReadChunk + 17};
+  MessageReader reader(kDefaultMaxPayload);
+  for (size_t piece : {size_t{1} << 20, size_t{1000}, size_t{7}}) {
+    for (size_t size : sizes) {
+      if (piece == 7 && size > 100000) continue;  // byte-sized pieces: small messages only
+      SCOPED_TRACE("size " + std::to_string(size) + ", pieces of " + std::to_string(piece));
+      BufferMeta meta;
+      meta.pts = size;
+      Bytes data(size);
+      for (size_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 13 + size);
+      Bytes msg = encode_buffer(meta, data.data(), data.size());
+      size_t used = 0;
+      DecodeResult r = Feed(reader, msg, piece, &used);
+      ASSERT_EQ(r.status, DecodeStatus::kMessage) << r.error;
+      EXPECT_EQ(r.size, msg.size());
+      EXPECT_EQ(used, msg.size());
+      EXPECT_EQ(reader.capacity(), msg.size()) << "slack left after the whole message";
+      std::shared_ptr<Bytes> got = reader.take();
+      ASSERT_TRUE(got);
+      EXPECT_EQ(*got, msg);
+      EXPECT_EQ(reader.capacity(), 0u);
+      EXPECT_EQ(reader.received(), 0u);
+    }
+  }
+}
+
+TEST(MessageReader, BadHeaderAndOversizedLengthAreErrorsAtTheHeader) {
+  {
+    MessageReader reader(kDefaultMaxPayload);
+    Bytes bad = RawHeader(2, 100);
+    bad[0] = 'X';
+    size_t used = 0;
+    DecodeResult r = Feed(reader, bad, 1, &used);
+    EXPECT_EQ(r.status, DecodeStatus::kError);
+    EXPECT_EQ(used, 1u) << "rejected on the first wrong byte";
+  }
+  {
+    MessageReader reader(1000);
+    size_t used = 0;
+    DecodeResult r = Feed(reader, RawHeader(2, 1001), 64, &used);
+    EXPECT_EQ(r.status, DecodeStatus::kError);
+    EXPECT_NE(r.error.find("exceeds the maximum of 1000"), std::string::npos) << r.error;
+  }
 }
 
 }  // namespace

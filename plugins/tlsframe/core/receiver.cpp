@@ -1,6 +1,5 @@
 #include "core/receiver.h"
 
-#include <array>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 #include <condition_variable>
@@ -31,8 +30,8 @@ struct Receiver::Impl {
   tcp::resolver resolver{io};
   asio::steady_timer timer{io};  // connect deadline, then read deadline
   uint64_t timer_gen = 0;        // I/O thread only
-  std::array<uint8_t, wire::kHeaderSize> header{};
-  std::shared_ptr<std::vector<uint8_t>> body;
+  // Memory follows the bytes that arrived, not the length a header announces.
+  std::optional<wire::MessageReader> reader;  // I/O thread only; made in start()
   std::thread thread;
 
   mutable std::mutex mutex;  // protects the fields below
@@ -130,61 +129,42 @@ struct Receiver::Impl {
     }
     TF_INFO(kComp, "%s: connected (%s, %s)", where.c_str(),
             SSL_get_version(stream->native_handle()), SSL_get_cipher_name(stream->native_handle()));
-    read_header();
+    read_next();
   }
 
-  void read_header() {
+  // Reads the next piece of the current message: the header, then the
+  // payload in chunks; the read timeout restarts on each piece, so a large
+  // frame on a slow link is not mistaken for a dead server.
+  void read_next() {
     arm_timer(config.read_timeout, Error::Kind::kTimeout,
               "no data from " + where + " within the timeout");
-    asio::async_read(*stream, asio::buffer(header), [this](std::error_code ec, size_t) {
-      if (ec) {
-        fail(tls::describe_failure(stream->native_handle(), ec, true));
-        return;
-      }
-      wire::Header h;
-      wire::DecodeResult r =
-          wire::parse_header(header.data(), header.size(), config.max_payload, h);
-      if (r.status != wire::DecodeStatus::kMessage && r.status != wire::DecodeStatus::kNeedMore) {
-        fail(Error{Error::Kind::kProtocol, "protocol error from " + where + ": " + r.error, ""});
-        return;
-      }
-      // Handlers run inside io.run(): an exception escaping here would end the process.
-      try {
-        body = std::make_shared<std::vector<uint8_t>>(wire::kHeaderSize + h.payload_size);
-      } catch (const std::bad_alloc &) {
-        fail(Error{Error::Kind::kProtocol,
-                   "cannot allocate " + std::to_string(h.payload_size) +
-                       " bytes for a message from " + where,
-                   ""});
-        return;
-      }
-      std::copy(header.begin(), header.end(), body->begin());
-      read_body(wire::kHeaderSize);
-    });
-  }
-
-  // Reads the payload in chunks; the read timeout restarts on each chunk, so
-  // a large frame on a slow link is not mistaken for a dead server.
-  void read_body(size_t filled) {
-    if (filled == body->size()) {
-      on_body();
+    wire::MessageReader::Space space = reader->prepare();
+    if (space.size == 0) {
+      fail(Error{Error::Kind::kProtocol,
+                 "cannot allocate memory for a message from " + where + " (" +
+                     std::to_string(reader->received()) + " bytes received)",
+                 ""});
       return;
     }
-    arm_timer(config.read_timeout, Error::Kind::kTimeout,
-              "no data from " + where + " within the timeout");
-    constexpr size_t kChunk = size_t{256} * 1024;
-    size_t want = std::min(kChunk, body->size() - filled);
-    asio::async_read(*stream, asio::buffer(body->data() + filled, want),
-                     [this, filled](std::error_code ec, size_t n) {
+    asio::async_read(*stream, asio::buffer(space.data, space.size),
+                     [this](std::error_code ec, size_t n) {
                        if (ec) {
                          fail(tls::describe_failure(stream->native_handle(), ec, true));
                          return;
                        }
-                       read_body(filled + n);
+                       wire::DecodeResult r = reader->commit(n);
+                       if (r.status == wire::DecodeStatus::kError) {
+                         fail(Error{Error::Kind::kProtocol,
+                                    "protocol error from " + where + ": " + r.error, ""});
+                       } else if (r.status == wire::DecodeStatus::kNeedMore) {
+                         read_next();
+                       } else {
+                         on_body(reader->take());
+                       }
                      });
   }
 
-  void on_body() {
+  void on_body(std::shared_ptr<std::vector<uint8_t>> body) {
     wire::MessageView view;
     wire::DecodeResult r = wire::decode(body->data(), body->size(), config.max_payload, view);
     if (r.status != wire::DecodeStatus::kMessage) {
@@ -213,7 +193,6 @@ struct Receiver::Impl {
         m.error_text.assign(view.error_text);
         break;
     }
-    body.reset();
     TF_LOGV(kComp, "%s: %s message", where.c_str(), wire::message_type_name(m.type));
     bool last = m.type == wire::MessageType::kEos || m.type == wire::MessageType::kError;
     bool read_more;
@@ -231,7 +210,7 @@ struct Receiver::Impl {
     if (last) {
       close_socket();
     } else if (read_more) {
-      read_header();
+      read_next();
     } else {
       timer.cancel();  // paused by backpressure: the read deadline does not run meanwhile
       ++timer_gen;
@@ -251,6 +230,7 @@ std::unique_ptr<Receiver> Receiver::start(const ReceiverConfig &config) {
   auto impl = std::make_shared<Impl>();
   impl->config = config;
   impl->config.max_queued = std::max<size_t>(1, config.max_queued);
+  impl->reader.emplace(config.max_payload);
   bool v6 = config.host.find(':') != std::string::npos;
   impl->where = (v6 ? "[" + config.host + "]" : config.host) + ":" + std::to_string(config.port);
   std::unique_ptr<Receiver> receiver(new Receiver(impl));
@@ -286,7 +266,7 @@ NextStatus Receiver::next(Received &out, Error &error,
     p->queue.pop_front();
     if (p->paused && p->queue.size() < p->config.max_queued && !p->stopped) {
       p->paused = false;
-      asio::post(p->io, [p] { p->read_header(); });
+      asio::post(p->io, [p] { p->read_next(); });
     }
     return NextStatus::kMessage;
   }

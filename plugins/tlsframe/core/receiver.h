@@ -16,6 +16,12 @@
 
 namespace tlsframe {
 
+// Default read timeout: no data at all for this long means the server is gone
+// (a live stream sends every frame interval; reading paused by backpressure
+// does not count). Long enough for a server that pauses briefly, short
+// enough that a dead or stalling server does not hold a client forever.
+inline constexpr std::chrono::seconds kDefaultReadTimeout{10};
+
 struct ReceiverConfig {
   std::string host = "localhost";  // server name or address to connect to
   uint16_t port = 9999;
@@ -23,7 +29,7 @@ struct ReceiverConfig {
   tls::ClientTlsConfig tls;
   size_t max_payload = wire::kDefaultMaxPayload;  // larger messages are a protocol error
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);  // connect + handshake
-  std::chrono::nanoseconds read_timeout{0};  // no data for this long is an error; 0 = wait forever
+  std::chrono::nanoseconds read_timeout = kDefaultReadTimeout;  // no data this long: error; 0 = none
   size_t max_queued = 4;  // decoded messages held before reading pauses (backpressure)
 };
 

@@ -3,6 +3,7 @@
 // host's endianness, padding or alignment.
 #include "core/wire_format.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cinttypes>
 #include <cstdarg>
@@ -321,6 +322,55 @@ void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_siz
   put_u32(p + kOffMetaReserved, 0);
   put_u64(p + kOffSequence, meta.sequence);
   put_u64(p + kOffSendTime, meta.send_time_ns);
+}
+
+MessageReader::MessageReader(size_t max_payload, size_t chunk)
+    : max_payload_(max_payload), chunk_(chunk == 0 ? 1 : chunk) {}
+
+MessageReader::Space MessageReader::prepare() {
+  const size_t end = total_ == 0 ? kHeaderSize : total_;  // the buffer never grows past it
+  try {
+    if (!buf_) buf_ = std::make_shared<std::vector<uint8_t>>();
+    if (buf_->size() <= filled_) {
+      const size_t need = filled_ + std::min(chunk_, end - filled_);
+      if (buf_->capacity() < need) {
+        // Doubling keeps the copies amortized; clamping to the message size
+        // leaves no slack once the whole message is in.
+        buf_->reserve(std::min(std::max(need, 2 * buf_->capacity()), end));
+      }
+      buf_->resize(need);
+    }
+  } catch (...) {  // std::bad_alloc, std::length_error
+    return Space{};
+  }
+  return Space{buf_->data() + filled_, buf_->size() - filled_};
+}
+
+DecodeResult MessageReader::commit(size_t n) {
+  filled_ += n;
+  if (total_ == 0) {
+    Header header;
+    DecodeResult r = parse_header(buf_ ? buf_->data() : nullptr, filled_, max_payload_, header);
+    if (r.status != DecodeStatus::kMessage) return r;
+    total_ = r.size;
+  }
+  if (filled_ < total_) return need(total_);
+  DecodeResult done;
+  done.status = DecodeStatus::kMessage;
+  done.size = total_;
+  return done;
+}
+
+std::shared_ptr<std::vector<uint8_t>> MessageReader::take() {
+  auto out = std::move(buf_);
+  buf_.reset();
+  filled_ = 0;
+  total_ = 0;
+  return out;
+}
+
+size_t MessageReader::capacity() const {
+  return buf_ ? buf_->capacity() : 0;
 }
 
 const char *message_type_name(MessageType type) {

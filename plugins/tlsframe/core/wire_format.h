@@ -1,10 +1,12 @@
 // tlsframe wire format, version 1: big-endian, length-prefixed messages sent
 // from server to client after the TLS handshake. Pure code: no I/O, no
 // allocation in the decoder, total on every input. See docs/PROTOCOL.md.
+// MessageReader (below) is the one stateful piece: a read buffer.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,6 +121,46 @@ std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, 
 // Write header + BufferMeta (kHeaderSize + kBufferMetaSize bytes) for a buffer
 // of data_size bytes, so a caller can place the data right after it.
 void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size);
+
+// Bytes of payload a MessageReader asks for per read (and so the most it
+// allocates ahead of the bytes that actually arrived).
+inline constexpr size_t kReadChunk = size_t{256} * 1024;
+
+// Reads a stream of messages one at a time: the receiver's read buffer. Its
+// storage grows with the bytes that arrived, never with the length a header
+// announces, so a peer that announces a large message and then stalls costs
+// at most one chunk beyond what it sent. No I/O: the caller reads into
+// prepare() and reports with commit(). Never throws.
+class MessageReader {
+ public:
+  explicit MessageReader(size_t max_payload, size_t chunk = kReadChunk);
+
+  struct Space {
+    uint8_t *data = nullptr;
+    size_t size = 0;  // 0 = no memory for it (allocation failed)
+  };
+  // Where the next read goes and how many bytes fit there: the rest of the
+  // header first, then up to `chunk` bytes of payload, never past the end of
+  // the message. Memory is added only once the previous space is filled.
+  Space prepare();
+  // n bytes (at most prepare().size) were written at prepare().data.
+  // kNeedMore: prepare() and read again. kMessage: take() the whole message
+  // (size bytes). kError: the header is invalid (error says why).
+  DecodeResult commit(size_t n);
+  // After kMessage: the message, header included (validate it with
+  // decode()); the reader then starts on the next message.
+  std::shared_ptr<std::vector<uint8_t>> take();
+
+  size_t capacity() const;  // bytes allocated for the message being read
+  size_t received() const { return filled_; }  // bytes of it received so far
+
+ private:
+  size_t max_payload_;
+  size_t chunk_;
+  std::shared_ptr<std::vector<uint8_t>> buf_;
+  size_t filled_ = 0;
+  size_t total_ = 0;  // the whole message's size once its header is parsed; 0 before
+};
 
 const char *message_type_name(MessageType type);
 

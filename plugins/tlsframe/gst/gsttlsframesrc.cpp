@@ -27,7 +27,7 @@ namespace {
 constexpr const char *DEFAULT_HOST = "localhost";
 constexpr int DEFAULT_PORT = 9999;
 constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
-constexpr guint DEFAULT_TIMEOUT = 0;
+constexpr guint DEFAULT_TIMEOUT = static_cast<guint>(tlsframe::kDefaultReadTimeout.count());
 constexpr guint DEFAULT_CONNECT_TIMEOUT = 10;
 constexpr guint DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 constexpr gboolean DEFAULT_RECONNECT = FALSE;
@@ -562,7 +562,8 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
       GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
   properties[PROP_TIMEOUT] = g_param_spec_uint(
       "timeout", "Timeout",
-      "Seconds without data from the server before the connection counts as lost (0 = no timeout)",
+      "Seconds without any data from the server before the connection counts as lost (an "
+      "element error, or a reconnect with reconnect=true; 0 = no timeout)",
       0, G_MAXUINT, DEFAULT_TIMEOUT, RW);
   properties[PROP_CONNECT_TIMEOUT] =
       g_param_spec_uint("connect-timeout", "Connect timeout",
