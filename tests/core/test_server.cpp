@@ -20,9 +20,11 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -1626,6 +1628,85 @@ TEST_F(ServerReceiverTest, ClientTimeoutDropsPeerThatStopsReading) {
     EXPECT_EQ(r.reason, RemoveReason::kTimeout);
   }
   EXPECT_EQ(reader.get(), kCount) << "the reading client missed buffers";
+  EXPECT_TRUE(good->connected());
+  EXPECT_EQ(server->num_clients(), 1u);
+}
+
+// Kernel send queue (tx_queue, bytes) of each TCP socket on 127.0.0.1 whose
+// local port is `port`, by remote port, from /proc/net/tcp.
+std::map<uint16_t, uint64_t> send_queues(uint16_t port) {
+  std::map<uint16_t, uint64_t> out;
+  FILE *f = std::fopen("/proc/net/tcp", "r");
+  if (!f) return out;
+  char line[512];
+  for (int i = 0; i < 100000 && std::fgets(line, sizeof line, f); ++i) {
+    unsigned local_ip = 0, local_port = 0, remote_ip = 0, remote_port = 0, state = 0;
+    unsigned long tx = 0, rx = 0;
+    if (std::sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %8lX:%8lX", &local_ip, &local_port,
+                    &remote_ip, &remote_port, &state, &tx, &rx) != 7) {
+      continue;  // the header line
+    }
+    if (local_port == port && remote_port != 0) out[static_cast<uint16_t>(remote_port)] = tx;
+  }
+  std::fclose(f);
+  return out;
+}
+
+// Clients that never read (issue 14, item 3): under the server's defaults,
+// what the kernel holds for each is bounded by the send buffer (SO_SNDBUF;
+// Linux doubles the value set), not autotuned up to tcp_wmem's maximum (4 MB),
+// and each is dropped once its writes made no progress for the default
+// client timeout. A reading client meanwhile gets every buffer.
+TEST_F(ServerReceiverTest, StalledClientsHoldABoundedSendQueueAndAreDroppedUnderTheDefaults) {
+  ServerConfig cfg = server_config();  // defaults: client_timeout, send_buffer_size
+  ASSERT_GT(cfg.client_timeout.count(), 0) << "no default write-progress timeout";
+  ASSERT_GT(cfg.send_buffer_size, 0) << "no default send buffer size";
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  auto good = connect_receiver(*server);
+  ASSERT_TRUE(good);
+  constexpr size_t kStalled = 6;
+  std::vector<std::unique_ptr<RawTlsClient>> stalled;
+  std::vector<uint16_t> stalled_ports;
+  for (size_t i = 0; i < kStalled; ++i) {
+    stalled.push_back(std::make_unique<RawTlsClient>(pki_.ca()));
+    ASSERT_TRUE(stalled.back()->connect(server->port()));
+    stalled_ports.push_back(bound_port(stalled.back()->socket().fd()));
+  }
+  ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() == kStalled + 1; }));
+
+  // 150 KB keyframes (a 720p JPEG), read by the good receiver one by one:
+  // 15 MB offered to each stalled client, far beyond any kernel buffer.
+  constexpr size_t kSize = 150000;
+  constexpr uint64_t kCount = 100;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    publish(*server, i, 0, kSize);
+    ASSERT_TRUE(next_buffer(*good, i, kSize));
+  }
+  const auto t_sent = Clock::now();
+  // The queues fill within milliseconds on loopback; sample until every
+  // stalled connection holds something (bounded), then check the bound.
+  std::map<uint16_t, uint64_t> queues;
+  for (int i = 0; i < 100; ++i) {
+    queues = send_queues(server->port());
+    bool all = std::all_of(stalled_ports.begin(), stalled_ports.end(),
+                           [&](uint16_t p) { return queues.count(p) && queues[p] > 0; });
+    if (all) break;
+    std::this_thread::sleep_for(10ms);  // polling interval, not synchronisation
+  }
+  const uint64_t bound = 2 * static_cast<uint64_t>(cfg.send_buffer_size);
+  for (uint16_t p : stalled_ports) {
+    SCOPED_TRACE("stalled client port " + std::to_string(p));
+    ASSERT_TRUE(queues.count(p)) << "no server socket found for it";
+    EXPECT_GT(queues[p], 0u) << "not stalled?";
+    EXPECT_LE(queues[p], bound) << "kernel send queue beyond 2 x send_buffer_size";
+  }
+  // Then every stalled client is dropped for making no progress, the good one stays.
+  ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.removed.size() == kStalled; },
+                           cfg.client_timeout + kWait))
+      << "stalled clients were not dropped at the default client timeout";
+  EXPECT_GE(Clock::now() - t_sent, cfg.client_timeout - 1s);
+  for (const auto &r : events_.snapshot().removed) EXPECT_EQ(r.reason, RemoveReason::kTimeout);
   EXPECT_TRUE(good->connected());
   EXPECT_EQ(server->num_clients(), 1u);
 }

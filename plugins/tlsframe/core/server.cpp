@@ -27,6 +27,7 @@ using Strand = asio::strand<asio::io_context::executor_type>;
 constexpr auto kComp = log::Component::kServer;
 constexpr size_t kMaxRecordPayload = 16384;  // TLS plaintext per record
 constexpr size_t kRecordOverhead = 5 + 1 + 16;  // TLS 1.3 record header, inner type, AEAD tag
+constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
 
 // A write-only BIO that appends everything OpenSSL writes (whole TLS records)
 // to a std::vector<uint8_t>, so a session encrypts a whole message and hands
@@ -503,7 +504,7 @@ class Session : public std::enable_shared_from_this<Session> {
     writing_ = true;
     MessagePtr msg = queue_.front();
     auto self = shared_from_this();
-    write_started_ = std::chrono::steady_clock::now();
+    last_progress_ = std::chrono::steady_clock::now();
     const auto timeout = server_->config.client_timeout;
     if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
     // Encrypt the whole message (one or more records) into pending_, then
@@ -526,14 +527,25 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     inflight_.swap(pending_);
     pending_.clear();
-    asio::async_write(socket_, asio::buffer(inflight_),
-                      [self, msg](std::error_code ec, size_t) { self->on_write(ec, msg); });
+    // The completion condition runs on the strand after each partial write:
+    // any byte the kernel took counts as progress, so a slow client that keeps
+    // reading is not mistaken for a stalled one.
+    asio::async_write(
+        socket_, asio::buffer(inflight_),
+        [self, done = size_t{0}](const std::error_code &wec, size_t n) mutable -> size_t {
+          if (n > done) {
+            done = n;
+            self->last_progress_ = std::chrono::steady_clock::now();
+          }
+          return wec ? 0 : kWriteChunk;
+        },
+        [self, msg](std::error_code ec, size_t) { self->on_write(ec, msg); });
   }
 
   // The write-progress deadline: one timer wait per timeout period, not one
-  // per message. On expiry, a write in flight for the whole timeout drops
-  // the client; a younger one re-arms for what is left; an idle session
-  // lets the timer lapse until its next write.
+  // per message. On expiry, a write that made no progress for the whole
+  // timeout drops the client; otherwise the timer re-arms for what is left;
+  // an idle session lets the timer lapse until its next write.
   void arm_progress_timer(std::chrono::nanoseconds after) {
     progress_timer_armed_ = true;
     timer_.expires_after(after);
@@ -542,7 +554,7 @@ class Session : public std::enable_shared_from_this<Session> {
       self->progress_timer_armed_ = false;
       if (ec || self->closed_ || !self->writing_) return;
       const auto timeout = self->server_->config.client_timeout;
-      const auto stuck = std::chrono::steady_clock::now() - self->write_started_;
+      const auto stuck = std::chrono::steady_clock::now() - self->last_progress_;
       if (stuck < timeout) {
         self->arm_progress_timer(timeout - stuck);
         return;
@@ -658,7 +670,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const Message *sent_caps_ = nullptr;  // caps fully written (identity only; may dangle harmlessly)
   std::deque<MessagePtr> queue_;        // front is being written when writing_
   size_t queued_bytes_ = 0;
-  std::chrono::steady_clock::time_point write_started_;  // start of the write in flight
+  std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
   bool progress_timer_armed_ = false;                     // a write-progress wait is pending
   std::chrono::steady_clock::time_point ready_at_;
   std::array<uint8_t, 256> read_buf_{};

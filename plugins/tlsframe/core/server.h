@@ -19,22 +19,33 @@
 
 namespace tlsframe {
 
+// Defaults, the one source for the element's DEFAULT_* values.
+// Handshake deadline: connections that never finish are dropped.
+inline constexpr std::chrono::seconds kDefaultHandshakeTimeout{10};
+// A write making no progress this long drops the client: a client that
+// stops reading holds its queue and kernel buffers for at most this long.
+inline constexpr std::chrono::seconds kDefaultClientTimeout{5};
+// SO_SNDBUF per client (Linux doubles it: 512 KiB of kernel memory). An
+// autotuned buffer grew to ~3.8 MB for a client that never reads; 512 KiB
+// still holds 3 frames of 720p JPEG (~150 KB) and allows ~40 Mbit/s at 100 ms RTT.
+inline constexpr int kDefaultSendBufferSize = 256 * 1024;
+
 struct ServerConfig {
   std::string host = "0.0.0.0";  // address or name to listen on
   uint16_t port = 9999;          // 0 = any free port (see Server::port())
   tls::ServerTlsConfig tls;
   uint32_t max_clients = 0;  // 0 = unlimited; surplus clients (after their handshake) get an ERROR
                              // message and are closed
-  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);  // 0 = none
-  std::chrono::nanoseconds client_timeout{
-      0};  // a write making no progress this long drops the client; 0 = never
+  std::chrono::nanoseconds handshake_timeout = kDefaultHandshakeTimeout;  // 0 = none
+  // A write making no progress (no byte taken by the kernel) this long drops the client; 0 = never.
+  std::chrono::nanoseconds client_timeout = kDefaultClientTimeout;
   uint32_t queue_max_buffers = 32;         // per-client queue limit in buffers (min 1)
   uint64_t queue_max_bytes = 32ull << 20;  // per-client queue limit in bytes (min 1)
   unsigned io_threads = 1;                 // I/O threads (min 1)
   int listen_backlog = 1024;
   // SO_SNDBUF per client in bytes: caps what the kernel holds for a client
   // beyond its queue, and so a slow client's latency. 0 = kernel default (autotuned).
-  int send_buffer_size = 0;
+  int send_buffer_size = kDefaultSendBufferSize;
   size_t max_pending_handshakes = 4096;  // connections still handshaking; more are closed at once
 };
 

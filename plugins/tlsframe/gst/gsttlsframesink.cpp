@@ -30,13 +30,14 @@ constexpr int DEFAULT_PORT = 9999;
 constexpr gboolean DEFAULT_REQUIRE_CLIENT_CERT = FALSE;
 constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
 constexpr guint DEFAULT_MAX_CLIENTS = 0;
-constexpr guint64 DEFAULT_HANDSHAKE_TIMEOUT = 10 * GST_SECOND;
-constexpr guint64 DEFAULT_TIMEOUT = 0;
+constexpr guint64 DEFAULT_HANDSHAKE_TIMEOUT =
+    std::chrono::nanoseconds(tlsframe::kDefaultHandshakeTimeout).count();
+constexpr guint64 DEFAULT_TIMEOUT = std::chrono::nanoseconds(tlsframe::kDefaultClientTimeout).count();
 constexpr guint DEFAULT_BUFFERS_MAX = 32;
 constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
 constexpr guint DEFAULT_IO_THREADS = 0;  // one per CPU core (bench: +40% at 32 clients on 2 cores)
 constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
-constexpr int DEFAULT_SEND_BUFFER_SIZE = 0;
+constexpr int DEFAULT_SEND_BUFFER_SIZE = tlsframe::kDefaultSendBufferSize;
 
 enum {
   PROP_0,
@@ -641,8 +642,9 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
                           0, G_MAXINT64, DEFAULT_HANDSHAKE_TIMEOUT, RW);
   properties[PROP_TIMEOUT] =
       g_param_spec_uint64("timeout", "Timeout",
-                          "Nanoseconds a write to a client may make no progress before the client "
-                          "is dropped (0 = no limit)",
+                          "Nanoseconds a write to a client may make no progress (no byte taken) "
+                          "before the client is dropped: bounds what a client that stops reading "
+                          "holds (0 = no limit)",
                           0, G_MAXINT64, DEFAULT_TIMEOUT, RW);
   properties[PROP_BUFFERS_MAX] = g_param_spec_uint(
       "buffers-max", "Maximum queued buffers",
@@ -662,8 +664,9 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       0, G_MAXINT64, DEFAULT_FLUSH_TIMEOUT, RW);
   properties[PROP_SEND_BUFFER_SIZE] = g_param_spec_int(
       "send-buffer-size", "Send buffer size",
-      "Kernel send buffer per client in bytes (SO_SNDBUF): caps what a slow client has in flight "
-      "beyond buffers-max/bytes-max, and so its latency (0 = kernel default, autotuned)",
+      "Kernel send buffer per client in bytes (SO_SNDBUF; Linux doubles it): caps the kernel "
+      "memory and latency of a slow client beyond buffers-max/bytes-max (0 = kernel default, "
+      "autotuned up to net.ipv4.tcp_wmem's maximum, 4 MB by default)",
       0, G_MAXINT, DEFAULT_SEND_BUFFER_SIZE, RW);
   properties[PROP_NUM_CLIENTS] =
       g_param_spec_uint("num-clients", "Number of clients",
