@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The run command: installs what it needs (Debian 12, as root), builds the plugin, makes
-# development certificates if there are none, then streams video over TLS from a server
-# (tlsframesink, in the background) to a viewer (tlsframesrc, in the foreground) on this
-# machine.
+# The run command: installs what it needs (Debian 12, as root), builds tlsframe, then runs
+# the product as a user would: `tlsframe serve` (in the background) and `tlsframe view`
+# (in the foreground) on this machine.
 #
 #   scripts/run.sh [--frames N] [--codec jpeg|h264] [--port PORT] [--headless]
 #
 #   --frames N   the viewer stops after N frames, then the server is stopped (default: run
 #                until Ctrl-C)
-#   --codec C    jpeg (jpegenc/jpegdec, default) or h264 (x264enc/avdec_h264)
+#   --codec C    jpeg (default) or h264
 #   --port PORT  TCP port of the server (default 9999)
 #   --headless   never open a window (the default when neither DISPLAY nor WAYLAND_DISPLAY
 #                is set); the viewer prints frame counts and rates either way
 #
-# Source: the camera /dev/video0 when a one-frame capture from it works, else a moving test
-# pattern. Environment: BUILD_DIR (default build), CERT_DIR (default _certs), both relative
-# to the repository root. The server's output goes to $BUILD_DIR/run-server.log.
+# Source: `tlsframe serve --source auto`: a camera when one delivers a frame, else a moving
+# test pattern. Certificates: serve's own (on its first run it makes a development CA and a
+# server certificate in its per-user directory and says where; see docs/USER-GUIDE.md).
+# What serve prints (source, addresses, fingerprint, how to view) is shown as it is.
+# Environment: BUILD_DIR (default build, relative to the repository root).
 set -euo pipefail
 
 usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
@@ -52,79 +53,25 @@ frames=$((10#$frames)) port=$((10#$port))
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 BUILD_DIR=${BUILD_DIR:-build}
-CERT_DIR=${CERT_DIR:-_certs}
 
 # --- dependencies and build ---------------------------------------------------
 bash scripts/install-deps.sh build run
 
+# A directory that scripts/test.sh configured already stays as it is (tests included).
 if [[ ! -f $BUILD_DIR/meson-private/coredata.dat ]]; then
   meson setup "$BUILD_DIR"
 fi
-# Only the plugin is needed here; fall back to a full build if that target is not found.
-meson compile -C "$BUILD_DIR" gsttlsframe || meson compile -C "$BUILD_DIR"
+# The plugin and the tool are all this needs; the tests are built by scripts/test.sh.
+meson compile -C "$BUILD_DIR" gsttlsframe tools/tlsframe/tlsframe
+tlsframe="$BUILD_DIR/tools/tlsframe/tlsframe"
+[[ -x $tlsframe ]] || die "the build did not produce $tlsframe"
 
-GST_PLUGIN_PATH="$(cd "$BUILD_DIR/plugins/tlsframe" && pwd)"
-export GST_PLUGIN_PATH
-if ! gst-inspect-1.0 tlsframesink >/dev/null 2>&1 || ! gst-inspect-1.0 tlsframesrc >/dev/null 2>&1; then
-  die "GStreamer cannot load the tlsframe plugin from $GST_PLUGIN_PATH (try: gst-inspect-1.0 tlsframesink)"
-fi
-
-# --- certificates ---------------------------------------------------------------
-if [[ -f $CERT_DIR/ca.pem && -f $CERT_DIR/server.pem && -f $CERT_DIR/server.key ]]; then
-  say "using the certificates in $CERT_DIR/"
-else
-  say "making development certificates in $CERT_DIR/"
-  # --force: the set is incomplete, so a CA key left alone would be of no use.
-  bash certs/make-dev-certs.sh --force "$CERT_DIR"
-fi
-cert_dir_abs="$(cd "$CERT_DIR" && pwd)"
-
-# --- source -----------------------------------------------------------------------
-size_caps="video/x-raw,width=640,height=480"
-test_chain="videotestsrc is-live=true pattern=ball ! $size_caps,framerate=30/1"
-# Raw formats first; cameras that only offer MJPEG get a JPEG decoder.
-camera_chains=(
-  "v4l2src device=/dev/video0 ! videoconvert ! videoscale ! $size_caps"
-  "v4l2src device=/dev/video0 ! image/jpeg ! jpegdec ! videoconvert ! videoscale ! $size_caps"
-)
-source_chain=
-if [[ ! -e /dev/video0 ]]; then
-  say "source: test pattern (no camera: /dev/video0 does not exist)"
-else
-  for chain in "${camera_chains[@]}"; do
-    # shellcheck disable=SC2086 # pipelines are word-split on purpose, as a shell would
-    if probe_out="$(timeout 10 gst-launch-1.0 -q ${chain/v4l2src /v4l2src num-buffers=1 } ! fakesink 2>&1)"; then
-      source_chain=$chain
-      say "source: camera /dev/video0 (a one-frame capture worked: $chain)"
-      break
-    fi
-  done
-  if [[ -z $source_chain ]]; then
-    reason="$(grep -m1 -E 'ERROR|error' <<<"$probe_out" || true)"
-    say "source: test pattern (/dev/video0 exists but a one-frame capture failed${reason:+: $reason})"
-  fi
-fi
-[[ -n $source_chain ]] || source_chain=$test_chain
-
-case "$codec" in
-  jpeg)
-    encoder="jpegenc"
-    decoder="jpegdec"
-    ;;
-  h264)
-    encoder="x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! video/x-h264,stream-format=byte-stream ! h264parse"
-    decoder="h264parse ! avdec_h264"
-    ;;
-esac
-
-# --- viewer sink ---------------------------------------------------------------------
-# fpsdisplaysink measures what reaches the sink; gst-launch -v prints each measurement as a
-# last-message notification, which the filter below turns into one readable line.
+# --- viewer window or not ------------------------------------------------------------
 if ((!headless)) && [[ -n ${DISPLAY:-} || -n ${WAYLAND_DISPLAY:-} ]]; then
-  video_sink=autovideosink
+  display=auto
   say "viewer: opening a window on display ${DISPLAY:-$WAYLAND_DISPLAY} (--headless: no window)"
 else
-  video_sink=fakesink
+  display=none
   if ((headless)); then
     say "viewer: headless (--headless): printing frame counts and rates"
   else
@@ -142,21 +89,13 @@ listening() {
 }
 listening "$port" && die "port $port is already in use; choose another with --port"
 
-# The interesting part of a gst-launch log: its errors and warnings, not its progress lines.
-show_log() {
-  grep -v -E '^(Setting pipeline|Pipeline is|Redistribute latency|New clock|Freeing pipeline|Progress)' "$1" |
-    head -n 20 >&2
-}
-
 # --- run ----------------------------------------------------------------------------------
-server_log="$BUILD_DIR/run-server.log"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tlsframe-run.XXXXXX")"
 server_pid=
 viewer_pid=
-filter_pid=
 stop_requested=0
 
-# stop PID: SIGINT (gst-launch -e turns it into EOS), then TERM and KILL if it lingers.
+# stop PID: SIGINT (tlsframe turns it into end of stream), then TERM and KILL if it lingers.
 stop() {
   local pid=$1 i
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -170,7 +109,6 @@ stop() {
 cleanup() {
   stop "$viewer_pid"
   stop "$server_pid"
-  [[ -z $filter_pid ]] || wait "$filter_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 on_signal() {
@@ -183,72 +121,54 @@ trap cleanup EXIT
 trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
-server_pipeline="$source_chain ! videoconvert ! video/x-raw,format=I420 ! $encoder ! tlsframesink port=$port cert-file=$cert_dir_abs/server.pem key-file=$cert_dir_abs/server.key"
-num_buffers=
-((frames == 0)) || num_buffers=" num-buffers=$frames"
-# 127.0.0.1 rather than localhost: a minimal system (a chroot, some containers) may have no
-# /etc/hosts to resolve the name; the development certificate names both.
-viewer_pipeline="tlsframesrc host=127.0.0.1 port=$port ca-file=$cert_dir_abs/ca.pem$num_buffers ! $decoder ! videoconvert ! queue ! fpsdisplaysink video-sink=$video_sink text-overlay=false fps-update-interval=1000 signal-fps-measurements=true"
-
-say "server: gst-launch-1.0 -e $server_pipeline"
-say "server output: $server_log"
-# Each gst-launch runs in its own session, so Ctrl-C reaches only this script, which then
-# stops them one at a time: the viewer first, then the server with an EOS.
-# shellcheck disable=SC2086 # the pipelines are word-split on purpose, as a shell would
-setsid gst-launch-1.0 -e $server_pipeline >"$server_log" 2>&1 </dev/null &
+# Each tlsframe runs in its own session, so Ctrl-C reaches only this script, which then
+# stops them one at a time: the viewer first, then the server (end of stream to viewers).
+# The server's lines go to the terminal as it prints them, and to a file this script reads
+# to know when it listens.
+say "\$ tlsframe serve --port $port --codec $codec"
+setsid "$tlsframe" serve --port "$port" --codec "$codec" --status-interval 10 \
+  > >(tee "$work/serve.out") 2>&1 </dev/null &
 server_pid=$!
 
-for ((i = 0; i < 150; i++)); do
+for ((i = 0; i < 300; i++)); do
   listening "$port" && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    show_log "$server_log"
-    server_pid=
-    die "the server stopped before listening (log above, in full in $server_log)"
-  fi
+  kill -0 "$server_pid" 2>/dev/null || { server_pid=; die "the server stopped before listening (its output is above)"; }
   ((stop_requested)) && exit 0
   sleep 0.1
 done
-listening "$port" || die "the server is not listening on port $port after 15 s (see $server_log)"
-say "server: listening on port $port (TLS, certificate $CERT_DIR/server.pem)"
+listening "$port" || die "the server is not listening on port $port after 30 s"
 
-# The viewer's output is filtered: fps measurements become "viewer: ..." lines, gst-launch's
-# progress chatter and caps notifications are dropped, anything else (errors, EOS) is kept.
-filter() {
-  trap '' INT # keep reading until the viewer has said its last line
-  local line rendered dropped current average
-  while IFS= read -r line; do
-    if [[ $line =~ last-message\ =\ rendered:\ ([0-9]+),\ dropped:\ ([0-9]+),\ current:\ ([0-9.]+),\ average:\ ([0-9.]+) ]]; then
-      rendered=${BASH_REMATCH[1]} dropped=${BASH_REMATCH[2]}
-      current=${BASH_REMATCH[3]} average=${BASH_REMATCH[4]}
-      LC_ALL=C printf 'viewer: %6s frames  %6.1f fps  (average %.1f, dropped %s)\n' \
-        "$rendered" "$current" "$average" "$dropped"
-    elif [[ $line == /* || $line =~ ^(Setting\ pipeline|Pipeline\ is|Redistribute\ latency|New\ clock|Freeing\ pipeline|Progress) ]]; then
-      :
-    else
-      echo "viewer: $line"
-    fi
-  done
-}
-say "viewer: gst-launch-1.0 -v $viewer_pipeline"
-mkfifo "$work/viewer.out"
-filter <"$work/viewer.out" &
-filter_pid=$!
-# shellcheck disable=SC2086
-setsid gst-launch-1.0 -v $viewer_pipeline >"$work/viewer.out" 2>&1 </dev/null &
-viewer_pid=$!
+# The viewer command serve printed for this machine ("viewers on this machine run: tlsframe
+# view HOST:PORT [OPTIONS]"), run with this build's binary and 127.0.0.1 for HOST: a minimal
+# system may have no /etc/hosts to resolve a name, and serve's certificate names the address.
+for ((i = 0; i < 100; i++)); do
+  grep -q 'run: tlsframe view ' "$work/serve.out" 2>/dev/null && break
+  sleep 0.1
+done
+view_args=("127.0.0.1:$port")
+if line=$(grep -m1 -o 'run: tlsframe view .*' "$work/serve.out" 2>/dev/null); then
+  read -r -a printed <<<"${line#run: tlsframe view }"
+  view_args+=("${printed[@]:1}")
+else
+  say "serve printed no viewer command; connecting with the defaults"
+fi
+((frames == 0)) || view_args+=(--frames "$frames")
+view_args+=(--display "$display" --status-interval 1)
+
+say "\$ tlsframe view ${view_args[*]}"
 if ((frames)); then say "viewer: stopping after $frames frames"; else say "press Ctrl-C to stop"; fi
+setsid "$tlsframe" view "${view_args[@]}" </dev/null &
+viewer_pid=$!
 
 # wait returns early when a trapped signal arrives; the status of a finished job is kept.
 while kill -0 "$viewer_pid" 2>/dev/null; do wait "$viewer_pid" 2>/dev/null || true; done
 viewer_rc=0
 wait "$viewer_pid" 2>/dev/null || viewer_rc=$?
 viewer_pid=
-wait "$filter_pid" 2>/dev/null || true
-filter_pid=
 
 server_alive=0
 kill -0 "$server_pid" 2>/dev/null && server_alive=1
-say "stopping the server (EOS)"
+say "stopping the server (end of stream)"
 stop "$server_pid"
 server_rc=0
 wait "$server_pid" 2>/dev/null || server_rc=$?
@@ -259,10 +179,7 @@ if ((stop_requested)); then
   exit 0
 fi
 if ((viewer_rc != 0)); then
-  if ((!server_alive)); then
-    echo "run: the server had stopped (exit status $server_rc); its log:" >&2
-    show_log "$server_log"
-  fi
+  ((server_alive)) || echo "run: the server had stopped (exit status $server_rc); its output is above" >&2
   die "the viewer failed (exit status $viewer_rc)"
 fi
 if ((frames)); then
