@@ -1709,6 +1709,18 @@ TEST_F(ServerReceiverTest, StalledClientsHoldABoundedSendQueueAndAreDroppedUnder
   for (const auto &r : events_.snapshot().removed) EXPECT_EQ(r.reason, RemoveReason::kTimeout);
   EXPECT_TRUE(good->connected());
   EXPECT_EQ(server->num_clients(), 1u);
+  // Dropped means the kernel lets go too: a plain close() would leave each
+  // socket orphaned in FIN_WAIT1, still holding its send queue while the
+  // peer's window stays shut.
+  uint64_t left = 0;
+  for (int i = 0; i < 200; ++i) {
+    queues = send_queues(server->port());
+    left = 0;
+    for (uint16_t p : stalled_ports) left += queues.count(p) ? queues[p] : 0;
+    if (left == 0) break;
+    std::this_thread::sleep_for(10ms);  // polling interval, not synchronisation
+  }
+  EXPECT_EQ(left, 0u) << "dropped clients' kernel send queues were not released";
 }
 
 }  // namespace

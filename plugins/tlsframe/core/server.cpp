@@ -300,7 +300,14 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     std::error_code ignored;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    if (writing_ || writing_flush_) {
+      // Dropped mid-write (no progress, error, server stopping): reset the
+      // connection. A plain close would leave the socket orphaned, holding
+      // its send queue for as long as the peer keeps its window shut.
+      socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    } else {
+      socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    }
     socket_.close(ignored);
     queue_.clear();
     queued_bytes_ = 0;
