@@ -7,8 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "tools/tool_fixture.h"
 
@@ -115,6 +117,59 @@ class PrintPipelineTest : public ToolTest {
   static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
 };
 
+// The printed pipeline as gst-launch-1.0 builds it: the line split into arguments as a POSIX
+// shell does (g_shell_parse_argv), then gst_parse_launchv. nullptr (with *err) on failure.
+GstElement *launch_printed(const std::string &line, std::string *err) {
+  gchar **argv = nullptr;
+  GError *e = nullptr;
+  if (!g_shell_parse_argv(line.c_str(), nullptr, &argv, &e)) {
+    *err = e->message;
+    g_clear_error(&e);
+    return nullptr;
+  }
+  GstElement *p = gst_parse_launchv(const_cast<const gchar **>(argv), &e);
+  g_strfreev(argv);
+  if (e) {
+    *err = e->message;
+    g_clear_error(&e);
+    if (p) gst_object_unref(p);
+    return nullptr;
+  }
+  return p;
+}
+
+// What a pipeline is made of: "factory" for each element, and "factory name=NAME" for the
+// elements the template names (automatic names like queue3 depend on the process).
+std::vector<std::string> element_list(GstElement *pipeline) {
+  std::vector<std::string> out;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto *e = GST_ELEMENT(g_value_get_object(&item));
+    std::string factory = GST_OBJECT_NAME(gst_element_get_factory(e));
+    std::string name = GST_OBJECT_NAME(e);
+    bool automatic = name.rfind(factory, 0) == 0 &&
+                     name.find_first_not_of("0123456789", factory.size()) == std::string::npos;
+    out.push_back(automatic ? factory : factory + " name=" + name);
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string string_property(GstElement *pipeline, const char *element, const char *property) {
+  GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), element);
+  if (!e) return "(no element " + std::string(element) + ")";
+  gchar *v = nullptr;
+  g_object_get(e, property, &v, nullptr);
+  std::string out = v ? v : "(null)";
+  g_free(v);
+  gst_object_unref(e);
+  return out;
+}
+
 // Every printed pipeline is one line that gst_parse_launch builds into a pipeline.
 TEST_F(PrintPipelineTest, OutputParsesWithGstParseLaunch) {
   std::string certs = make_certs();
@@ -146,13 +201,93 @@ TEST_F(PrintPipelineTest, OutputParsesWithGstParseLaunch) {
     ASSERT_EQ(r.status, 0) << r.transcript;
     ASSERT_EQ(r.out.size(), 1u) << r.transcript;
     EXPECT_TRUE(r.err.empty()) << r.transcript;
-    GError *err = nullptr;
-    GstElement *p = gst_parse_launch(r.out[0].c_str(), &err);
-    EXPECT_NE(p, nullptr) << r.out[0];
-    EXPECT_EQ(err, nullptr) << (err ? err->message : "") << "\n" << r.out[0];
-    g_clear_error(&err);
+    std::string err;
+    GstElement *p = launch_printed(r.out[0], &err);
+    EXPECT_NE(p, nullptr) << err << "\n" << r.out[0];
     if (p) gst_object_unref(p);
   }
+}
+
+// Issue 14: user values are properties set by element name, so no value (a backslash at the
+// end, quotes, " ! ", "name=") changes the elements; the printed pipeline gives each
+// element its value back exactly.
+TEST_F(PrintPipelineTest, CraftedValuesLeaveTheElementsAsTheyAre) {
+  const std::string tail = "\\";  // a value ending in one backslash
+  const std::string crafted =
+      "x\" ! identity name=INJECTED ! filesink location=OUT name=y \"" + tail;
+  const std::string host = "h" + tail;
+  std::string certs = make_certs();
+  std::string odd_certs = make_certs("c \" ! identity name=INJ2 ! fakesink '" + tail + "x");
+  std::string plain_file = dir() + "/in.mkv", odd_file = dir() + "/" + crafted;
+  std::ofstream(plain_file) << "x";
+  std::ofstream(odd_file) << "x";
+  struct Case {
+    std::vector<std::string> plain, odd;
+    std::vector<std::tuple<std::string, std::string, std::string>> expect;  // element, prop, value
+  };
+  std::vector<Case> cases = {
+      {{"view", "localhost", "--certs", certs, "--codec", "jpeg", "--display", "none", "--record",
+        dir() + "/o.mkv", "--snapshot", dir() + "/s.jpg", "--server-name", "cam"},
+       {"view", host, "--certs", odd_certs, "--codec", "jpeg", "--display", "none", "--record",
+        dir() + "/" + crafted + ".mkv", "--snapshot", dir() + "/" + crafted, "--server-name",
+        crafted},
+       {{"src", "host", host},
+        {"src", "server-name", crafted},
+        {"src", "ca-file", odd_certs + "/ca.pem"},
+        {"record", "location", dir() + "/" + crafted + ".mkv"},
+        {"snapshot", "location", dir() + "/" + crafted}}},
+      {{"relay", "--from", "up", "--certs", certs, "--server-name", "cam", "--mtls"},
+       {"relay", "--from", "up" + tail, "--certs", odd_certs, "--server-name", crafted, "--bind",
+        crafted, "--mtls"},
+       {{"src", "host", "up" + tail},
+        {"src", "server-name", crafted},
+        {"sink", "host", crafted},
+        {"sink", "cert-file", odd_certs + "/server.pem"},
+        {"sink", "ca-file", odd_certs + "/ca.pem"}}},
+      {{"serve", "--certs", certs, "--source", "file:" + plain_file},
+       {"serve", "--certs", odd_certs, "--source", "file:" + odd_file, "--bind", host},
+       {{"source", "location", odd_file},
+        {"sink", "host", host},
+        {"sink", "key-file", odd_certs + "/server.key"}}},
+  };
+  for (const auto &c : cases) {
+    std::vector<std::string> lists[2];
+    for (int odd = 0; odd < 2; ++odd) {
+      auto args = odd ? c.odd : c.plain;
+      args.push_back("--print-pipeline");
+      RunResult r = run_process(cmd(args), 30s, quiet_env());
+      ASSERT_EQ(r.status, 0) << r.transcript;
+      ASSERT_EQ(r.out.size(), 1u) << r.transcript;
+      std::string err;
+      GstElement *p = launch_printed(r.out[0], &err);
+      ASSERT_NE(p, nullptr) << err << "\n" << r.out[0];
+      lists[odd] = element_list(p);
+      for (const auto &[element, prop, value] : odd ? c.expect : decltype(c.expect){}) {
+        EXPECT_EQ(string_property(p, element.c_str(), prop.c_str()), value)
+            << element << "." << prop << " from: " << r.out[0];
+      }
+      gst_object_unref(p);
+    }
+    EXPECT_EQ(lists[0], lists[1]) << c.plain[0];
+    for (const auto &e : lists[1]) EXPECT_EQ(e.find("INJ"), std::string::npos) << e;
+  }
+}
+
+// The printed pipeline with paths full of shell and gst-launch specials runs under
+// gst-launch-1.0 through a shell.
+TEST_F(PrintPipelineTest, PrintedPipelineWithOddPathsRunsWithGstLaunch) {
+  std::string certs = make_certs("my certs \"q\" 'it''s' ! x \\");
+  RunResult r = run_process(
+      cmd({"serve", "--certs", certs, "--source", "test", "--port", "0", "--print-pipeline"}), 30s,
+      quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  ASSERT_EQ(r.out.size(), 1u) << r.transcript;
+  Process launch({"/bin/sh", "-c", "exec gst-launch-1.0 " + r.out[0]}, quiet_env());
+  auto line = launch.wait_line("Setting pipeline to PLAYING|ERROR|erroneous", 20s);
+  ASSERT_TRUE(line) << launch.transcript();
+  EXPECT_NE(line->find("PLAYING"), std::string::npos) << launch.transcript();
+  launch.signal(SIGINT);
+  EXPECT_TRUE(launch.wait_exit(15s)) << launch.transcript();
 }
 
 // The printed server pipeline runs as it is under gst-launch-1.0 (through a shell, as pasted).
@@ -174,13 +309,23 @@ TEST_F(PrintPipelineTest, PrintedServerPipelineRunsWithGstLaunch) {
 TEST_F(PrintPipelineTest, PipelineOptionReplacesTheTemplate) {
   std::string certs = make_certs();
   std::string tpl = dir() + "/mine.pipeline";
-  std::ofstream(tpl) << "# my template\nvideotestsrc num-buffers=${FRAMERATE} ! fakesink\n";
+  std::ofstream(tpl) << "# my template\n${SOURCE} num-buffers=${FRAMERATE} ! tlsframesink "
+                       "name=sink\n";
   RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--pipeline", tpl,
                                  "--print-pipeline", "--fps", "7"}),
                             30s, quiet_env());
   ASSERT_EQ(r.status, 0) << r.transcript;
   ASSERT_EQ(r.out.size(), 1u);
-  EXPECT_EQ(r.out[0], "videotestsrc num-buffers=7/1 ! fakesink");
+  EXPECT_EQ(r.out[0], "videotestsrc name=source pattern=ball is-live=true num-buffers=7/1 ! "
+                      "tlsframesink name=sink host=0.0.0.0 cert-file=" + certs +
+                          "/server.pem key-file=" + certs + "/server.key");
+
+  // The values go to elements by name: a template without them is an error.
+  std::ofstream(tpl) << "videotestsrc ! fakesink\n";
+  RunResult unnamed = run_process(
+      cmd({"serve", "--certs", certs, "--pipeline", tpl, "--source", "test", "--print-pipeline"}),
+      30s, quiet_env());
+  expect_one_error_line(unnamed, "no element named");
 
   std::ofstream(tpl) << "videotestsrc ! ${NOPE} ! fakesink\n";
   RunResult bad = run_process(
@@ -274,11 +419,41 @@ TEST_F(ErrorsTest, BadCommandLinesExitWithUsageStatus) {
                                                {"view", "[::1"},
                                                {"relay"},
                                                {"frobnicate"},
-                                               {"serve", "--bogus"}}) {
+                                               {"serve", "--bogus"},
+                                               {"view", "--frames"},
+                                               {"certs", "--bogus"}}) {
     RunResult r = run_process(cmd(args), 30s, quiet_env());
     EXPECT_EQ(r.status, 2) << args[0] << "\n" << r.transcript;
     EXPECT_EQ(r.err.size(), 1u) << r.transcript;
   }
+}
+
+// GOption conventions, with GStreamer's own options on serve, view and relay.
+TEST_F(ErrorsTest, HelpIsGOptionStyleWithGStreamerOptions) {
+  for (const char *command : {"serve", "view", "relay", "certs"}) {
+    RunResult r = run_process(cmd({command, "--help"}), 30s, quiet_env());
+    EXPECT_EQ(r.status, 0) << r.transcript;
+    EXPECT_TRUE(r.err.empty()) << r.transcript;
+    std::string text = r.transcript;
+    ASSERT_GE(r.out.size(), 2u) << text;
+    EXPECT_EQ(r.out[0], "Usage:") << text;
+    EXPECT_EQ(r.out[1].rfind("  tlsframe " + std::string(command) + " [OPTION", 0), 0u) << text;
+    EXPECT_NE(text.find("Help Options:"), std::string::npos) << text;
+    EXPECT_NE(text.find("Application Options:"), std::string::npos) << text;
+    bool gst = std::string(command) != "certs";
+    EXPECT_EQ(text.find("--help-gst") != std::string::npos, gst) << text;
+  }
+  RunResult g = run_process(cmd({"view", "--help-gst"}), 30s, quiet_env());
+  EXPECT_EQ(g.status, 0) << g.transcript;
+  EXPECT_NE(g.transcript.find("--gst-debug="), std::string::npos) << g.transcript;
+  // --gst-debug works (the category's lines go to stderr); the printed pipeline is unchanged.
+  std::string certs = make_certs();
+  RunResult d = run_process(cmd({"serve", "--certs", certs, "--source", "test",
+                                 "--print-pipeline", "--gst-debug=GST_PIPELINE:6",
+                                 "--gst-debug-no-color"}),
+                            30s, quiet_env());
+  EXPECT_EQ(d.status, 0) << d.transcript;
+  EXPECT_EQ(d.out.size(), 1u) << d.transcript;
 }
 
 }  // namespace

@@ -19,28 +19,17 @@ namespace tlsframe::tool {
 
 namespace {
 
-constexpr const char *kUsage =
-    R"(usage: tlsframe certs [--out DIR] [--host NAME]... [--client NAME]... [--rsa] [--days N] [--force]
-
-Makes a certificate authority and certificates signed by it, ECDSA P-256 by default:
-  DIR/ca.pem, DIR/ca.key               the CA (copy ca.pem to every viewer)
-  DIR/server.pem, DIR/server.key       the server, with subjectAltName for every --host
-                                       (names and IPv4/IPv6 addresses; default localhost,
-                                       127.0.0.1 and ::1)
-  DIR/client-NAME.pem, .key            a client certificate per --client (mutual TLS)
-Keys are written with mode 0600, the directory (when made) with 0700. Existing files are
-never replaced without --force. With --client only (no --host) and a CA already in DIR
-(such as the one `tlsframe serve` makes on its first run), only the client certificates
-are made, signed by that CA.
-
-  --out DIR     output directory, created if missing (default: the per-user directory
-                ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs, which serve, view and relay use)
-  --host NAME   a DNS name or IP address of the server (repeat for more)
-  --client NAME a client certificate with CN=NAME (repeat for more)
-  --rsa         RSA 2048 keys instead of ECDSA P-256
-  --days N      validity of the certificates in days (default 825)
-  --force       replace existing files
-)";
+constexpr const char *kSummary =
+    "Makes a certificate authority and certificates signed by it, ECDSA P-256 by default:\n"
+    "  DIR/ca.pem, DIR/ca.key          the CA (copy ca.pem to every viewer)\n"
+    "  DIR/server.pem, DIR/server.key  the server, with subjectAltName for every --host\n"
+    "                                  (names and IPv4/IPv6 addresses; default localhost,\n"
+    "                                  127.0.0.1 and ::1)\n"
+    "  DIR/client-NAME.pem, .key       a client certificate per --client (mutual TLS)\n"
+    "Keys are written with mode 0600, the directory (when made) with 0700. Existing files\n"
+    "are never replaced without --force. With --client only (no --host) and a CA already in\n"
+    "DIR (such as the one `tlsframe serve` makes on its first run), only the client\n"
+    "certificates are made, signed by that CA. Bare words are more --host names.";
 
 bool valid_name(const std::string &name) {
   if (name.empty() || name.size() > 64) return false;
@@ -173,21 +162,18 @@ bool write_cert_set(const std::string &dir, const std::vector<CertFile> &files, 
 int cmd_certs(int argc, char **argv) {
   std::string out = default_cert_dir(), days_text = "825";
   std::vector<std::string> hosts, clients;
-  bool rsa = false, force = false, help = false;
-  Options opts;
-  opts.value("out", &out, "DIR");
-  opts.repeated("host", &hosts);
-  opts.repeated("client", &clients);
-  opts.flag("rsa", &rsa);
-  opts.value("days", &days_text, "N");
-  opts.flag("force", &force);
-  opts.flag("help", &help);
+  bool rsa = false, force = false;
+  Options opts("[NAME…]", kSummary);
+  opts.value("out", &out, "DIR",
+             "Output directory, created if missing (default: the per-user directory "
+             "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs, which serve, view and relay use)");
+  opts.repeated("host", &hosts, "NAME", "A DNS name or IP address of the server (repeatable)");
+  opts.repeated("client", &clients, "NAME", "A client certificate with CN=NAME (repeatable)");
+  opts.flag("rsa", &rsa, "RSA 2048 keys instead of ECDSA P-256");
+  opts.value("days", &days_text, "N", "Validity of the certificates in days (default 825)");
+  opts.flag("force", &force, "Replace existing files");
   std::vector<std::string> positional;
   if (!opts.parse(argc, argv, &positional)) return kExitUsage;
-  if (help) {
-    std::cout << kUsage;
-    return kExitOk;
-  }
   // Bare words are taken as more --host names (as make-dev-certs.sh does).
   hosts.insert(hosts.end(), positional.begin(), positional.end());
   long days = 0;

@@ -1,10 +1,12 @@
 #include "cli.h"
 
+#include <gst/gst.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 namespace tlsframe::tool {
@@ -37,76 +39,102 @@ void error(const std::string &text) {
   std::cerr << g_command << ": error: " << text << std::endl;
 }
 
-void Options::value(const std::string &name, std::string *out, const std::string &) {
-  specs_[name].value = out;
+struct Options::Slot {
+  std::string name, arg, help;
+  char short_name = 0;
+  GOptionArg kind = G_OPTION_ARG_NONE;
+  gboolean flag = FALSE;   // G_OPTION_ARG_NONE
+  gchar *text = nullptr;   // G_OPTION_ARG_FILENAME: bytes as given, no charset conversion
+  gchar **list = nullptr;  // G_OPTION_ARG_FILENAME_ARRAY
+  std::string *out_text = nullptr;
+  bool *out_flag = nullptr;
+  std::vector<std::string> *out_list = nullptr;
+};
+
+Options::Options(std::string parameters, std::string summary, std::string description)
+    : parameters_(std::move(parameters)),
+      summary_(std::move(summary)),
+      description_(std::move(description)) {}
+
+Options::~Options() {
+  for (Slot *s : slots_) {
+    g_free(s->text);
+    g_strfreev(s->list);
+    delete s;
+  }
 }
-void Options::flag(const std::string &name, bool *out) {
-  specs_[name].flag = out;
+
+void Options::value(const char *name, std::string *out, const char *arg, const char *help) {
+  slots_.push_back(new Slot{name, arg, help, 0, G_OPTION_ARG_FILENAME});
+  slots_.back()->out_text = out;
 }
-void Options::repeated(const std::string &name, std::vector<std::string> *out) {
-  specs_[name].list = out;
+
+void Options::flag(const char *name, bool *out, const char *help, char short_name) {
+  slots_.push_back(new Slot{name, "", help, short_name, G_OPTION_ARG_NONE});
+  slots_.back()->out_flag = out;
+}
+
+void Options::repeated(const char *name, std::vector<std::string> *out, const char *arg,
+                       const char *help) {
+  slots_.push_back(new Slot{name, arg, help, 0, G_OPTION_ARG_FILENAME_ARRAY});
+  slots_.back()->out_list = out;
 }
 
 bool Options::parse(int argc, char **argv, std::vector<std::string> *positional) {
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
-      if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
-        error("unknown option '" + arg + "' (see --help)");
-        return false;
-      }
-      positional->push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2), val;
-    bool has_val = false;
-    auto eq = name.find('=');
-    if (eq != std::string::npos) {
-      val = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_val = true;
-    }
-    auto it = specs_.find(name);
-    if (it == specs_.end()) {
-      error("unknown option '--" + name + "' (see --help)");
-      return false;
-    }
-    Spec &s = it->second;
-    if (s.flag) {
-      if (has_val) {
-        error("option '--" + name + "' takes no value");
-        return false;
-      }
-      *s.flag = true;
-      continue;
-    }
-    if (!has_val) {
-      if (i + 1 >= argc) {
-        error("option '--" + name + "' needs a value");
-        return false;
-      }
-      val = argv[++i];
-    }
-    if (s.value) *s.value = val;
-    if (s.list) s.list->push_back(val);
+  std::vector<GOptionEntry> entries;
+  for (Slot *s : slots_) {
+    void *data = s->kind == G_OPTION_ARG_NONE             ? static_cast<void *>(&s->flag)
+                 : s->kind == G_OPTION_ARG_FILENAME_ARRAY ? static_cast<void *>(&s->list)
+                                                          : static_cast<void *>(&s->text);
+    entries.push_back({s->name.c_str(), s->short_name, 0, s->kind, data, s->help.c_str(),
+                       s->arg.empty() ? nullptr : s->arg.c_str()});
+  }
+  entries.push_back({nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr});
+
+  GOptionContext *ctx = g_option_context_new(parameters_.c_str());
+  if (!summary_.empty()) g_option_context_set_summary(ctx, summary_.c_str());
+  if (!description_.empty()) g_option_context_set_description(ctx, description_.c_str());
+  g_option_context_add_main_entries(ctx, entries.data(), nullptr);
+  if (gstreamer_) g_option_context_add_group(ctx, gst_init_get_option_group());
+
+  // GOption reads argv[0] as the program: "tlsframe serve" in the usage line.
+  g_set_prgname(command_name().c_str());
+  std::vector<char *> args;
+  std::string program = command_name();
+  args.push_back(program.data());
+  for (int i = 0; i < argc; ++i) args.push_back(argv[i]);
+  int n = static_cast<int>(args.size());
+  char **v = args.data();
+  GError *err = nullptr;
+  bool ok = g_option_context_parse(ctx, &n, &v, &err);
+  g_option_context_free(ctx);
+  if (!ok) {
+    error(std::string(err ? err->message : "bad command line") + " (see --help)");
+    g_clear_error(&err);
+    return false;
+  }
+  for (int i = 1; i < n; ++i) {
+    if (strcmp(v[i], "--") != 0) positional->push_back(v[i]);
+  }
+  for (Slot *s : slots_) {
+    if (s->out_flag && s->flag) *s->out_flag = true;
+    if (s->out_text && s->text) *s->out_text = s->text;
+    for (gchar **p = s->list; s->out_list && p && *p; ++p) s->out_list->push_back(*p);
   }
   return true;
 }
 
-int RunOptions::parse(Options &opts, int argc, char **argv, const char *usage,
+int RunOptions::parse(Options &opts, int argc, char **argv,
                       std::vector<std::string> *positional) {
   std::string interval_text = std::to_string(interval);
-  bool quiet_flag = false, help = false;
-  opts.value("pipeline", &pipeline_file, "FILE");
-  opts.flag("print-pipeline", &print);
-  opts.flag("quiet", &quiet_flag);
-  opts.value("status-interval", &interval_text, "S");
-  opts.flag("help", &help);
+  bool quiet_flag = false;
+  opts.value("pipeline", &pipeline_file, "FILE", "Use this pipeline template instead of the installed one");
+  opts.flag("print-pipeline", &print, "Print the pipeline as gst-launch-1.0 arguments and exit");
+  opts.flag("quiet", &quiet_flag, "Print errors only", 'q');
+  opts.value("status-interval", &interval_text, "S",
+             "Seconds between status lines when not on a terminal (default 10)");
+  opts.with_gstreamer();
   if (!opts.parse(argc, argv, positional)) return kExitUsage;
-  if (help) {
-    std::cout << usage;
-    return kExitOk;
-  }
   if (!parse_int("status-interval", interval_text, 1, 3600, &interval)) return kExitUsage;
   // The printed pipeline is the only output of --print-pipeline.
   set_quiet(quiet_flag || print);
@@ -156,23 +184,6 @@ std::optional<HostPort> parse_host_port(const std::string &text, int default_por
     hp.port = static_cast<int>(v);
   }
   return hp;
-}
-
-std::string quote(const std::string &value) {
-  bool plain = !value.empty();
-  for (char c : value) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '.' || c == '_' || c == '-' ||
-          c == ':' || c == '+')) {
-      plain = false;
-    }
-  }
-  if (plain) return value;
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
 }
 
 bool file_readable(const std::string &path) {

@@ -1,4 +1,4 @@
-// Command-line helpers shared by the subcommands: a small option parser,
+// Command-line helpers shared by the subcommands: the option parser (GOption),
 // messages for people (one line, the command's name first) and HOST[:PORT].
 #pragma once
 
@@ -26,35 +26,44 @@ void error(const std::string &text);
 void set_quiet(bool quiet);
 bool quiet();
 
-// Parses "--name value", "--name=value" and flags. Options are declared
-// before parse(); unknown options and missing values are usage errors.
+// The command line of one subcommand, parsed by GLib's GOptionContext (as GStreamer's own
+// tools do): "--name value", "--name=value", flags, and --help in the GOption layout
+// (Usage:, Help Options:, Application Options:). Options are declared before parse().
 class Options {
  public:
-  void value(const std::string &name, std::string *out, const std::string &help_value);
-  void flag(const std::string &name, bool *out);
-  void repeated(const std::string &name, std::vector<std::string> *out);
-  // Returns false (after printing one error line) on a bad command line.
+  // parameters: what follows "[OPTION…]" in the usage line (e.g. "HOST[:PORT]");
+  // summary: the text above the options; description: the text below them.
+  Options(std::string parameters, std::string summary, std::string description = "");
+  ~Options();
+  Options(const Options &) = delete;
+  Options &operator=(const Options &) = delete;
+
+  void value(const char *name, std::string *out, const char *arg, const char *help);
+  void flag(const char *name, bool *out, const char *help, char short_name = 0);
+  void repeated(const char *name, std::vector<std::string> *out, const char *arg,
+                const char *help);
+  // Adds GStreamer's option group (--gst-debug, --gst-plugin-path, ...; --help-gst).
+  void with_gstreamer() { gstreamer_ = true; }
+  // argv: the arguments after the subcommand's name. --help prints the help and exits 0.
+  // Returns false after one error line (a usage error).
   bool parse(int argc, char **argv, std::vector<std::string> *positional);
 
  private:
-  struct Spec {
-    std::string *value = nullptr;
-    bool *flag = nullptr;
-    std::vector<std::string> *list = nullptr;
-  };
-  std::map<std::string, Spec> specs_;
+  struct Slot;
+  std::string parameters_, summary_, description_;
+  std::vector<Slot *> slots_;  // owned; stable addresses for GOption's arg_data
+  bool gstreamer_ = false;
 };
 
 // The options of every pipeline command (serve, view, relay): --pipeline,
-// --print-pipeline, --quiet, --status-interval and --help.
+// --print-pipeline, --quiet, --status-interval, and GStreamer's options.
 struct RunOptions {
   std::string pipeline_file;  // --pipeline: template instead of the installed one
   bool print = false;         // --print-pipeline
   long interval = 10;         // --status-interval, seconds
-  // Declares these options, parses argv and handles --help. Returns -1 to go on,
-  // else the exit status (kExitOk after the usage text, kExitUsage on a bad line).
-  int parse(Options &opts, int argc, char **argv, const char *usage,
-            std::vector<std::string> *positional);
+  // Declares these options and parses argv. Returns -1 to go on, else the exit status
+  // (kExitUsage on a bad command line).
+  int parse(Options &opts, int argc, char **argv, std::vector<std::string> *positional);
 };
 
 // Integers from option text, with the option's name in the error line.
@@ -66,9 +75,6 @@ struct HostPort {
   int port = 0;
 };
 std::optional<HostPort> parse_host_port(const std::string &text, int default_port);
-
-// Quotes a value for a gst-launch description when it has spaces or specials.
-std::string quote(const std::string &value);
 
 bool file_readable(const std::string &path);
 

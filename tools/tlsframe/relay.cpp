@@ -15,43 +15,30 @@ namespace {
 
 constexpr int kDefaultPort = 9999;
 
-constexpr const char *kUsage = R"(usage: tlsframe relay --from HOST[:PORT] [OPTIONS]
-
-Receives one stream from a server (or another relay) and serves it again, untouched.
-Reconnects upstream when the connection drops.
-
-  --from HOST[:PORT]  the upstream server ([IPv6]:PORT too; port 9999 by default)
-  --port N            port to serve on (default 9999; 0 = any free port, printed at start)
-  --bind ADDR         address to listen on (default 0.0.0.0)
-  --certs DIR         ca.pem to trust upstream, server.pem/server.key to serve (default:
-                      the per-user directory ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs)
-  --ca FILE           CA for the upstream server (instead of DIR/ca.pem)
-  --cert FILE --key FILE  certificate to serve with (instead of DIR/server.*)
-  --client NAME       present DIR/client-NAME.pem upstream (upstream uses --mtls)
-  --server-name N     name the upstream certificate must have (default: its HOST)
-  --mtls              require client certificates from our own clients (CA: DIR/ca.pem)
-  --max-clients N     most clients at once (default 0 = unlimited)
-  --pipeline FILE     use this pipeline template instead of relay.pipeline
-  --print-pipeline    print the gst-launch-1.0 pipeline and exit
-  --quiet             print errors only
-  --status-interval S seconds between status lines when not on a terminal (default 10)
-)";
+constexpr const char *kSummary =
+    "Receives one stream from a server (or another relay) and serves it again, untouched.\n"
+    "Reconnects upstream when the connection drops. HOST may be a name, an IPv4 address or\n"
+    "[IPv6]; PORT defaults to 9999.\n\n"
+    "Certificates: --certs DIR (default: the per-user directory\n"
+    "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs) holds ca.pem to trust upstream and\n"
+    "server.pem/server.key to serve.";
 
 }  // namespace
 
 int cmd_relay(int argc, char **argv) {
   std::string from, port = "9999", bind = "0.0.0.0", server_name, max_clients = "0";
   TlsOptions tls;
-  Options opts;
-  opts.value("from", &from, "HOST:PORT");
-  opts.value("port", &port, "N");
-  opts.value("bind", &bind, "ADDR");
-  opts.value("server-name", &server_name, "NAME");
-  opts.value("max-clients", &max_clients, "N");
+  Options opts("[--from] HOST[:PORT]", kSummary);
+  opts.value("from", &from, "HOST[:PORT]", "The upstream server (port 9999 by default)");
+  opts.value("port", &port, "N", "Port to serve on (default 9999; 0 = any free port)");
+  opts.value("bind", &bind, "ADDR", "Address to listen on (default 0.0.0.0)");
+  opts.value("server-name", &server_name, "NAME",
+             "Name the upstream certificate must have (default: its HOST)");
+  opts.value("max-clients", &max_clients, "N", "Most clients at once (default 0 = unlimited)");
   tls.declare(opts, true, true);
   RunOptions run;
   std::vector<std::string> positional;
-  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  int done = run.parse(opts, argc, argv, &positional);
   if (done >= 0) return done;
   if (from.empty() && positional.size() == 1) from = positional[0];
   if (from.empty()) {
@@ -68,27 +55,22 @@ int cmd_relay(int argc, char **argv) {
       !parse_int("max-clients", max_clients, 0, 1 << 20, &mc)) {
     return kExitUsage;
   }
-  if (!init_gstreamer(&argc, &argv)) return kExitError;
+  if (!init_gstreamer()) return kExitError;
 
-  // Upstream trust comes from --ca (or DIR/ca.pem); our own --mtls also uses it.
-  bool ok = false;
-  std::string src_tls = src_tls_props(tls, &ok);
-  if (!ok) return kExitError;
-  std::string sink_tls = sink_tls_props(tls);
-  if (sink_tls.empty()) return kExitError;
-
+  // User text goes to the elements as properties, never into the pipeline text. Upstream
+  // trust comes from --ca (or DIR/ca.pem); our own --mtls also uses it.
+  PropertyValues values = {{"src", "host", upstream->host}, {"sink", "host", bind}};
+  if (!server_name.empty()) values.push_back({"src", "server-name", server_name});
+  if (!src_tls_values(tls, "src", &values) || !sink_tls_values(tls, "sink", &values)) {
+    return kExitError;
+  }
   std::map<std::string, std::string> vars = {
-      {"UPSTREAM_HOST", quote(upstream->host)},
       {"UPSTREAM_PORT", std::to_string(upstream->port)},
-      {"SERVER_NAME", server_name.empty() ? "" : "server-name=" + quote(server_name)},
-      {"SRC_TLS", src_tls},
-      {"BIND", quote(bind)},
       {"PORT", std::to_string(p)},
       {"MAX_CLIENTS", std::to_string(mc)},
-      {"TLS", sink_tls},
   };
   int prepared = kExitError;
-  GstElement *pipeline = prepare_pipeline("relay", run, vars, &prepared);
+  GstElement *pipeline = prepare_pipeline("relay", run, vars, values, &prepared);
   if (!pipeline) return prepared;
   Runner runner(pipeline);
   GstElement *sink = runner.require("sink", "tlsframesink");

@@ -98,9 +98,9 @@ bool require_element(const std::string &factory, const std::string &why) {
   return false;
 }
 
-bool init_gstreamer(int *argc, char ***argv) {
+bool init_gstreamer() {
   GError *err = nullptr;
-  if (!gst_init_check(argc, argv, &err)) {
+  if (!gst_init_check(nullptr, nullptr, &err)) {
     error(std::string("cannot initialise GStreamer: ") + (err ? err->message : "?"));
     g_clear_error(&err);
     return false;
@@ -157,16 +157,19 @@ GstElement *launch(const std::string &description) {
 }
 
 GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
-                             const std::map<std::string, std::string> &vars, int *status) {
+                             const std::map<std::string, std::string> &vars,
+                             const PropertyValues &values, int *status) {
   *status = kExitError;
   auto description = pipeline_from_template(name, run.pipeline_file, vars);
   if (!description) return nullptr;
   if (run.print) {
-    std::cout << *description << std::endl;
+    auto printable = printable_pipeline(*description, values);
+    if (!printable) return nullptr;
+    std::cout << *printable << std::endl;
     *status = kExitOk;
     return nullptr;
   }
-  return launch(*description);
+  return launch_with_values(*description, values);
 }
 
 Runner::Runner(GstElement *pipeline) : pipeline_(pipeline) {

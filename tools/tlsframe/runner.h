@@ -10,12 +10,14 @@
 #include <string>
 
 #include "cli.h"
+#include "values.h"
 
 namespace tlsframe::tool {
 
-// gst_init, then make sure the tlsframe plugin is found (the build tree's
-// plugin directory is scanned when it is not installed). False after an error line.
-bool init_gstreamer(int *argc, char ***argv);
+// gst_init (GStreamer's own options were parsed with the command's), then make sure the
+// tlsframe plugin is found (the build tree's plugin directory is scanned when it is not
+// installed). False after an error line.
+bool init_gstreamer();
 
 // The Debian package that provides a GStreamer element (factory name), or a
 // hint for our own elements; "" when unknown.
@@ -28,11 +30,14 @@ bool require_element(const std::string &factory, const std::string &why);
 // Returns a floating-ref-sunk pipeline, or nullptr after one error line.
 GstElement *launch(const std::string &description);
 
-// Fills the template `name` (or run.pipeline_file) with vars. With --print-pipeline it
-// prints the result and returns nullptr with *status = kExitOk; on a failure (one error
-// line) nullptr with *status = kExitError; otherwise the launched pipeline.
+// Fills the template `name` (or run.pipeline_file) with vars (structure and validated
+// numbers only), launches it and sets `values` on its named elements. With --print-pipeline
+// it prints the pipeline with the values (printable_pipeline) and returns nullptr with
+// *status = kExitOk; on a failure (one error line) nullptr with *status = kExitError;
+// otherwise the launched pipeline.
 GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
-                             const std::map<std::string, std::string> &vars, int *status);
+                             const std::map<std::string, std::string> &vars,
+                             const PropertyValues &values, int *status);
 
 class Runner {
  public:

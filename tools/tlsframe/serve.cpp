@@ -13,38 +13,16 @@ namespace tlsframe::tool {
 
 namespace {
 
-constexpr const char *kUsage = R"(usage: tlsframe serve [OPTIONS]
-
-Streams video to every viewer that connects, over TLS.
-
-Source and encoding:
-  --source S        auto (default): a V4L2 camera if one delivers a frame, else OpenCV
-                    camera 0, else a test pattern; or v4l2[:DEVICE], opencv[:INDEX]
-                    (opencv:FILE reads a video file through OpenCV), test[:PATTERN]
-                    (a videotestsrc pattern: ball, smpte, ...), file:PATH (decodebin)
-  --codec C         jpeg (default) or h264
-  --width W --height H --fps F    size and rate sent (default 640x480 at 30)
-  --quality Q       JPEG quality 1-100 (default 85)
-  --bitrate KBPS    H.264 bitrate in kbit/s (default 2000)
-  --gop N           H.264 keyframe interval in frames (default 60)
-  --no-zerolatency  H.264 without tune=zerolatency (B-frames allowed, more delay)
-Network and TLS:
-  --port N          TCP port (default 9999; 0 = any free port, printed at start)
-  --bind ADDR       address to listen on (default 0.0.0.0; :: for IPv6 too)
-  --certs DIR       certificates made by `tlsframe certs`: server.pem, server.key, and
-                    ca.pem for --mtls. Default: the per-user directory
-                    ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; on the first run serve makes
-                    a CA and a certificate for this machine there (existing files are kept)
-  --cert FILE --key FILE --ca FILE  individual files instead
-  --mtls            mutual TLS: only viewers with a client certificate signed by the CA
-  --max-clients N   most viewers at once (default 0 = unlimited)
-Running:
-  --pipeline FILE   use this pipeline template instead of serve-CODEC.pipeline
-  --print-pipeline  print the gst-launch-1.0 pipeline and exit
-  --quiet           print errors only
-  --status-interval S  seconds between status lines when not on a terminal (default 10)
-Ctrl-C sends end of stream to every viewer and exits.
-)";
+constexpr const char *kSummary =
+    "Streams video to every viewer that connects, over TLS.\n\n"
+    "--source: auto (default): a V4L2 camera if one delivers a frame, else OpenCV camera 0,\n"
+    "else a test pattern; or v4l2[:DEVICE], opencv[:INDEX] (opencv:FILE reads a video file\n"
+    "through OpenCV), test[:PATTERN] (a videotestsrc pattern: ball, smpte, ...), file:PATH.\n\n"
+    "Certificates: --certs DIR holds server.pem, server.key (and ca.pem for --mtls). The\n"
+    "default is the per-user directory ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; on the\n"
+    "first run serve makes a CA and a certificate for this machine there (existing files\n"
+    "are never replaced) and prints what viewers run.";
+constexpr const char *kDescription = "Ctrl-C sends end of stream to every viewer and exits.";
 
 }  // namespace
 
@@ -54,23 +32,24 @@ int cmd_serve(int argc, char **argv) {
               max_clients = "0";
   bool no_zerolatency = false;
   TlsOptions tls;
-  Options opts;
-  opts.value("source", &source_spec, "S");
-  opts.value("codec", &codec, "C");
-  opts.value("width", &width, "W");
-  opts.value("height", &height, "H");
-  opts.value("fps", &fps, "F");
-  opts.value("quality", &quality, "Q");
-  opts.value("bitrate", &bitrate, "KBPS");
-  opts.value("gop", &gop, "N");
-  opts.flag("no-zerolatency", &no_zerolatency);
-  opts.value("port", &port, "N");
-  opts.value("bind", &bind, "ADDR");
-  opts.value("max-clients", &max_clients, "N");
+  Options opts("", kSummary, kDescription);
+  opts.value("source", &source_spec, "S", "Video source (default auto; see above)");
+  opts.value("codec", &codec, "C", "jpeg (default) or h264");
+  opts.value("width", &width, "W", "Width sent (default 640)");
+  opts.value("height", &height, "H", "Height sent (default 480)");
+  opts.value("fps", &fps, "F", "Frame rate sent (default 30)");
+  opts.value("quality", &quality, "Q", "JPEG quality 1-100 (default 85)");
+  opts.value("bitrate", &bitrate, "KBPS", "H.264 bitrate in kbit/s (default 2000)");
+  opts.value("gop", &gop, "N", "H.264 keyframe interval in frames (default 60)");
+  opts.flag("no-zerolatency", &no_zerolatency,
+            "H.264 without tune=zerolatency (B-frames allowed, more delay)");
+  opts.value("port", &port, "N", "TCP port (default 9999; 0 = any free port, printed at start)");
+  opts.value("bind", &bind, "ADDR", "Address to listen on (default 0.0.0.0; :: for IPv6 too)");
+  opts.value("max-clients", &max_clients, "N", "Most viewers at once (default 0 = unlimited)");
   tls.declare(opts, true, false);
   RunOptions run;
   std::vector<std::string> positional;
-  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  int done = run.parse(opts, argc, argv, &positional);
   if (done >= 0) return done;
   if (!positional.empty()) {
     error("unexpected argument '" + positional[0] + "' (see --help)");
@@ -88,17 +67,19 @@ int cmd_serve(int argc, char **argv) {
     error("--codec must be jpeg or h264, not '" + codec + "'");
     return kExitUsage;
   }
-  if (!init_gstreamer(&argc, &argv)) return kExitError;
+  if (!init_gstreamer()) return kExitError;
 
   // First run: make the per-user certificates (not for --print-pipeline, which prints the
   // paths serve would use and changes nothing).
   bool fresh = false;
   if (!ensure_server_certs(tls, run.print, &fresh)) return kExitError;
-  std::string sink_tls = sink_tls_props(tls, !(run.print && fresh));
-  if (sink_tls.empty()) return kExitError;
+  PropertyValues values;
+  values.push_back({"sink", "host", bind});
+  if (!sink_tls_values(tls, "sink", &values, !(run.print && fresh))) return kExitError;
   // --print-pipeline must not touch devices: auto prints the test pattern choice as well.
   auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
   if (!source) return kExitError;
+  values.insert(values.end(), source->values.begin(), source->values.end());
 
   std::map<std::string, std::string> vars = {
       {"SOURCE", source->launch},
@@ -109,13 +90,11 @@ int cmd_serve(int argc, char **argv) {
       {"BITRATE", std::to_string(br)},
       {"GOP", std::to_string(g)},
       {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
-      {"BIND", quote(bind)},
       {"PORT", std::to_string(p)},
       {"MAX_CLIENTS", std::to_string(mc)},
-      {"TLS", sink_tls},
   };
   int prepared = kExitError;
-  GstElement *pipeline = prepare_pipeline("serve-" + codec, run, vars, &prepared);
+  GstElement *pipeline = prepare_pipeline("serve-" + codec, run, vars, values, &prepared);
   if (!pipeline) return prepared;
   Runner runner(pipeline);
   GstElement *sink = runner.require("sink", "tlsframesink");

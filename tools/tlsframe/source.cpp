@@ -14,9 +14,13 @@ namespace {
 constexpr GstClockTime kProbeTimeout = 4 * GST_SECOND;  // per device
 
 // True when `description` (ending in a sink) delivers one buffer and reaches EOS in time.
-bool probe(const std::string &description) {
+bool probe(const std::string &description, const PropertyValues &values) {
   GstElement *p = gst_parse_launch(description.c_str(), nullptr);
   if (!p) return false;
+  if (!apply_values(p, values)) {
+    gst_object_unref(p);
+    return false;
+  }
   GstBus *bus = gst_element_get_bus(p);
   bool ok = false;
   if (gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) {
@@ -48,8 +52,14 @@ std::vector<std::string> video_devices() {
 }
 
 Source test_source(const std::string &pattern, const std::string &why) {
-  return {"videotestsrc is-live=true pattern=" + quote(pattern),
-          "test pattern " + pattern + " (videotestsrc)", why};
+  return {"videotestsrc name=source is-live=true",
+          {{"source", "pattern", pattern}},
+          "test pattern " + pattern + " (videotestsrc)",
+          why};
+}
+
+Source device_source(const std::string &dev, const std::string &why) {
+  return {"v4l2src name=source", {{"source", "device", dev}}, "camera " + dev + " (v4l2src)", why};
 }
 
 }  // namespace
@@ -61,25 +71,39 @@ std::optional<Source> choose_source(const std::string &spec) {
     kind = spec.substr(0, colon);
     arg = spec.substr(colon + 1);
   }
-  if (kind == "test") return test_source(arg.empty() ? "ball" : arg, "");
+  if (kind == "test") {
+    // A videotestsrc pattern: its nick (ball, smpte, solid-color) or number.
+    std::string pattern = arg.empty() ? "ball" : arg;
+    for (char c : pattern) {
+      if (!g_ascii_isalnum(c) && c != '-') {
+        error("--source test:PATTERN takes a videotestsrc pattern (ball, smpte, ...), not '" +
+              pattern + "'");
+        return std::nullopt;
+      }
+    }
+    return test_source(pattern, "");
+  }
   if (kind == "v4l2") {
     if (!require_element("v4l2src", "--source v4l2")) return std::nullopt;
-    std::string dev = arg.empty() ? "/dev/video0" : arg;
-    return Source{"v4l2src device=" + quote(dev), "camera " + dev + " (v4l2src)", ""};
+    return device_source(arg.empty() ? "/dev/video0" : arg, "");
   }
   if (kind == "opencv") {
     if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
     if (!arg.empty() && arg.find_first_not_of("0123456789") != std::string::npos) {
       // Not an index: a video file or URL that OpenCV opens (as cvcamsrc location=...).
-      return Source{"cvcamsrc location=" + quote(arg),
-                    "video " + arg + " through OpenCV (cvcamsrc)", ""};
+      return Source{"cvcamsrc name=source",
+                    {{"source", "location", arg}},
+                    "video " + arg + " through OpenCV (cvcamsrc)",
+                    ""};
     }
     long index = 0;
     if (!arg.empty() && !parse_int("source opencv:INDEX", arg, 0, 1000, &index)) {
       return std::nullopt;
     }
-    return Source{"cvcamsrc device-index=" + std::to_string(index),
-                  "OpenCV camera " + std::to_string(index) + " (cvcamsrc)", ""};
+    return Source{"cvcamsrc name=source device-index=" + std::to_string(index),
+                  {},
+                  "OpenCV camera " + std::to_string(index) + " (cvcamsrc)",
+                  ""};
   }
   if (kind == "file") {
     if (arg.empty() || !file_readable(arg)) {
@@ -88,8 +112,10 @@ std::optional<Source> choose_source(const std::string &spec) {
     }
     // gst_parse_launch links decodebin's first video pad; other streams stay unlinked, which a
     // demuxer tolerates while one of its pads is linked.
-    return Source{"filesrc location=" + quote(arg) + " ! decodebin",
-                  "video file " + arg + " (decodebin)", ""};
+    return Source{"filesrc name=source ! decodebin",
+                  {{"source", "location", arg}},
+                  "video file " + arg + " (decodebin)",
+                  ""};
   }
   if (kind != "auto" || !arg.empty()) {
     error("--source must be auto, v4l2[:DEVICE], opencv[:INDEX], test or file:PATH, not '" + spec +
@@ -106,17 +132,16 @@ std::optional<Source> choose_source(const std::string &spec) {
     why = "v4l2src is missing (gstreamer1.0-plugins-good)";
   } else {
     for (const auto &dev : devices) {
-      if (probe("v4l2src device=" + quote(dev) + " num-buffers=1 ! fakesink")) {
-        return Source{"v4l2src device=" + quote(dev), "camera " + dev + " (v4l2src)",
-                      "it delivered a test frame"};
+      if (probe("v4l2src name=source num-buffers=1 ! fakesink", {{"source", "device", dev}})) {
+        return device_source(dev, "it delivered a test frame");
       }
     }
     why = "no /dev/video* device delivered a frame";
   }
   if (!have_element("cvcamsrc")) {
     why += "; OpenCV camera source not built";
-  } else if (probe("cvcamsrc device-index=0 num-buffers=1 ! fakesink")) {
-    return Source{"cvcamsrc device-index=0", "OpenCV camera 0 (cvcamsrc)",
+  } else if (probe("cvcamsrc device-index=0 num-buffers=1 ! fakesink", {})) {
+    return Source{"cvcamsrc name=source device-index=0", {}, "OpenCV camera 0 (cvcamsrc)",
                   why + "; OpenCV camera 0 delivered a test frame"};
   } else {
     why += "; OpenCV camera 0 did not open";

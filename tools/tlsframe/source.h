@@ -4,10 +4,14 @@
 #include <optional>
 #include <string>
 
+#include "values.h"
+
 namespace tlsframe::tool {
 
+// The source element is named "source"; user text (device, file, pattern) is in values.
 struct Source {
-  std::string launch;  // gst-launch fragment producing raw video
+  std::string launch;     // gst-launch fragment producing raw video: structure only
+  PropertyValues values;  // set on "source" after parsing
   std::string what;    // for people: "test pattern", "camera /dev/video0 (v4l2src)"
   std::string why;     // for auto: why this one was chosen
 };

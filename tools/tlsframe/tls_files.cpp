@@ -26,50 +26,63 @@ bool default_dir(const TlsOptions &o) {
 }
 
 void TlsOptions::declare(Options &opts, bool server_side, bool client_side) {
-  opts.value("certs", &dir, "DIR");
-  opts.value("ca", &ca, "FILE");
-  if (server_side) {
-    opts.value("cert", &cert, "FILE");
-    opts.value("key", &key, "FILE");
-    opts.flag("mtls", &mtls);
+  opts.value("certs", &dir, "DIR",
+             "Certificate directory (default: the per-user directory "
+             "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs)");
+  if (server_side && client_side) {
+    opts.value("ca", &ca, "FILE", "CA file for the upstream server (instead of DIR/ca.pem)");
+  } else if (server_side) {
+    opts.value("ca", &ca, "FILE", "CA file for client certificates (instead of DIR/ca.pem)");
+  } else {
+    opts.value("ca", &ca, "FILE", "Trust this CA file (instead of DIR/ca.pem)");
   }
-  if (client_side) opts.value("client", &client, "NAME");
+  if (server_side) {
+    opts.value("cert", &cert, "FILE", "Server certificate (instead of DIR/server.pem)");
+    opts.value("key", &key, "FILE", "Server key (instead of DIR/server.key)");
+    opts.flag("mtls", &mtls,
+              "Mutual TLS: only clients with a certificate signed by the CA (DIR/ca.pem)");
+  }
+  if (client_side) {
+    opts.value("client", &client, "NAME",
+               "Present DIR/client-NAME.pem and .key (servers with --mtls)");
+  }
 }
 
 std::string server_cert_path(const TlsOptions &o) {
   return o.cert.empty() ? o.dir + "/server.pem" : o.cert;
 }
 
-std::string sink_tls_props(const TlsOptions &o, bool check_files) {
+bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out,
+                     bool check_files) {
   std::string cert = server_cert_path(o);
   std::string key = o.key.empty() ? o.dir + "/server.key" : o.key;
   if (check_files &&
       (!check_file(cert, "server certificate") || !check_file(key, "server key"))) {
-    return "";
+    return false;
   }
-  std::string props = "cert-file=" + quote(cert) + " key-file=" + quote(key);
+  out->push_back({element, "cert-file", cert});
+  out->push_back({element, "key-file", key});
   if (o.mtls) {
     std::string ca = o.ca.empty() ? o.dir + "/ca.pem" : o.ca;
-    if (check_files && !check_file(ca, "CA certificate for client certificates")) return "";
-    props += " ca-file=" + quote(ca) + " require-client-cert=true";
+    if (check_files && !check_file(ca, "CA certificate for client certificates")) return false;
+    out->push_back({element, "ca-file", ca});
+    out->push_back({element, "require-client-cert", "true"});
   }
-  return props;
+  return true;
 }
 
-std::string src_tls_props(const TlsOptions &o, bool *ok) {
-  *ok = false;
-  std::string props;
+bool src_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out) {
   std::string ca = o.ca.empty() ? o.dir + "/ca.pem" : o.ca;
-  if (!o.ca.empty() && !check_file(ca, "CA certificate")) return "";
-  if (file_readable(ca)) props = "ca-file=" + quote(ca);  // else: the system's CA store
+  if (!o.ca.empty() && !check_file(ca, "CA certificate")) return false;
+  if (file_readable(ca)) out->push_back({element, "ca-file", ca});  // else: the system's CAs
   if (!o.client.empty()) {
     std::string cert = o.dir + "/client-" + o.client + ".pem";
     std::string key = o.dir + "/client-" + o.client + ".key";
-    if (!check_file(cert, "client certificate") || !check_file(key, "client key")) return "";
-    props += " cert-file=" + quote(cert) + " key-file=" + quote(key);
+    if (!check_file(cert, "client certificate") || !check_file(key, "client key")) return false;
+    out->push_back({element, "cert-file", cert});
+    out->push_back({element, "key-file", key});
   }
-  *ok = true;
-  return props;
+  return true;
 }
 
 }  // namespace tlsframe::tool

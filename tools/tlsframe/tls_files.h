@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli.h"
+#include "values.h"
 
 namespace tlsframe::tool {
 
@@ -23,14 +24,15 @@ struct TlsOptions {
 // True when --certs was not given (dir is the per-user directory).
 bool default_dir(const TlsOptions &o);
 
-// Server side (serve, relay): certificate and key required, CA when mutual
-// TLS. Returns the tlsframesink properties, or "" after one error line.
+// Server side (serve, relay): certificate and key required, CA when mutual TLS.
+// Adds the tlsframesink (named `element`) properties to *out; false after one error line.
 // check_files = false skips the existence checks (files serve is about to make).
-std::string sink_tls_props(const TlsOptions &o, bool check_files = true);
+bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out,
+                     bool check_files = true);
 // Client side (view, relay upstream): CA (DIR/ca.pem if present, else the
-// system store) and the optional client certificate. "" means an error was
-// printed; ok is set to false then.
-std::string src_tls_props(const TlsOptions &o, bool *ok);
+// system store) and the optional client certificate, as properties of the tlsframesrc
+// named `element`. False after one error line.
+bool src_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out);
 // The server certificate file serve would use (for its fingerprint).
 std::string server_cert_path(const TlsOptions &o);
 

@@ -22,30 +22,14 @@ namespace {
 
 constexpr int kDefaultPort = 9999;
 
-constexpr const char *kUsage = R"(usage: tlsframe view HOST[:PORT] [OPTIONS]
-
-Connects to `tlsframe serve` (or a relay) and shows, records or snapshots the stream.
-HOST may be a name, an IPv4 address or [IPv6]; PORT defaults to 9999.
-
-  --display D       auto (default): an OpenCV window if built with OpenCV, else a GStreamer
-                    window, when a display exists; opencv, gst, or none (receive only)
-  --record FILE     also save the stream, remuxed without re-encoding: FILE.mkv or FILE.mp4
-  --snapshot FILE   save the first decoded frame as JPEG
-  --frames N        stop after N frames (0 = until the server ends or Ctrl-C)
-  --codec C         auto (default: from the stream's caps), jpeg, h264 or decodebin
-  --certs DIR       trust DIR/ca.pem (default: the per-user directory
-                    ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; the system CAs when
-                    DIR/ca.pem is absent)
-  --ca FILE         trust this CA file instead
-  --client NAME     present DIR/client-NAME.pem (servers with --mtls)
-  --server-name N   name the server certificate must have (default: HOST)
-  --port N          server port (instead of HOST:PORT)
-  --pipeline FILE   use this pipeline template instead of view.pipeline
-  --print-pipeline  print the gst-launch-1.0 pipeline and exit
-  --quiet           print errors only
-  --status-interval S  seconds between status lines when not on a terminal (default 10)
-In the OpenCV window, q or Esc quits. Ctrl-C stops and finishes the recording.
-)";
+constexpr const char *kSummary =
+    "Connects to `tlsframe serve` (or a relay) and shows, records or snapshots the stream.\n"
+    "HOST may be a name, an IPv4 address or [IPv6]; PORT defaults to 9999.\n\n"
+    "Trust: DIR/ca.pem, where DIR is --certs or the per-user directory\n"
+    "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs (where serve makes its CA on this machine);\n"
+    "the system CAs when that file is absent.";
+constexpr const char *kDescription =
+    "In the OpenCV window, q or Esc quits. Ctrl-C stops and finishes the recording.";
 
 }  // namespace
 
@@ -53,18 +37,22 @@ int cmd_view(int argc, char **argv) {
   std::string display = "auto", record, snapshot, frames = "0", codec = "auto", server_name,
               port_text;
   TlsOptions tls;
-  Options opts;
-  opts.value("display", &display, "D");
-  opts.value("record", &record, "FILE");
-  opts.value("snapshot", &snapshot, "FILE");
-  opts.value("frames", &frames, "N");
-  opts.value("codec", &codec, "C");
-  opts.value("server-name", &server_name, "NAME");
-  opts.value("port", &port_text, "N");
+  Options opts("HOST[:PORT]", kSummary, kDescription);
+  opts.value("display", &display, "D",
+             "auto (default: an OpenCV window if built with OpenCV, else a GStreamer window, "
+             "when a display exists), opencv, gst, or none");
+  opts.value("record", &record, "FILE",
+             "Also save the stream, remuxed without re-encoding: FILE.mkv or FILE.mp4");
+  opts.value("snapshot", &snapshot, "FILE", "Save the first decoded frame as JPEG");
+  opts.value("frames", &frames, "N", "Stop after N frames (0 = until the end or Ctrl-C)");
+  opts.value("codec", &codec, "C", "auto (default: from the stream), jpeg, h264 or decodebin");
+  opts.value("server-name", &server_name, "NAME",
+             "Name the server certificate must have (default: HOST)");
+  opts.value("port", &port_text, "N", "Server port (instead of HOST:PORT)");
   tls.declare(opts, false, true);
   RunOptions run;
   std::vector<std::string> positional;
-  int done = run.parse(opts, argc, argv, kUsage, &positional);
+  int done = run.parse(opts, argc, argv, &positional);
   if (done >= 0) return done;
   if (positional.size() != 1) {
     error(positional.empty() ? "which server? usage: tlsframe view HOST[:PORT] (see --help)"
@@ -92,14 +80,13 @@ int cmd_view(int argc, char **argv) {
 
   auto chosen = choose_display(display, !record.empty() || !snapshot.empty());
   if (!chosen) return kExitUsage;
-  if (!init_gstreamer(&argc, &argv)) return kExitError;
+  if (!init_gstreamer()) return kExitError;
 
-  bool ok = false;
-  std::string src_tls = src_tls_props(tls, &ok);
-  if (!ok) return kExitError;
-  std::string src_props = "host=" + quote(target->host) + " port=" + std::to_string(target->port) +
-                          (server_name.empty() ? "" : " server-name=" + quote(server_name)) +
-                          (src_tls.empty() ? "" : " " + src_tls);
+  // User text goes to the elements as properties, never into the pipeline text.
+  PropertyValues src_values = {{"src", "host", target->host},
+                               {"src", "port", std::to_string(target->port)}};
+  if (!server_name.empty()) src_values.push_back({"src", "server-name", server_name});
+  if (!src_tls_values(tls, "src", &src_values)) return kExitError;
   std::string where =
       (target->host.find(':') != std::string::npos ? "[" + target->host + "]" : target->host) +
       ":" + std::to_string(target->port);
@@ -107,7 +94,7 @@ int cmd_view(int argc, char **argv) {
   // The decoder follows the stream's caps: ask the server for them once.
   std::string kind = codec;
   if (kind == "auto") {
-    auto caps = probe_stream_caps("tlsframesrc " + src_props);
+    auto caps = probe_stream_caps(src_values);
     if (!caps) return kExitError;
     kind = codec_from_caps(*caps);
     info("stream: " + caps_summary(*caps));
@@ -118,25 +105,27 @@ int cmd_view(int argc, char **argv) {
     return kExitError;
   }
 
+  PropertyValues values;
+  for (const auto &v : src_values) {
+    if (v.property != "port") values.push_back(v);  // the port is a number in the template
+  }
+  if (!record.empty()) values.push_back({"record", "location", record});
+  if (!snapshot.empty()) values.push_back({"snapshot", "location", escape_percent(snapshot)});
   std::map<std::string, std::string> vars = {
-      {"HOST", quote(target->host)},
       {"PORT", std::to_string(target->port)},
-      {"SERVER_NAME", server_name.empty() ? "" : "server-name=" + quote(server_name)},
-      {"TLS", src_tls},
       {"NUM_BUFFERS", n_frames ? "num-buffers=" + std::to_string(n_frames) : ""},
       {"DECODE", decoder_for(kind)},
       {"DISPLAY", display_sink(*chosen)},
       {"RECORD", record.empty() ? ""
                                 : "t. ! queue ! " + parser_for(kind) + muxer +
-                                      " ! filesink location=" + quote(record)},
+                                      " ! filesink name=record"},
       {"SNAPSHOT", snapshot.empty() ? ""
                                     : "t. ! queue name=snapq ! " + decoder_for(kind) +
                                           " ! videoconvert ! jpegenc ! multifilesink "
-                                          "name=snapshot post-messages=true location=" +
-                                          quote(escape_percent(snapshot))},
+                                          "name=snapshot post-messages=true"},
   };
   int prepared = kExitError;
-  GstElement *pipeline = prepare_pipeline("view", run, vars, &prepared);
+  GstElement *pipeline = prepare_pipeline("view", run, vars, values, &prepared);
   if (!pipeline) return prepared;
   Runner runner(pipeline);
   GstElement *src = runner.require("src", "tlsframesrc");

@@ -129,13 +129,10 @@ std::string parser_for(const std::string &codec) {
   return codec == "h264" ? "h264parse ! " : "";
 }
 
-std::optional<std::string> probe_stream_caps(const std::string &src) {
-  std::string description = src + " ! fakesink name=probe sync=false";
-  GstElement *p = gst_parse_launch(description.c_str(), nullptr);
-  if (!p) {
-    error("cannot build the caps probe: " + description);
-    return std::nullopt;
-  }
+std::optional<std::string> probe_stream_caps(const PropertyValues &src_values) {
+  GstElement *p = launch_with_values("tlsframesrc name=src ! fakesink name=probe sync=false",
+                                     src_values);
+  if (!p) return std::nullopt;
   GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "probe");
   GstPad *pad = gst_element_get_static_pad(sink, "sink");
   std::string *caps_text = new std::string;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "status.h"
+#include "values.h"
 
 namespace tlsframe::tool {
 
@@ -24,8 +25,8 @@ std::string display_sink(Display d);
 bool muxer_for(const std::string &file, std::string *muxer);
 
 // Connects once and returns the stream's caps (as text), or nullopt after an
-// error line. src: "tlsframesrc PROPS".
-std::optional<std::string> probe_stream_caps(const std::string &src);
+// error line. src_values: the properties of the tlsframesrc, named "src".
+std::optional<std::string> probe_stream_caps(const PropertyValues &src_values);
 // "image/jpeg 640x480 at 30 fps" for caps text.
 std::string caps_summary(const std::string &caps);
 // "jpeg", "h264" or "decodebin" for caps text.
