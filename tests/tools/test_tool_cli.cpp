@@ -354,6 +354,26 @@ TEST_F(ErrorsTest, UnreachableHost) {
   EXPECT_NE(r.err[0].find("server running"), std::string::npos) << r.err[0];
 }
 
+// Issue 14: without DIR/ca.pem the viewer falls back to the system's CAs, and says so.
+TEST_F(ErrorsTest, ViewWithoutCaFileSaysItUsesTheSystemCas) {
+  std::string empty = dir() + "/empty";
+  mkdir(empty.c_str(), 0700);
+  int port = closed_port();
+  RunResult r = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", empty,
+                                 "--display", "none", "--codec", "jpeg"}),
+                            30s, quiet_env());
+  std::string line = "tlsframe view: " + empty +
+                     "/ca.pem not found: the server is verified against the system's CA "
+                     "certificates";
+  EXPECT_NE(std::find(r.out.begin(), r.out.end(), line), r.out.end()) << r.transcript;
+  // With the file there, no such line.
+  std::string certs = make_certs();
+  RunResult with = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs",
+                                    certs, "--display", "none", "--codec", "jpeg"}),
+                               30s, quiet_env());
+  EXPECT_EQ(with.transcript.find("system's CA"), std::string::npos) << with.transcript;
+}
+
 TEST_F(ErrorsTest, RefusedServerCertificate) {
   std::string certs = make_certs("certs");
   std::string other = make_certs("other");  // another CA

@@ -74,7 +74,12 @@ bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyVa
 bool src_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out) {
   std::string ca = o.ca.empty() ? o.dir + "/ca.pem" : o.ca;
   if (!o.ca.empty() && !check_file(ca, "CA certificate")) return false;
-  if (file_readable(ca)) out->push_back({element, "ca-file", ca});  // else: the system's CAs
+  if (file_readable(ca)) {
+    out->push_back({element, "ca-file", ca});
+  } else {
+    // Not silent: a viewer that expected DIR/ca.pem learns why a private CA is not trusted.
+    info(ca + " not found: the server is verified against the system's CA certificates");
+  }
   if (!o.client.empty()) {
     std::string cert = o.dir + "/client-" + o.client + ".pem";
     std::string key = o.dir + "/client-" + o.client + ".key";
