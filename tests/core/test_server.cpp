@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "common/pki.h"
+#include "common/raw_tls.h"
 #include "core/receiver.h"
 #include "core/server.h"
 #include "core/wire_format.h"
@@ -1721,6 +1723,82 @@ TEST_F(ServerReceiverTest, StalledClientsHoldABoundedSendQueueAndAreDroppedUnder
     std::this_thread::sleep_for(10ms);  // polling interval, not synchronisation
   }
   EXPECT_EQ(left, 0u) << "dropped clients' kernel send queues were not released";
+}
+
+// A TCP connection from `source` (any 127/8 address: Linux routes all of it
+// to lo) to 127.0.0.1:port that sends nothing; -1 on failure.
+int connect_from(const char *source, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &from.sin_addr);
+  sockaddr_in to = loopback(port);
+  if (::bind(fd, reinterpret_cast<sockaddr *>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr *>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Handshake slots exhausted from one address (issue 14, item 2): 200 idle
+// connections from 127.0.0.2 against a server allowing 64 handshakes in all.
+// A client from 127.0.0.1 still completes its handshake and gets a buffer at
+// its first attempt, and the idle connections are closed at the hello
+// timeout, well before the handshake timeout.
+TEST_F(ServerReceiverTest, IdleFloodFromOneAddressLeavesHandshakeSlotsForOthers) {
+  ServerConfig cfg = server_config();
+  cfg.max_handshakes = 64;  // per address: the default
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  constexpr int kFlood = 200;
+  std::vector<int> flood;
+  for (int i = 0; i < kFlood; ++i) {
+    int fd = connect_from("127.0.0.2", server->port());
+    ASSERT_GE(fd, 0) << "cannot connect from 127.0.0.2: " << std::strerror(errno);
+    flood.push_back(fd);
+  }
+  // Let the server accept the flood first (bounded: refused connections are
+  // counted; before the fix 200 - 64 of them are), so the good client comes after it.
+  for (int i = 0; i < 250 && server->stats().refused + 64 < static_cast<uint64_t>(kFlood); ++i) {
+    std::this_thread::sleep_for(2ms);  // polling interval, not synchronisation
+  }
+  const auto t0 = Clock::now();
+  auto good = connect_receiver(*server);
+  ASSERT_TRUE(good) << "a client from another address was refused during the flood";
+  server->publish_caps(kCaps);
+  publish(*server, 0, 0);
+  EXPECT_TRUE(next_caps(*good, kCaps));
+  EXPECT_TRUE(next_buffer(*good, 0));
+  EXPECT_LT(Clock::now() - t0, 2s);
+  // The idle connections are closed at the hello timeout, not the handshake timeout.
+  for (int fd : flood) {
+    EXPECT_TRUE(test::closed_by_peer(fd, t0 + cfg.handshake_timeout - 2s))
+        << "an idle connection outlived the hello timeout";
+  }
+  for (int fd : flood) ::close(fd);
+}
+
+// The total handshake limit stays below the open-file limit: with a soft
+// limit of 1024 (a common default), half of it at most.
+TEST_F(ServerReceiverTest, MaxHandshakesIsClampedToHalfTheOpenFileLimit) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 1024) GTEST_SKIP() << "hard limit < 1024";
+  rlimit low = saved;
+  low.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  ServerConfig cfg = server_config();
+  cfg.max_handshakes = 4096;
+  auto server = start_server(cfg);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  ASSERT_TRUE(server);
+  EXPECT_EQ(server->max_handshakes(), 512u);
+  cfg.max_handshakes = 100;  // below the bound: kept
+  auto second = start_server(cfg);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->max_handshakes(), 100u);
 }
 
 }  // namespace

@@ -101,7 +101,9 @@ TEST_F(LimitsTest, MaxClientsRefusesTheSurplusWithServerFullAndLeavesTheOthersAl
 
 TEST_F(LimitsTest, FiveHundredIdleAndHalfOpenSocketsDoNotDelayAHealthyClientAndAreDropped) {
   constexpr int kIdle = 250, kHalfOpen = 250;
-  Pipeline server(server_desc("handshake-timeout=1500000000"));
+  // All from 127.0.0.1, like the healthy client: the per-address limit is off
+  // here, so this measures the total limit and the handshake timeout.
+  Pipeline server(server_desc("handshake-timeout=1500000000 max-handshakes-per-address=0"));
   ASSERT_TRUE(server.ok());
   GstElement *sink = server.element("sink");
   ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
@@ -153,6 +155,73 @@ TEST_F(LimitsTest, FiveHundredIdleAndHalfOpenSocketsDoNotDelayAHealthyClientAndA
       << "handshake-failures=" << sink_stat(sink, "handshake-failures");
   EXPECT_EQ(num_clients(sink), 2u);
   EXPECT_TRUE(receives_fresh(healthy, sink, 3, kWait));
+  EXPECT_EQ(pending_errors(server), "");
+}
+
+// An idle TCP connection from `source` (127/8 routes to lo) to 127.0.0.1:port; -1 on failure.
+int connect_from(const char *source, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{}, to{};
+  from.sin_family = to.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &from.sin_addr);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr *>(&from), sizeof from) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr *>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Issue 14, item 2: idle connections from one address cannot take every
+// handshake slot (max-handshakes-per-address), and are closed at the hello
+// timeout. A tlsframesrc from another address gets in at its first attempt
+// (reconnect is off: a refusal would be an element error).
+TEST_F(LimitsTest, IdleFloodFromOneAddressDoesNotKeepAClientFromAnotherOut) {
+  constexpr int kFlood = 300;
+  Pipeline server(server_desc("max-handshakes=64"));
+  ASSERT_TRUE(server.ok());
+  GstElement *sink = server.element("sink");
+  guint per_address = 0;
+  guint64 hello = 0;
+  g_object_get(sink, "max-handshakes-per-address", &per_address, "hello-timeout", &hello, nullptr);
+  EXPECT_GT(per_address, 0u);
+  EXPECT_LT(per_address, 64u);
+  EXPECT_GT(hello, 0u);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  int port = current_port(sink);
+  ASSERT_GT(port, 0);
+  std::vector<int> fds;
+  struct Closer {
+    std::vector<int> &fds;
+    ~Closer() {
+      for (int fd : fds) ::close(fd);
+    }
+  } closer{fds};
+  for (int i = 0; i < kFlood; ++i) {
+    int fd = connect_from("127.0.0.2", port);
+    ASSERT_GE(fd, 0) << "socket " << i;
+    fds.push_back(fd);
+  }
+  // Until the server has refused what it refuses (no signal for refusals).
+  Waiter poll_stats;
+  EXPECT_TRUE(poll_stats.wait_for(
+      [&] { return sink_stat(sink, "refused") >= static_cast<guint64>(kFlood) - per_address; },
+      kWait))
+      << "refused=" << sink_stat(sink, "refused");
+  auto opened = Clock::now();
+  Pipeline healthy(client_desc(port));
+  auto loaded = time_to_first_buffer(healthy, sink);
+  EXPECT_LT(loaded, 2000ms);
+  EXPECT_EQ(pending_errors(healthy), "");
+  // The idle ones still open are closed at the hello timeout, long before
+  // the handshake timeout (10 s).
+  auto deadline = opened + std::chrono::nanoseconds(hello) + kWait / 2;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    ASSERT_TRUE(closed_by_peer(fds[i], deadline)) << "socket " << i << " was not dropped";
+  }
   EXPECT_EQ(pending_errors(server), "");
 }
 

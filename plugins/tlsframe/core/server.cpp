@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -75,6 +76,35 @@ std::error_code ssl_failure(SSL *ssl, int rc) {
   return asio::ssl::error::stream_truncated;
 }
 
+// The "address" a per-address handshake limit counts: the IPv4 address
+// (also when mapped into IPv6), or the /64 prefix of an IPv6 address, since
+// one host or site commonly holds a whole /64.
+std::string source_key(const asio::ip::address &a) {
+  if (a.is_v4()) return a.to_string();
+  asio::ip::address_v6 v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  asio::ip::address_v6::bytes_type b = v6.to_bytes();
+  for (size_t i = 8; i < b.size(); ++i) b[i] = 0;
+  return asio::ip::address_v6(b).to_string() + "/64";
+}
+
+// Most handshakes allowed at once: the configured number, but at most half
+// the open-file soft limit, so handshakes alone never exhaust descriptors
+// that connected clients and the rest of the process need.
+size_t effective_max_handshakes(size_t configured) {
+  rlimit rl{};
+  size_t limit = std::max<size_t>(1, configured);
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    const size_t half = std::max<size_t>(1, static_cast<size_t>(rl.rlim_cur) / 2);
+    if (limit > half) {
+      TF_INFO(kComp, "max handshakes %zu clamped to %zu: half the open-file limit (%llu)", limit,
+              half, static_cast<unsigned long long>(rl.rlim_cur));
+      limit = half;
+    }
+  }
+  return limit;
+}
+
 uint64_t realtime_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -122,7 +152,8 @@ struct Server::Impl {
   std::condition_variable sessions_changed;
   std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
   size_t admitted = 0;  // sessions past the handshake and within max_clients
-  size_t pending = 0;   // sessions still in their TLS handshake
+  size_t handshaking = 0;  // sessions still in their TLS handshake
+  std::map<std::string, size_t> handshaking_by_source;  // the same, by source_key()
   MessagePtr current_caps;
   bool has_delta = false;  // the stream has delta units: joiners ask for a keyframe
   bool eos = false;        // EOS published and no buffer since
@@ -140,8 +171,9 @@ struct Server::Impl {
   void do_accept();
   void on_accept(tcp::socket socket);
   void on_ready(const std::shared_ptr<Session> &s);
-  bool admit();
-  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_pending,
+  bool admit(const std::string &source);
+  void end_handshake(const std::string &source);  // with mutex held
+  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_handshaking,
                  bool was_admitted, RemoveReason reason, const std::string &error);
   // Runs update() and snapshots the sessions under one lock, then posts msg
   // to each session's strand. Called only by the publishing thread.
@@ -152,8 +184,9 @@ struct Server::Impl {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Server::Impl *server, tcp::socket socket, uint64_t id, std::string address,
-          tls::ContextPtr ctx)
+          std::string source, tls::ContextPtr ctx)
       : server_(server),
+        source_(std::move(source)),
         ctx_(std::move(ctx)),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
@@ -178,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
+  const std::string &source() const { return source_; }
   void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()
   bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
 
@@ -234,21 +268,47 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start() {
     if (closed_) return;  // stop() got here first
-    auto self = shared_from_this();
-    if (server_->config.handshake_timeout.count() > 0) {
-      timer_.expires_after(server_->config.handshake_timeout);
-      timer_.async_wait([self](std::error_code ec) {
-        if (!ec && !self->handshake_done_ && !self->closed_) {
-          Error e{Error::Kind::kTimeout, "TLS handshake did not finish in time", ""};
-          self->fail_handshake(e);
-        }
-      });
+    accepted_at_ = std::chrono::steady_clock::now();
+    const auto &cfg = server_->config;
+    const bool hello_first = cfg.hello_timeout.count() > 0 &&
+                             (cfg.handshake_timeout.count() == 0 ||
+                              cfg.hello_timeout < cfg.handshake_timeout);
+    awaiting_hello_ = true;
+    if (hello_first) {
+      arm_handshake_timer(cfg.hello_timeout, "no ClientHello within the hello timeout");
+    } else if (cfg.handshake_timeout.count() > 0) {
+      arm_handshake_timer(cfg.handshake_timeout, "TLS handshake did not finish in time");
     }
     if (!ssl_) {
       fail_handshake(Error{Error::Kind::kTls, "cannot create a TLS session", tls::drain_errors()});
       return;
     }
     handshake_step();
+  }
+
+  // (Re)arms the handshake deadline `after` from now; the wait it replaces ends aborted.
+  void arm_handshake_timer(std::chrono::nanoseconds after, const char *what) {
+    auto self = shared_from_this();
+    timer_.expires_after(after);
+    timer_.async_wait([self, what](std::error_code ec) {
+      if (!ec && !self->handshake_done_ && !self->closed_) {
+        self->fail_handshake(Error{Error::Kind::kTimeout, what, ""});
+      }
+    });
+  }
+
+  // The first bytes of the ClientHello arrived: from now on only the
+  // handshake timeout (counted from the accept) applies.
+  void on_hello_started() {
+    awaiting_hello_ = false;
+    const auto &cfg = server_->config;
+    if (cfg.handshake_timeout.count() > 0) {
+      auto left = cfg.handshake_timeout - (std::chrono::steady_clock::now() - accepted_at_);
+      arm_handshake_timer(std::max<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(1)),
+                          "TLS handshake did not finish in time");
+    } else {
+      timer_.cancel();
+    }
   }
 
   void deliver(const MessagePtr &msg) {
@@ -380,6 +440,9 @@ class Session : public std::enable_shared_from_this<Session> {
                                         self->on_handshake(ec);
                                         return;
                                       }
+                                      if (self->awaiting_hello_ && n > 0) {
+                                        self->on_hello_started();
+                                      }
                                       BIO_write(SSL_get_rbio(self->ssl_.get()),
                                                 self->read_buf_.data(), static_cast<int>(n));
                                       self->handshake_step();
@@ -413,7 +476,7 @@ class Session : public std::enable_shared_from_this<Session> {
     info_.subject = tls::peer_subject(ssl_.get());
     // Admission happens only now: connections that never finish a handshake
     // cannot take max-clients slots from real clients.
-    if (!server_->admit()) {
+    if (!server_->admit(source_)) {
       TF_WARNING(kComp, "client %" PRIu64 " %s refused: max-clients (%u) reached", info_.id,
                  info_.address.c_str(), server_->config.max_clients);
       send_final(wire::ErrorCode::kServerFull, "server full: max-clients reached, try again later",
@@ -652,6 +715,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Server::Impl *server_;  // outlives every session (owns the io_context)
+  const std::string source_;  // source_key() of the peer: per-address handshake accounting
   tls::ContextPtr ctx_;   // the context this session's SSL was made from
   tcp::socket socket_;
   asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
@@ -665,6 +729,8 @@ class Session : public std::enable_shared_from_this<Session> {
   ClientInfo info_;
   // Strand-only state:
   bool handshake_done_ = false;
+  bool awaiting_hello_ = false;  // accepted, no byte received yet (hello timeout applies)
+  std::chrono::steady_clock::time_point accepted_at_;  // start of the handshake deadline
   bool admitted_ = false;    // counted against max_clients
   bool final_sent_ = false;  // an ERROR is queued; the session closes once it is written
   RemoveReason final_reason_ = RemoveReason::kClosed;
@@ -723,20 +789,31 @@ void Server::Impl::on_accept(tcp::socket socket) {
   }
   tcp::endpoint peer = socket.remote_endpoint(ec);
   std::string address = ec ? std::string("unknown") : format_endpoint(peer);
+  std::string source = ec ? address : source_key(peer.address());
   std::shared_ptr<Session> s;
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (stopping) return;
-    if (pending >= config.max_pending_handshakes) {
+    if (handshaking >= config.max_handshakes) {
       // Closed before any TLS work: handshakes in flight stay bounded.
       refused++;
       TF_WARNING(kComp, "%s: %zu handshakes in progress, closing the new connection",
-                 address.c_str(), pending);
+                 address.c_str(), handshaking);
       return;
     }
-    pending++;
+    size_t &from_source = handshaking_by_source[source];
+    if (config.max_handshakes_per_address > 0 &&
+        from_source >= config.max_handshakes_per_address) {
+      // DEBUG, not WARNING: a flood would otherwise flood the log too.
+      refused++;
+      TF_DEBUG(kComp, "%s: %zu handshakes in progress from %s, closing the new connection",
+               address.c_str(), from_source, source.c_str());
+      return;
+    }
+    from_source++;
+    handshaking++;
     uint64_t id = next_id++;
-    s = std::make_shared<Session>(this, std::move(socket), id, address, ctx);
+    s = std::make_shared<Session>(this, std::move(socket), id, address, source, ctx);
     sessions.emplace(id, s);
   }
   TF_DEBUG(kComp, "client %" PRIu64 " %s: connection accepted", s->info().id, address.c_str());
@@ -769,9 +846,15 @@ void Server::Impl::on_ready(const std::shared_ptr<Session> &s) {
   }
 }
 
-bool Server::Impl::admit() {
+void Server::Impl::end_handshake(const std::string &source) {
+  handshaking--;
+  auto it = handshaking_by_source.find(source);
+  if (it != handshaking_by_source.end() && --it->second == 0) handshaking_by_source.erase(it);
+}
+
+bool Server::Impl::admit(const std::string &source) {
   std::lock_guard<std::mutex> lock(mutex);
-  pending--;
+  end_handshake(source);
   if (config.max_clients > 0 && admitted >= config.max_clients) {
     refused++;
     return false;
@@ -780,13 +863,13 @@ bool Server::Impl::admit() {
   return true;
 }
 
-void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_pending,
+void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_handshaking,
                              bool was_admitted, RemoveReason reason, const std::string &error) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (sessions.erase(s->info().id) == 0) return;
     if (was_ready) ready_count--;
-    if (was_pending) pending--;
+    if (was_handshaking) end_handshake(s->source());
     if (was_admitted) admitted--;
   }
   sessions_changed.notify_all();
@@ -831,6 +914,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
   impl->config.queue_max_buffers = std::max<uint32_t>(1, config.queue_max_buffers);
   impl->config.queue_max_bytes = std::max<uint64_t>(1, config.queue_max_bytes);
   impl->config.io_threads = std::max(1u, config.io_threads);
+  impl->config.max_handshakes = effective_max_handshakes(config.max_handshakes);
   impl->callbacks = std::move(callbacks);
   impl->ctx = ctx.value();
 
@@ -860,7 +944,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
                  ec.message()};
   }
   impl->bound_port = acc.local_endpoint(ec).port();
-  TF_INFO(kComp, "listening on %s (port %u)", where.c_str(), impl->bound_port);
+  TF_INFO(kComp, "listening on %s (port %u); at most %zu handshakes at once, %zu per address",
+          where.c_str(), impl->bound_port, impl->config.max_handshakes,
+          impl->config.max_handshakes_per_address);
 
   impl->work.emplace(impl->io.get_executor());
   impl->do_accept();
@@ -880,6 +966,10 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
 
 uint16_t Server::port() const {
   return impl_->bound_port;
+}
+
+size_t Server::max_handshakes() const {
+  return impl_->config.max_handshakes;
 }
 
 void Server::publish_caps(const std::string &caps) {

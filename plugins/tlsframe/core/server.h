@@ -29,6 +29,17 @@ inline constexpr std::chrono::seconds kDefaultClientTimeout{5};
 // autotuned buffer grew to ~3.8 MB for a client that never reads; 512 KiB
 // still holds 3 frames of 720p JPEG (~150 KB) and allows ~40 Mbit/s at 100 ms RTT.
 inline constexpr int kDefaultSendBufferSize = 256 * 1024;
+// Connections in their TLS handshake at once, in all (clamped below the
+// open-file limit at start).
+inline constexpr size_t kDefaultMaxHandshakes = 4096;
+// ... and from one source address (an IPv6 /64 counts as one address). A
+// handshake takes a few milliseconds, so 32 at once is more than any host or
+// NAT starts legitimately, while an idle flood from one address takes at most
+// 32 slots, each for at most the hello timeout.
+inline constexpr size_t kDefaultMaxHandshakesPerAddress = 32;
+// Time for the first byte of a ClientHello: a connection that sends nothing
+// is closed this soon; handshake_timeout still bounds the whole handshake.
+inline constexpr std::chrono::seconds kDefaultHelloTimeout{3};
 
 struct ServerConfig {
   std::string host = "0.0.0.0";  // address or name to listen on
@@ -37,6 +48,7 @@ struct ServerConfig {
   uint32_t max_clients = 0;  // 0 = unlimited; surplus clients (after their handshake) get an ERROR
                              // message and are closed
   std::chrono::nanoseconds handshake_timeout = kDefaultHandshakeTimeout;  // 0 = none
+  std::chrono::nanoseconds hello_timeout = kDefaultHelloTimeout;  // until the first byte; 0 = none
   // A write making no progress (no byte taken by the kernel) this long drops the client; 0 = never.
   std::chrono::nanoseconds client_timeout = kDefaultClientTimeout;
   uint32_t queue_max_buffers = 32;         // per-client queue limit in buffers (min 1)
@@ -46,7 +58,11 @@ struct ServerConfig {
   // SO_SNDBUF per client in bytes: caps what the kernel holds for a client
   // beyond its queue, and so a slow client's latency. 0 = kernel default (autotuned).
   int send_buffer_size = kDefaultSendBufferSize;
-  size_t max_pending_handshakes = 4096;  // connections still handshaking; more are closed at once
+  // Connections in their TLS handshake (in all, and per source address, 0 =
+  // no per-address limit); more are closed at once, before any TLS work.
+  // max_handshakes is clamped to half the open-file soft limit at start.
+  size_t max_handshakes = kDefaultMaxHandshakes;
+  size_t max_handshakes_per_address = kDefaultMaxHandshakesPerAddress;
 };
 
 // Why a client went away (values shared with the element's enum).
@@ -81,7 +97,8 @@ struct ServerStats {
   uint64_t clients = 0;             // clients connected now (handshake done)
   uint64_t clients_total = 0;       // clients that completed a handshake, ever
   uint64_t handshake_failures = 0;  // connections that failed or timed out in the handshake
-  uint64_t refused = 0;  // connections refused (max-clients, or too many handshakes in progress)
+  uint64_t refused = 0;  // connections refused (max-clients, or too many handshakes in progress
+                         // in all or from the same address)
   uint64_t buffers_published = 0;  // buffers given to publish_buffer()
   uint64_t bytes_sent = 0;         // wire bytes written to all clients
   uint64_t frames_dropped = 0;     // sum over clients of skipped buffers
@@ -105,6 +122,7 @@ class Server {
   Server &operator=(const Server &) = delete;
 
   uint16_t port() const;  // the bound port
+  size_t max_handshakes() const;  // the effective limit (after clamping to the open-file limit)
 
   // New caps (and stream headers inside the caps string). Sent to every client
   // before its next buffer, and to every new client before its first.

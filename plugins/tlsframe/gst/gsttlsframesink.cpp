@@ -38,6 +38,10 @@ constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
 constexpr guint DEFAULT_IO_THREADS = 0;  // one per CPU core (bench: +40% at 32 clients on 2 cores)
 constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
 constexpr int DEFAULT_SEND_BUFFER_SIZE = tlsframe::kDefaultSendBufferSize;
+constexpr guint DEFAULT_MAX_HANDSHAKES = tlsframe::kDefaultMaxHandshakes;
+constexpr guint DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = tlsframe::kDefaultMaxHandshakesPerAddress;
+constexpr guint64 DEFAULT_HELLO_TIMEOUT =
+    std::chrono::nanoseconds(tlsframe::kDefaultHelloTimeout).count();
 
 enum {
   PROP_0,
@@ -57,6 +61,9 @@ enum {
   PROP_IO_THREADS,
   PROP_FLUSH_TIMEOUT,
   PROP_SEND_BUFFER_SIZE,
+  PROP_MAX_HANDSHAKES,
+  PROP_MAX_HANDSHAKES_PER_ADDRESS,
+  PROP_HELLO_TIMEOUT,
   PROP_NUM_CLIENTS,
   PROP_BYTES_SERVED,
   PROP_STATS,
@@ -84,6 +91,9 @@ struct Settings {
   guint io_threads = DEFAULT_IO_THREADS;
   guint64 flush_timeout = DEFAULT_FLUSH_TIMEOUT;
   int send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
+  guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
+  guint max_handshakes_per_address = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS;
+  guint64 hello_timeout = DEFAULT_HELLO_TIMEOUT;
 };
 
 struct Private {
@@ -208,6 +218,9 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.queue_max_buffers = s.buffers_max;
     config.queue_max_bytes = s.bytes_max;
     config.send_buffer_size = s.send_buffer_size;
+    config.max_handshakes = s.max_handshakes;
+    config.max_handshakes_per_address = s.max_handshakes_per_address;
+    config.hello_timeout = std::chrono::nanoseconds(s.hello_timeout);
     config.io_threads =
         s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
   }
@@ -444,6 +457,15 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_SEND_BUFFER_SIZE:
       s.send_buffer_size = g_value_get_int(value);
       break;
+    case PROP_MAX_HANDSHAKES:
+      s.max_handshakes = g_value_get_uint(value);
+      break;
+    case PROP_MAX_HANDSHAKES_PER_ADDRESS:
+      s.max_handshakes_per_address = g_value_get_uint(value);
+      break;
+    case PROP_HELLO_TIMEOUT:
+      s.hello_timeout = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -564,6 +586,15 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
     case PROP_SEND_BUFFER_SIZE:
       g_value_set_int(value, s.send_buffer_size);
       break;
+    case PROP_MAX_HANDSHAKES:
+      g_value_set_uint(value, s.max_handshakes);
+      break;
+    case PROP_MAX_HANDSHAKES_PER_ADDRESS:
+      g_value_set_uint(value, s.max_handshakes_per_address);
+      break;
+    case PROP_HELLO_TIMEOUT:
+      g_value_set_uint64(value, s.hello_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -668,6 +699,22 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "memory and latency of a slow client beyond buffers-max/bytes-max (0 = kernel default, "
       "autotuned up to net.ipv4.tcp_wmem's maximum, 4 MB by default)",
       0, G_MAXINT, DEFAULT_SEND_BUFFER_SIZE, RW);
+  properties[PROP_MAX_HANDSHAKES] = g_param_spec_uint(
+      "max-handshakes", "Maximum handshakes",
+      "Connections in their TLS handshake at once, from all addresses; more are closed at once. "
+      "Clamped at start to half the process's open-file limit (the value used is logged)",
+      1, G_MAXUINT, DEFAULT_MAX_HANDSHAKES, RW);
+  properties[PROP_MAX_HANDSHAKES_PER_ADDRESS] = g_param_spec_uint(
+      "max-handshakes-per-address", "Maximum handshakes per address",
+      "Connections in their TLS handshake at once from one address (an IPv6 /64 counts as one); "
+      "more from it are closed at once, so one address cannot take every handshake slot "
+      "(0 = no per-address limit)",
+      0, G_MAXUINT, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, RW);
+  properties[PROP_HELLO_TIMEOUT] = g_param_spec_uint64(
+      "hello-timeout", "Hello timeout",
+      "Nanoseconds a new connection may take to send the first byte of its TLS ClientHello "
+      "before it is closed; handshake-timeout still bounds the whole handshake (0 = no limit)",
+      0, G_MAXINT64, DEFAULT_HELLO_TIMEOUT, RW);
   properties[PROP_NUM_CLIENTS] =
       g_param_spec_uint("num-clients", "Number of clients",
                         "Clients connected now (TLS handshake completed)", 0, G_MAXUINT, 0, RO);
