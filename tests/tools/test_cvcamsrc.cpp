@@ -2,6 +2,7 @@
 // camera): native caps, negotiation to another size and rate, pacing,
 // end of file, and clean errors for an absent camera or file.
 #include <gst/video/video.h>
+#include <sys/stat.h>
 
 #include "element/gst_util.h"
 #include "tools/process.h"
@@ -115,6 +116,54 @@ TEST_F(CvCamSrcTest, MissingFileIsOneCleanError) {
   EXPECT_EQ(gst_element_set_state(p.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   std::string err = p.wait_error(5s);
   EXPECT_NE(err.find("missing.avi"), std::string::npos) << err;
+}
+
+// Issue 14, finding 1: OpenCV's GStreamer backend runs a location holding " ! " as a
+// pipeline. cvcamsrc opens regular files only, with the FFmpeg backend: that string is an
+// error and writes nothing.
+TEST_F(CvCamSrcTest, LocationIsNeverRunAsAPipeline) {
+  std::string out = dir_ + "/injected.out";
+  Pipeline p("cvcamsrc name=cv ! fakesink");
+  ASSERT_TRUE(p.ok());
+  g_object_set(p.element("cv"), "location",
+               ("videotestsrc num-buffers=30 ! tee name=t ! queue ! videoconvert ! appsink t. ! "
+                "queue ! filesink location=" + out)
+                   .c_str(),
+               nullptr);
+  EXPECT_EQ(gst_element_set_state(p.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  // Not a file of that name: one clean error naming it.
+  std::string err = p.wait_error(5s);
+  EXPECT_NE(err.find("Could not open video 'videotestsrc num-buffers=30 ! tee"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("No such file"), std::string::npos) << err;
+  gst_element_set_state(p.get(), GST_STATE_NULL);
+  struct stat st;
+  EXPECT_NE(stat(out.c_str(), &st), 0) << out << " was written";
+}
+
+TEST_F(CvCamSrcTest, DirectoryLocationIsOneCleanError) {
+  Pipeline p("cvcamsrc location=" + dir_ + " ! fakesink");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(gst_element_set_state(p.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  std::string err = p.wait_error(5s);
+  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+}
+
+// A Matroska H.264 file (not only the AVI/MJPEG clip) still plays through the FFmpeg backend.
+TEST_F(CvCamSrcTest, MatroskaH264FilePlays) {
+  std::string mkv = dir_ + "/clip.mkv";
+  RunResult r = run_process(
+      {"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=10", "!",
+       "video/x-raw,width=160,height=120,framerate=30/1", "!", "x264enc", "!", "h264parse", "!",
+       "matroskamux", "!", "filesink", "location=" + mkv},
+      30s);
+  if (r.status != 0) GTEST_SKIP() << "cannot make an H.264 file here: " << r.transcript;
+  Pipeline p("cvcamsrc location=" + mkv + " ! appsink name=out sync=false");
+  ASSERT_TRUE(p.ok());
+  gst_element_set_state(p.get(), GST_STATE_PLAYING);
+  auto samples = pull_samples(p.element("out"), 10, 20s);
+  EXPECT_EQ(samples.size(), 10u) << pending_errors(p);
+  unref_samples(samples);
 }
 
 // The tool's opencv:FILE source is cvcamsrc: served and viewed end to end.

@@ -1,7 +1,9 @@
 // cvcamsrc: a live GstPushSrc around cv::VideoCapture.
 //
-// start() opens the camera `device-index` (or the file/URL `location`, which
-// OpenCV also accepts) and reads its native size and rate. Caps offer BGR at
+// start() opens the camera `device-index` (or the video file `location`: a
+// regular file only, through OpenCV's FFmpeg backend, so the string is never
+// handed to a backend that would run it as a pipeline or fetch a URL) and
+// reads its native size and rate. Caps offer BGR at
 // the native size first, then any size: set_caps() asks the capture for the
 // negotiated size and rate, and frames that still come out at another size are
 // scaled, so the caps always hold. Frames are paced on the pipeline clock at
@@ -11,6 +13,9 @@
 #include "gst/running_time.h"
 
 #include <gst/video/video.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <mutex>
 #include <opencv2/core.hpp>
@@ -28,6 +33,8 @@ constexpr int DEFAULT_DEVICE_INDEX = 0;
 constexpr const char *DEFAULT_LOCATION = nullptr;
 constexpr gboolean DEFAULT_LOOP = FALSE;
 constexpr int kFallbackFps = 30;  // when the capture reports no rate
+// Files are opened with FFmpeg only (never CAP_ANY, which includes OpenCV's GStreamer backend).
+constexpr int kFileBackend = cv::CAP_FFMPEG;
 
 enum { PROP_0, PROP_DEVICE_INDEX, PROP_LOCATION, PROP_LOOP, PROP_LAST };
 GParamSpec *properties[PROP_LAST];
@@ -80,12 +87,32 @@ static gboolean gst_cv_cam_src_start(GstBaseSrc *bsrc) {
     std::lock_guard<std::mutex> lock(p->settings_lock);
     p->active = p->settings;
   }
+  if (!p->active.location.empty()) {
+    // Only a regular file, and only through FFmpeg: with CAP_ANY, OpenCV's GStreamer backend
+    // runs a location holding " ! " as a pipeline (any elements, e.g. a filesink).
+    struct stat st;
+    if (stat(p->active.location.c_str(), &st) != 0) {
+      int err = errno;
+      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
+                        ("Could not open %s: %s.", describe(p->active).c_str(), g_strerror(err)),
+                        ("stat failed"));
+      return FALSE;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not open %s: not a regular file (cvcamsrc reads video files).",
+                         describe(p->active).c_str()),
+                        ("st_mode 0%o", static_cast<unsigned>(st.st_mode)));
+      return FALSE;
+    }
+  }
   // OpenCV prints its own warnings for a missing device; we post one error instead.
   auto previous = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   bool opened = false;
   try {
-    opened = p->active.location.empty() ? p->capture.open(p->active.device_index)
-                                        : p->capture.open(p->active.location);
+    opened = p->active.location.empty()
+                 ? p->capture.open(p->active.device_index)
+                 : p->capture.open(p->active.location, kFileBackend);
   } catch (const cv::Exception &e) {
     GST_DEBUG_OBJECT(self, "open threw: %s", e.what());
   }
@@ -93,7 +120,8 @@ static gboolean gst_cv_cam_src_start(GstBaseSrc *bsrc) {
   if (!opened || !p->capture.isOpened()) {
     GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
                       ("Could not open %s with OpenCV.", describe(p->active).c_str()),
-                      ("cv::VideoCapture::open failed (no such device or unreadable file)"));
+                      ("cv::VideoCapture::open failed (no such device, or a file FFmpeg cannot "
+                       "read)"));
     return FALSE;
   }
   p->native_width = static_cast<int>(p->capture.get(cv::CAP_PROP_FRAME_WIDTH));
@@ -365,8 +393,8 @@ static void gst_cv_cam_src_class_init(GstCvCamSrcClass *klass) {
                                GST_PARAM_MUTABLE_READY));
   properties[PROP_LOCATION] = g_param_spec_string(
       "location", "Location",
-      "Video file or URL opened with cv::VideoCapture instead of a camera (NULL = use "
-      "device-index)",
+      "Video file (a regular file, opened with OpenCV's FFmpeg backend) instead of a camera "
+      "(NULL = use device-index)",
       DEFAULT_LOCATION,
       static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                GST_PARAM_MUTABLE_READY));
