@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "element/gst_util.h"
+#include "gst/cv_frame.h"
 #include "tools/process.h"
 
 namespace tlsframe::test {
@@ -164,6 +165,40 @@ TEST_F(CvCamSrcTest, MatroskaH264FilePlays) {
   auto samples = pull_samples(p.element("out"), 10, 20s);
   EXPECT_EQ(samples.size(), 10u) << pending_errors(p);
   unref_samples(samples);
+}
+
+// Finding 9: a 2-channel (YUY2) frame was copied as if it had 3 bytes per pixel, reading
+// past the Mat. Every layout now converts to BGR of the same size, or is refused.
+TEST(CvFrameToBgr, EachChannelCountBecomesBgrOfTheSameSize) {
+  const int w = 6, h = 4;
+  for (int type : {CV_8UC1, CV_8UC2, CV_8UC3, CV_8UC4, CV_16UC1, CV_16UC3, CV_32FC3}) {
+    cv::Mat in(h, w, type, cv::Scalar::all(128));
+    cv::Mat out;
+    std::string why;
+    ASSERT_TRUE(tlsframe::gst::to_bgr8(in, &out, &why)) << type << ": " << why;
+    EXPECT_EQ(out.type(), CV_8UC3) << type;
+    EXPECT_EQ(out.cols, w) << type;
+    EXPECT_EQ(out.rows, h) << type;
+    EXPECT_TRUE(out.isContinuous() || out.step >= static_cast<size_t>(w) * 3) << type;
+  }
+  // YUY2 mid-gray (Y = U = V = 128) is mid-gray BGR.
+  cv::Mat yuy2(h, w, CV_8UC2, cv::Scalar(128, 128)), bgr;
+  std::string why;
+  ASSERT_TRUE(tlsframe::gst::to_bgr8(yuy2, &bgr, &why)) << why;
+  cv::Vec3b px = bgr.at<cv::Vec3b>(1, 1);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(px[c], 128, 2) << c;
+}
+
+TEST(CvFrameToBgr, OtherLayoutsAreRefusedNotCopied) {
+  cv::Mat out;
+  std::string why;
+  std::vector<unsigned char> five(4 * 6 * 5, 1);
+  EXPECT_FALSE(tlsframe::gst::to_bgr8(cv::Mat(4, 6, CV_8UC(5), five.data()), &out, &why));
+  EXPECT_TRUE(out.empty());
+  EXPECT_NE(why.find("5-channel"), std::string::npos) << why;
+  EXPECT_FALSE(tlsframe::gst::to_bgr8(cv::Mat(4, 5, CV_8UC2, cv::Scalar::all(1)), &out, &why));
+  EXPECT_NE(why.find("odd width"), std::string::npos) << why;
+  EXPECT_FALSE(tlsframe::gst::to_bgr8(cv::Mat(), &out, &why));
 }
 
 // The tool's opencv:FILE source is cvcamsrc: served and viewed end to end.

@@ -10,6 +10,7 @@
 // the negotiated rate (a file would otherwise be read as fast as possible) and
 // stamped with the running time at capture, like any live source.
 #include "gst/gstcvcamsrc.h"
+#include "gst/cv_frame.h"
 #include "gst/running_time.h"
 
 #include <gst/video/video.h>
@@ -275,13 +276,28 @@ static GstFlowReturn gst_cv_cam_src_create(GstPushSrc *psrc, GstBuffer **out) {
                       ("cv::VideoCapture::read failed"));
     return GST_FLOW_ERROR;
   }
-  if (frame.channels() == 1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
-  if (frame.channels() == 4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
-  if (frame.depth() != CV_8U) frame.convertTo(frame, CV_8U);
+  // Every layout becomes the negotiated BGR, or the stream stops: the copy below reads
+  // exactly width * 3 bytes per row, which only a CV_8UC3 Mat of that width holds.
+  cv::Mat bgr;
+  std::string why;
+  if (!tlsframe::gst::to_bgr8(frame, &bgr, &why)) {
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
+                      ("%s delivers frames that cannot be converted to BGR.",
+                       describe(p->active).c_str()),
+                      ("%dx%d, type %d: %s", frame.cols, frame.rows, frame.type(), why.c_str()));
+    return GST_FLOW_ERROR;
+  }
+  frame = bgr;
   if (frame.cols != p->info.width || frame.rows != p->info.height) {
     cv::Mat scaled;
     cv::resize(frame, scaled, cv::Size(p->info.width, p->info.height), 0, 0, cv::INTER_AREA);
     frame = scaled;
+  }
+  if (frame.type() != CV_8UC3 || frame.cols != p->info.width || frame.rows != p->info.height) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Internal error converting a frame."),
+                      ("got %dx%d type %d, negotiated %dx%d BGR", frame.cols, frame.rows,
+                       frame.type(), p->info.width, p->info.height));
+    return GST_FLOW_ERROR;
   }
 
   GstBuffer *buf = gst_buffer_new_allocate(nullptr, p->info.size, nullptr);
