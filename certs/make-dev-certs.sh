@@ -72,13 +72,17 @@ for name in "${extra_names[@]}"; do
 done
 
 # --- output directory ----------------------------------------------------------
-mkdir -p "$out_dir"
+# The umask comes first: under umask 000 a directory made before it would be 0777, and
+# another local user could swap ca.pem in it. Keys are never readable by others either.
+umask 077
+if [[ ! -d $out_dir ]]; then
+  mkdir -p "$out_dir"
+  chmod 700 "$out_dir"
+fi
 if [[ -e $out_dir/ca.key && $force -eq 0 ]]; then
   echo "error: $out_dir/ca.key exists; refusing to replace the CA (use --force)" >&2
   exit 1
 fi
-
-umask 077  # keys are never readable by others, not even briefly
 work="$(mktemp -d "$out_dir/.make-dev-certs.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 

@@ -112,6 +112,25 @@ TEST_F(CertsTest, NeverOverwritesWithoutForce) {
   EXPECT_EQ(mode_of(out + "/server.key"), 0600);
 }
 
+// Finding 10: certs/make-dev-certs.sh made its directory before `umask 077`, so under
+// umask 000 the directory was 0777 and another local user could swap ca.pem.
+TEST_F(CertsTest, DevCertsScriptUnderUmask000KeepsTheDirectoryPrivate) {
+  std::string out = dir() + "/new/dev";
+  RunResult r = run_process({"/bin/bash", "-c",
+                             "umask 000 && exec bash \"$0\" \"$1\"",
+                             std::string(TLSFRAME_SOURCE_ROOT) + "/certs/make-dev-certs.sh", out},
+                            60s, quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  EXPECT_EQ(mode_of(out), 0700);
+  EXPECT_EQ(mode_of(dir() + "/new") & 022, 0) << "parent made group/other-writable";
+  for (const char *key : {"ca.key", "server.key", "client.key"}) {
+    EXPECT_EQ(mode_of(out + "/" + key), 0600) << key;
+  }
+  for (const char *pem : {"ca.pem", "server.pem", "client.pem"}) {
+    EXPECT_EQ(mode_of(out + "/" + pem) & 022, 0) << pem;
+  }
+}
+
 class PrintPipelineTest : public ToolTest {
  protected:
   static void SetUpTestSuite() { gst_init(nullptr, nullptr); }
