@@ -291,7 +291,12 @@ TEST(WireRoundTrip, MessageTypeNamesAreStableAndUnknownValuesAreNamedUnknown) {
   EXPECT_STREQ(message_type_name(MessageType::kEos), "eos");
   EXPECT_STREQ(message_type_name(MessageType::kError), "error");
   EXPECT_STREQ(message_type_name(static_cast<MessageType>(0)), "unknown");
-  EXPECT_STREQ(message_type_name(static_cast<MessageType>(9)), "unknown");
+  EXPECT_STREQ(message_type_name(MessageType::kHello), "hello");
+  EXPECT_STREQ(message_type_name(MessageType::kWelcome), "welcome");
+  EXPECT_STREQ(message_type_name(MessageType::kKeyframeRequest), "keyframe-request");
+  EXPECT_STREQ(message_type_name(MessageType::kListStreams), "list-streams");
+  EXPECT_STREQ(message_type_name(MessageType::kStreamList), "stream-list");
+  EXPECT_STREQ(message_type_name(static_cast<MessageType>(10)), "unknown");
 }
 
 // ---------------------------------------------------------------------------
@@ -772,8 +777,12 @@ TEST(WireGarbage, RandomBytesAndMutatedMessagesNeverCrashAndGiveConsistentResult
 TEST(CheckCaps, AgreesWithTheDecoderOnWhatIsAcceptable) {
   const std::string deep16 = "a/b, x=" + std::string(16, '<') + "1" + std::string(16, '>');
   const std::string deep17 = "a/b, x=" + std::string(17, '<') + "1" + std::string(17, '>');
-  const std::string cases[] = {"video/x-raw", deep16, deep17, std::string("a/b\x01"),
-                               std::string(kMaxCapsSize, 'a'), std::string(kMaxCapsSize + 1, 'a'),
+  const std::string cases[] = {"video/x-raw",
+                               deep16,
+                               deep17,
+                               std::string("a/b\x01"),
+                               std::string(kMaxCapsSize, 'a'),
+                               std::string(kMaxCapsSize + 1, 'a'),
                                ""};
   for (const std::string &caps : cases) {
     SCOPED_TRACE(caps.substr(0, 40));

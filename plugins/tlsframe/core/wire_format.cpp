@@ -1,4 +1,4 @@
-// tlsframe wire format, version 1. Every field is written and read one byte
+// tlsframe wire format, versions 1 and 2. Every field is written and read one byte
 // at a time, most significant byte first, so the layout never depends on the
 // host's endianness, padding or alignment.
 #include "core/wire_format.h"
@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+
+#include "core/wire_v2.h"
 
 namespace tlsframe::wire {
 namespace {
@@ -30,6 +32,7 @@ constexpr size_t kOffSequence = 32;
 constexpr size_t kOffSendTime = 40;
 
 constexpr size_t kErrorCodeSize = 2;
+constexpr size_t kStreamCountSize = 2;
 constexpr size_t kMaxErrorPayload = kErrorCodeSize + kMaxErrorText;
 // Largest payload whose total message size still fits in size_t.
 constexpr size_t kMaxRepresentablePayload = SIZE_MAX - kHeaderSize;
@@ -67,9 +70,10 @@ uint64_t get_u64(const uint8_t *p) {
   return (static_cast<uint64_t>(get_u32(p)) << 32) | get_u32(p + 4);
 }
 
-void put_header(uint8_t *p, MessageType type, uint32_t payload_size) {
+void put_header(uint8_t *p, MessageType type, uint32_t payload_size,
+                Version version = Version::kV1) {
   for (size_t i = 0; i < sizeof kMagic; ++i) p[i] = kMagic[i];
-  p[kOffVersion] = kVersion;
+  p[kOffVersion] = static_cast<uint8_t>(version);
   p[kOffType] = static_cast<uint8_t>(type);
   put_u16(p + kOffReserved, 0);
   put_u32(p + kOffPayloadSize, payload_size);
@@ -110,9 +114,40 @@ DecodeResult fail(const char *fmt, ...) {
   return r;
 }
 
-bool is_known_type(uint8_t type) {
+bool is_v1_type(uint8_t type) {
   return type >= static_cast<uint8_t>(MessageType::kCaps) &&
          type <= static_cast<uint8_t>(MessageType::kError);
+}
+
+bool is_v2_type(uint8_t type) {
+  return type >= static_cast<uint8_t>(MessageType::kCaps) &&
+         type <= static_cast<uint8_t>(MessageType::kStreamList);
+}
+
+// Which side sends a v2 type.
+bool sent_by_client(MessageType type) {
+  return type == MessageType::kHello || type == MessageType::kKeyframeRequest ||
+         type == MessageType::kListStreams;
+}
+
+// kMessage when `protocol` accepts type byte `type`, else kError saying why.
+DecodeResult check_type(uint8_t type, Protocol protocol) {
+  DecodeResult ok;
+  ok.status = DecodeStatus::kMessage;
+  if (protocol == Protocol::kV1Client) {
+    if (!is_v1_type(type)) return fail("unknown message type %u", unsigned{type});
+    return ok;
+  }
+  if (!is_v2_type(type)) return fail("unknown message type %u", unsigned{type});
+  const auto t = static_cast<MessageType>(type);
+  const bool from_client = sent_by_client(t);
+  if (protocol == Protocol::kV2Client && from_client)
+    return fail("message type %u (%s) is sent by clients, not by a server", unsigned{type},
+                message_type_name(t));
+  if (protocol == Protocol::kV2Server && !from_client)
+    return fail("message type %u (%s) is sent by servers, not by a client", unsigned{type},
+                message_type_name(t));
+  return ok;
 }
 
 // Size rules that depend only on the type; the payload itself is checked in decode().
@@ -142,6 +177,30 @@ DecodeResult check_payload_size(MessageType type, uint32_t size) {
                     " bytes exceeds the maximum of %zu (code plus %zu bytes of text)",
                     size, kMaxErrorPayload, kMaxErrorText);
       break;
+    case MessageType::kHello:
+    case MessageType::kWelcome:
+      if (size == 0)
+        return fail("%s message has an empty payload (its `stream` field is required)",
+                    type == MessageType::kHello ? "HELLO" : "WELCOME");
+      if (size > kMaxFieldBlock)
+        return fail("%s payload of %" PRIu32 " bytes exceeds the maximum of %zu",
+                    type == MessageType::kHello ? "HELLO" : "WELCOME", size, kMaxFieldBlock);
+      break;
+    case MessageType::kKeyframeRequest:
+    case MessageType::kListStreams:
+      if (size != 0)
+        return fail("%s message carries a %" PRIu32 "-byte payload (expected none)",
+                    type == MessageType::kKeyframeRequest ? "KEYFRAME_REQUEST" : "LIST_STREAMS",
+                    size);
+      break;
+    case MessageType::kStreamList:
+      if (size < kStreamCountSize)
+        return fail("STREAM_LIST payload of %" PRIu32 " bytes is shorter than its %zu-byte count",
+                    size, kStreamCountSize);
+      if (size > kMaxStreamListPayload)
+        return fail("STREAM_LIST payload of %" PRIu32 " bytes exceeds the maximum of %zu", size,
+                    kMaxStreamListPayload);
+      break;
   }
   DecodeResult ok;
   ok.status = DecodeStatus::kMessage;
@@ -159,7 +218,16 @@ std::string_view truncate_utf8(std::string_view text, size_t max) {
 
 }  // namespace
 
+Version protocol_version(Protocol protocol) {
+  return protocol == Protocol::kV1Client ? Version::kV1 : Version::kV2;
+}
+
 DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Header &out) {
+  return parse_header(bytes, len, max_payload, Protocol::kV1Client, out);
+}
+
+DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Protocol protocol,
+                          Header &out) {
   if (bytes == nullptr) {
     if (len != 0) return fail("no input buffer (null pointer with a length of %zu)", len);
     return need(kHeaderSize);
@@ -170,11 +238,14 @@ DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, 
   for (size_t i = 0; i < sizeof kMagic && i < have; ++i) {
     if (bytes[i] != kMagic[i]) return fail("bad magic (not a tlsframe stream)");
   }
-  if (have > kOffVersion && bytes[kOffVersion] != kVersion)
+  const auto version = static_cast<uint8_t>(protocol_version(protocol));
+  if (have > kOffVersion && bytes[kOffVersion] != version)
     return fail("unsupported protocol version %u (expected %u)", unsigned{bytes[kOffVersion]},
-                unsigned{kVersion});
-  if (have > kOffType && !is_known_type(bytes[kOffType]))
-    return fail("unknown message type %u", unsigned{bytes[kOffType]});
+                unsigned{version});
+  if (have > kOffType) {
+    DecodeResult t = check_type(bytes[kOffType], protocol);
+    if (t.status != DecodeStatus::kMessage) return t;
+  }
   if ((have > kOffReserved && bytes[kOffReserved] != 0) ||
       (have > kOffReserved + 1 && bytes[kOffReserved + 1] != 0))
     return fail("reserved header field is not zero");
@@ -222,8 +293,13 @@ DecodeResult check_caps(std::string_view caps) {
 }
 
 DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, MessageView &out) {
+  return decode(bytes, len, max_payload, Protocol::kV1Client, out);
+}
+
+DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Protocol protocol,
+                    MessageView &out) {
   Header header;
-  DecodeResult r = parse_header(bytes, len, max_payload, header);
+  DecodeResult r = parse_header(bytes, len, max_payload, protocol, header);
   if (r.status != DecodeStatus::kMessage) return r;
   if (len < r.size) return need(r.size);
 
@@ -268,6 +344,24 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Messag
           std::string_view(reinterpret_cast<const char *>(payload + kErrorCodeSize), text_size);
       break;
     }
+    case MessageType::kHello: {
+      const Verdict v = check_hello(payload, payload_size, view);
+      if (!v) return fail("HELLO: %s", v.why);
+      break;
+    }
+    case MessageType::kWelcome: {
+      const Verdict v = check_welcome(payload, payload_size, view);
+      if (!v) return fail("WELCOME: %s", v.why);
+      break;
+    }
+    case MessageType::kKeyframeRequest:
+    case MessageType::kListStreams:
+      break;
+    case MessageType::kStreamList: {
+      const Verdict v = check_stream_list(payload, payload_size, view.streams);
+      if (!v) return fail("STREAM_LIST: %s", v.why);
+      break;
+    }
   }
   out = view;
   return r;
@@ -275,24 +369,25 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Messag
 
 // Precondition: caps is non-empty, has no NUL byte and fits in a u32 length;
 // the server only encodes caps strings it got from gst_caps_to_string().
-std::vector<uint8_t> encode_caps(std::string_view caps) {
+std::vector<uint8_t> encode_caps(std::string_view caps, Version version) {
   assert(!caps.empty() && caps.find('\0') == std::string_view::npos && caps.size() <= UINT32_MAX);
   std::vector<uint8_t> msg(kHeaderSize + caps.size());
-  put_header(msg.data(), MessageType::kCaps, static_cast<uint32_t>(caps.size()));
+  put_header(msg.data(), MessageType::kCaps, static_cast<uint32_t>(caps.size()), version);
   if (!caps.empty()) std::memcpy(msg.data() + kHeaderSize, caps.data(), caps.size());
   return msg;
 }
 
-std::vector<uint8_t> encode_eos() {
+std::vector<uint8_t> encode_eos(Version version) {
   std::vector<uint8_t> msg(kHeaderSize);
-  put_header(msg.data(), MessageType::kEos, 0);
+  put_header(msg.data(), MessageType::kEos, 0, version);
   return msg;
 }
 
-std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text) {
+std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text, Version version) {
   const std::string_view sent = truncate_utf8(text, kMaxErrorText);
   std::vector<uint8_t> msg(kHeaderSize + kErrorCodeSize + sent.size());
-  put_header(msg.data(), MessageType::kError, static_cast<uint32_t>(kErrorCodeSize + sent.size()));
+  put_header(msg.data(), MessageType::kError, static_cast<uint32_t>(kErrorCodeSize + sent.size()),
+             version);
   put_u16(msg.data() + kHeaderSize, static_cast<uint16_t>(code));
   if (!sent.empty())
     std::memcpy(msg.data() + kHeaderSize + kErrorCodeSize, sent.data(), sent.size());
@@ -300,10 +395,11 @@ std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text) {
 }
 
 // Precondition: size <= UINT32_MAX - kBufferMetaSize.
-std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size) {
+std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size,
+                                   Version version) {
   assert(size <= UINT32_MAX - kBufferMetaSize);
   std::vector<uint8_t> msg(kHeaderSize + kBufferMetaSize + size);
-  write_buffer_prefix(msg.data(), meta, static_cast<uint32_t>(size));
+  write_buffer_prefix(msg.data(), meta, static_cast<uint32_t>(size), version);
   if (size != 0) std::memcpy(msg.data() + kHeaderSize + kBufferMetaSize, data, size);
   return msg;
 }
@@ -311,9 +407,11 @@ std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, 
 // Flag bits outside kKnownFlags are not sent: a decoder rejects them, and
 // the encoder must never produce a message its own decoder refuses.
 // Precondition: data_size <= UINT32_MAX - kBufferMetaSize.
-void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size) {
+void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size,
+                         Version version) {
   assert(data_size <= UINT32_MAX - kBufferMetaSize);
-  put_header(out, MessageType::kBuffer, static_cast<uint32_t>(kBufferMetaSize + data_size));
+  put_header(out, MessageType::kBuffer, static_cast<uint32_t>(kBufferMetaSize + data_size),
+             version);
   uint8_t *p = out + kHeaderSize;
   put_u64(p + kOffPts, meta.pts);
   put_u64(p + kOffDts, meta.dts);
@@ -324,8 +422,15 @@ void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_siz
   put_u64(p + kOffSendTime, meta.send_time_ns);
 }
 
+void write_header(uint8_t *out, MessageType type, uint32_t payload_size, Version version) {
+  put_header(out, type, payload_size, version);
+}
+
 MessageReader::MessageReader(size_t max_payload, size_t chunk)
-    : max_payload_(max_payload), chunk_(chunk == 0 ? 1 : chunk) {}
+    : MessageReader(Protocol::kV1Client, max_payload, chunk) {}
+
+MessageReader::MessageReader(Protocol protocol, size_t max_payload, size_t chunk)
+    : protocol_(protocol), max_payload_(max_payload), chunk_(chunk == 0 ? 1 : chunk) {}
 
 MessageReader::Space MessageReader::prepare() {
   const size_t end = total_ == 0 ? kHeaderSize : total_;  // the buffer never grows past it
@@ -350,7 +455,8 @@ DecodeResult MessageReader::commit(size_t n) {
   filled_ += n;
   if (total_ == 0) {
     Header header;
-    DecodeResult r = parse_header(buf_ ? buf_->data() : nullptr, filled_, max_payload_, header);
+    DecodeResult r =
+        parse_header(buf_ ? buf_->data() : nullptr, filled_, max_payload_, protocol_, header);
     if (r.status != DecodeStatus::kMessage) return r;
     total_ = r.size;
   }
@@ -383,6 +489,28 @@ const char *message_type_name(MessageType type) {
       return "eos";
     case MessageType::kError:
       return "error";
+    case MessageType::kHello:
+      return "hello";
+    case MessageType::kWelcome:
+      return "welcome";
+    case MessageType::kKeyframeRequest:
+      return "keyframe-request";
+    case MessageType::kListStreams:
+      return "list-streams";
+    case MessageType::kStreamList:
+      return "stream-list";
+  }
+  return "unknown";
+}
+
+const char *protocol_name(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kV1Client:
+      return "v1 client";
+    case Protocol::kV2Client:
+      return "v2 client";
+    case Protocol::kV2Server:
+      return "v2 server";
   }
   return "unknown";
 }

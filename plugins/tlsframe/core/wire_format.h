@@ -1,6 +1,8 @@
-// tlsframe wire format, version 1: big-endian, length-prefixed messages sent
-// from server to client after the TLS handshake. Pure code: no I/O, no
-// allocation in the decoder, total on every input. See docs/PROTOCOL.md.
+// tlsframe wire format, versions 1 and 2: big-endian, length-prefixed
+// messages after the TLS handshake. Version 1 flows server -> client only;
+// version 2 (ALPN "tlsframe/2") adds small client -> server requests and
+// their answers (core/wire_v2.h). Pure code: no I/O, no allocation in the
+// decoder, total on every input. See docs/PROTOCOL.md.
 // MessageReader (below) is the one stateful piece: a read buffer.
 #pragma once
 
@@ -11,10 +13,26 @@
 #include <string_view>
 #include <vector>
 
+#include "core/wire_fields.h"
+
 namespace tlsframe::wire {
 
 inline constexpr uint8_t kMagic[4] = {'T', 'L', 'S', 'F'};
-inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kVersion = 1;   // version 1 (no ALPN)
+inline constexpr uint8_t kVersion2 = 2;  // version 2 (ALPN "tlsframe/2")
+
+// The version byte an encoder writes. Every message on a v2 connection, in
+// both directions, carries 2; a v1 connection only ever sees 1.
+enum class Version : uint8_t { kV1 = kVersion, kV2 = kVersion2 };
+
+// What a decoder reads: the version it expects and which side sent the
+// bytes. Direction is part of validity: a client decoder refuses
+// client -> server types and a server decoder server -> client types.
+enum class Protocol : uint8_t {
+  kV1Client,  // a v1 client reading its server: version 1, types 1-4
+  kV2Client,  // a v2 client reading its server: version 2, types 1-4, 6, 9
+  kV2Server,  // a v2 server reading a client: version 2, types 5, 7, 8
+};
 // magic(4) version(1) type(1) reserved(2, zero) payload-length(4)
 inline constexpr size_t kHeaderSize = 12;
 // pts(8) dts(8) duration(8) flags(4) reserved(4, zero) sequence(8) send-time(8)
@@ -31,12 +49,30 @@ inline constexpr uint64_t kNoTime = UINT64_MAX;
 // Default maximum payload size a decoder accepts (64 MiB).
 inline constexpr size_t kDefaultMaxPayload = 64u * 1024u * 1024u;
 
+// Longest payload of a client -> server message; a server-side decoder is
+// made with this maximum (docs/PROTOCOL.md, "Limits").
+inline constexpr size_t kMaxClientPayload = 4096;
+// Longest STREAM_LIST payload and most entries in it.
+inline constexpr size_t kMaxStreamListPayload = size_t{256} * 1024;
+inline constexpr size_t kMaxStreamListEntries = 1024;
+// Longest caps summary in a STREAM_LIST entry, in bytes.
+inline constexpr size_t kMaxCapsSummary = 256;
+// Longest `server` value in a WELCOME, in bytes.
+inline constexpr size_t kMaxServerText = 256;
+
 enum class MessageType : uint8_t {
+  // server -> client, v1 and v2
   kCaps =
       1,  // payload: caps string (non-empty, <= kMaxCapsSize, no control bytes, bounded nesting)
   kBuffer = 2,  // payload: BufferMeta (48 bytes) then the buffer's bytes (may be empty)
   kEos = 3,     // payload: empty
   kError = 4,   // payload: code (u16) then UTF-8 reason (at most kMaxErrorText bytes)
+  // v2 only
+  kHello = 5,            // client -> server: field block (`stream` required)
+  kWelcome = 6,          // server -> client, the answer to HELLO: field block
+  kKeyframeRequest = 7,  // client -> server: empty
+  kListStreams = 8,      // client -> server: empty
+  kStreamList = 9,       // server -> client: u16 count, then count (u16 length, field block)
 };
 
 // Buffer flags carried on the wire (a subset of GstBufferFlags, re-numbered
@@ -59,6 +95,9 @@ enum class ErrorCode : uint16_t {
   kShuttingDown = 2,  // server is stopping
   kProtocol = 3,      // the client broke the protocol
   kTimeout = 4,       // the client made no progress
+  kNoSuchStream = 5,  // v2: HELLO named a stream the server does not have (text lists those it has)
+  // 6 FORBIDDEN and 7 REVOKED are reserved for authorization (not sent yet).
+  kRateLimited = 8,  // v2: the client sent messages faster than the server's limit
 };
 
 struct BufferMeta {
@@ -78,12 +117,17 @@ struct Header {
 // A decoded message; views point into the decoder's input.
 struct MessageView {
   MessageType type = MessageType::kCaps;
-  std::string_view caps;          // kCaps
-  BufferMeta meta;                // kBuffer
-  const uint8_t *data = nullptr;  // kBuffer: the buffer's bytes
-  size_t data_size = 0;           // kBuffer
-  uint16_t error_code = 0;        // kError
-  std::string_view error_text;    // kError
+  std::string_view caps;              // kCaps
+  BufferMeta meta;                    // kBuffer
+  const uint8_t *data = nullptr;      // kBuffer: the buffer's bytes
+  size_t data_size = 0;               // kBuffer
+  uint16_t error_code = 0;            // kError
+  std::string_view error_text;        // kError
+  FieldBlock fields;                  // kHello, kWelcome: all fields, unknown ones included
+  std::string_view stream;            // kHello: stream asked for ("" = default); kWelcome: served
+  std::string_view server;            // kWelcome: the server's version text
+  uint32_t keyframe_interval_ms = 0;  // kWelcome: 0 when the field is absent
+  StreamListView streams;             // kStreamList: the entries (read with next_stream())
 };
 
 enum class DecodeStatus { kMessage, kNeedMore, kError };
@@ -97,8 +141,12 @@ struct DecodeResult {
 };
 
 // Parse and validate a header from the first kHeaderSize bytes. kNeedMore if
-// fewer bytes are given; kError on bad magic, version, type, reserved bits,
-// a payload above max_payload, or a size impossible for the type.
+// fewer bytes are given; kError on bad magic, a version other than the
+// protocol's, a type the protocol does not allow from that sender, reserved
+// bits, a payload above max_payload, or a size impossible for the type.
+DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Protocol protocol,
+                          Header &out);
+// Version 1, as a client reads it (Protocol::kV1Client).
 DecodeResult parse_header(const uint8_t *bytes, size_t len, size_t max_payload, Header &out);
 
 // The checks a decoder applies to a CAPS payload: non-empty, at most
@@ -110,17 +158,29 @@ DecodeResult check_caps(std::string_view caps);
 
 // Decode one whole message from the start of bytes. kNeedMore (with size =
 // bytes needed) while the message is incomplete; kError on anything malformed.
+DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Protocol protocol,
+                    MessageView &out);
+// Version 1, as a client reads it (Protocol::kV1Client).
 DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, MessageView &out);
 
-// Encoders. Each returns one complete message.
-std::vector<uint8_t> encode_caps(std::string_view caps);
-std::vector<uint8_t> encode_eos();
-std::vector<uint8_t> encode_error(ErrorCode code,
-                                  std::string_view text);  // text truncated to kMaxErrorText
-std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size);
+// The version a protocol's messages carry.
+Version protocol_version(Protocol protocol);
+
+// Encoders of the server -> client messages of both versions; `version` is
+// the connection's (v2 payloads are v1's). Each returns one complete message.
+// The v2-only messages are encoded by core/wire_v2.h.
+std::vector<uint8_t> encode_caps(std::string_view caps, Version version = Version::kV1);
+std::vector<uint8_t> encode_eos(Version version = Version::kV1);
+std::vector<uint8_t> encode_error(ErrorCode code, std::string_view text,
+                                  Version version = Version::kV1);  // text cut to kMaxErrorText
+std::vector<uint8_t> encode_buffer(const BufferMeta &meta, const uint8_t *data, size_t size,
+                                   Version version = Version::kV1);
 // Write header + BufferMeta (kHeaderSize + kBufferMetaSize bytes) for a buffer
 // of data_size bytes, so a caller can place the data right after it.
-void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size);
+void write_buffer_prefix(uint8_t *out, const BufferMeta &meta, uint32_t data_size,
+                         Version version = Version::kV1);
+// Write a header (kHeaderSize bytes) for any type; for encoders of core/wire_v2.
+void write_header(uint8_t *out, MessageType type, uint32_t payload_size, Version version);
 
 // Bytes of payload a MessageReader asks for per read (and so the most it
 // allocates ahead of the bytes that actually arrived).
@@ -133,7 +193,10 @@ inline constexpr size_t kReadChunk = size_t{256} * 1024;
 // prepare() and reports with commit(). Never throws.
 class MessageReader {
  public:
+  // Reads version 1 as a client (Protocol::kV1Client).
   explicit MessageReader(size_t max_payload, size_t chunk = kReadChunk);
+  // Reads `protocol`; headers are checked as parse_header(..., protocol, ...).
+  MessageReader(Protocol protocol, size_t max_payload, size_t chunk = kReadChunk);
 
   struct Space {
     uint8_t *data = nullptr;
@@ -151,10 +214,11 @@ class MessageReader {
   // decode()); the reader then starts on the next message.
   std::shared_ptr<std::vector<uint8_t>> take();
 
-  size_t capacity() const;  // bytes allocated for the message being read
+  size_t capacity() const;                     // bytes allocated for the message being read
   size_t received() const { return filled_; }  // bytes of it received so far
 
  private:
+  Protocol protocol_ = Protocol::kV1Client;
   size_t max_payload_;
   size_t chunk_;
   std::shared_ptr<std::vector<uint8_t>> buf_;
@@ -163,5 +227,6 @@ class MessageReader {
 };
 
 const char *message_type_name(MessageType type);
+const char *protocol_name(Protocol protocol);
 
 }  // namespace tlsframe::wire
