@@ -315,6 +315,7 @@ struct EventLog {
   std::vector<RemovedEvent> removed;
   std::vector<FailedHandshake> failed;
   int keyframe_wanted = 0;
+  std::vector<Clock::time_point> keyframe_times;  // when each keyframe_wanted fired
 
   bool was_added(uint64_t id) const {
     return std::any_of(added.begin(), added.end(),
@@ -346,7 +347,12 @@ class Events {
     cb.client_removed = [this](const ClientInfo &c, RemoveReason r, const std::string &e) {
       record([&](EventLog &l) { l.removed.push_back({c, r, e}); });
     };
-    cb.keyframe_wanted = [this] { record([](EventLog &l) { l.keyframe_wanted++; }); };
+    cb.keyframe_wanted = [this] {
+      record([](EventLog &l) {
+        l.keyframe_wanted++;
+        l.keyframe_times.push_back(Clock::now());
+      });
+    };
     cb.handshake_failed = [this](const std::string &address, const Error &e) {
       record([&](EventLog &l) { l.failed.push_back({address, e}); });
     };
@@ -812,6 +818,53 @@ TEST_F(ServerReceiverTest, JoinerBeforeTheFirstDeltaUnitAsksForAKeyframeAtItsFir
   EXPECT_TRUE(next_buffer(*r, 3));
   EXPECT_TRUE(next_buffer(*r, 4));
   EXPECT_EQ(events_.snapshot().keyframe_wanted, 1) << "asked more than once";
+}
+
+// Issue 14, item 4: clients that connect and close at once must not turn the
+// stream into keyframes. Requests are merged and rate-limited (at most one per
+// interval; one inside the interval is deferred to its end, not dropped), and
+// a deferred request is sent only if a client that asked is still connected.
+// A genuine joiner still gets its request within the interval.
+TEST_F(ServerReceiverTest, ConnectAndCloseFloodAsksForAtMostOneKeyframePerInterval) {
+  ServerConfig cfg = server_config();
+  const Clock::duration interval = cfg.keyframe_request_interval;  // the default: 1 s
+  ASSERT_GT(interval.count(), 0);
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  server->publish_caps(kCaps);
+  publish(*server, 0, 0);
+  publish(*server, 1, wire::kFlagDeltaUnit);  // a delta-unit stream: joiners ask for a keyframe
+  constexpr size_t kFlood = 40;
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < kFlood; ++i) {
+    RawTlsClient c(pki_.ca());
+    ASSERT_TRUE(c.connect(server->port()));
+    const size_t n = i + 1;
+    ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() == n; }));
+  }  // each closes as it goes out of scope
+  ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.removed.size() == kFlood; }));
+  const auto flood_time = Clock::now() - t0;
+  // Past the end of the interval in which the flood came, plus margin.
+  const size_t intervals = static_cast<size_t>(flood_time / interval) + 1;
+  events_.wait([](const EventLog &) { return false; }, interval + 300ms);  // bounded quiet period
+  EventLog l = events_.snapshot();
+  EXPECT_LE(static_cast<size_t>(l.keyframe_wanted), intervals)
+      << kFlood << " connect-and-close clients in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(flood_time).count() << " ms";
+  EXPECT_GE(l.keyframe_wanted, 1);
+  for (size_t i = 1; i < l.keyframe_times.size(); ++i) {
+    EXPECT_GE(l.keyframe_times[i] - l.keyframe_times[i - 1], interval - 50ms)
+        << "two keyframe requests within one interval";
+  }
+  // A genuine joiner: asked for within the interval (plus scheduling slack).
+  const int before = l.keyframe_wanted;
+  const auto joined = Clock::now();
+  auto r = connect_receiver(*server);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(
+      events_.wait([&](const EventLog &e) { return e.keyframe_wanted > before; }, interval + 500ms))
+      << "the genuine joiner's keyframe request was lost";
+  EXPECT_LT(events_.snapshot().keyframe_times.back() - joined, interval + 300ms);
 }
 
 TEST_F(ServerReceiverTest, CapsPublishedAfterConnectArriveBeforeTheNextBuffer) {
@@ -1644,8 +1697,8 @@ std::map<uint16_t, uint64_t> send_queues(uint16_t port) {
   for (int i = 0; i < 100000 && std::fgets(line, sizeof line, f); ++i) {
     unsigned local_ip = 0, local_port = 0, remote_ip = 0, remote_port = 0, state = 0;
     unsigned long tx = 0, rx = 0;
-    if (std::sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %8lX:%8lX", &local_ip, &local_port,
-                    &remote_ip, &remote_port, &state, &tx, &rx) != 7) {
+    if (std::sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %8lX:%8lX", &local_ip, &local_port, &remote_ip,
+                    &remote_port, &state, &tx, &rx) != 7) {
       continue;  // the header line
     }
     if (local_port == port && remote_port != 0) out[static_cast<uint16_t>(remote_port)] = tx;

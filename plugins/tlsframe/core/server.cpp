@@ -26,7 +26,7 @@ namespace {
 using tcp = asio::ip::tcp;
 using Strand = asio::strand<asio::io_context::executor_type>;
 constexpr auto kComp = log::Component::kServer;
-constexpr size_t kMaxRecordPayload = 16384;  // TLS plaintext per record
+constexpr size_t kMaxRecordPayload = 16384;     // TLS plaintext per record
 constexpr size_t kRecordOverhead = 5 + 1 + 16;  // TLS 1.3 record header, inner type, AEAD tag
 constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
 
@@ -143,6 +143,8 @@ struct Server::Impl {
   Strand accept_strand{asio::make_strand(io)};
   tcp::acceptor acceptor{accept_strand};  // only used on accept_strand
   asio::steady_timer accept_retry{accept_strand};
+  Strand keyframe_strand{asio::make_strand(io)};
+  asio::steady_timer keyframe_timer{keyframe_strand};  // only used on keyframe_strand
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
   std::atomic<unsigned> running_threads{0};
@@ -151,12 +153,16 @@ struct Server::Impl {
   tls::ContextPtr ctx;       // for new sessions; reload_tls() replaces it
   std::condition_variable sessions_changed;
   std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
-  size_t admitted = 0;  // sessions past the handshake and within max_clients
+  size_t admitted = 0;     // sessions past the handshake and within max_clients
   size_t handshaking = 0;  // sessions still in their TLS handshake
   std::map<std::string, size_t> handshaking_by_source;  // the same, by source_key()
   MessagePtr current_caps;
   bool has_delta = false;  // the stream has delta units: joiners ask for a keyframe
   bool eos = false;        // EOS published and no buffer since
+  // Keyframe requests (see request_keyframe()):
+  std::optional<std::chrono::steady_clock::time_point> last_keyframe_request;
+  std::vector<uint64_t> keyframe_waiters;  // sessions whose request waits for the interval's end
+  bool keyframe_timer_armed = false;
   bool stopping = false;
   bool flush_aborted = false;
   uint64_t next_id = 1;
@@ -172,6 +178,11 @@ struct Server::Impl {
   void on_accept(tcp::socket socket);
   void on_ready(const std::shared_ptr<Session> &s);
   bool admit(const std::string &source);
+  // A session wants a keyframe (it joined a delta-unit stream). Calls
+  // keyframe_wanted now if the last call is an interval old, else once at the
+  // interval's end if a session that asked is still connected then.
+  void request_keyframe(uint64_t session_id);
+  void on_keyframe_timer();
   void end_handshake(const std::string &source);  // with mutex held
   void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_handshaking,
                  bool was_admitted, RemoveReason reason, const std::string &error);
@@ -213,7 +224,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
   const std::string &source() const { return source_; }
   void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()
-  bool added() const { return added_.load(); }      // reported as added (handshake done, admitted)
+  bool added() const { return added_.load(); }  // reported as added (handshake done, admitted)
 
   // Publishing thread: hands msg to the session. Returns true when the caller
   // must post drain() to the session's strand (none is pending yet), so a
@@ -270,9 +281,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;  // stop() got here first
     accepted_at_ = std::chrono::steady_clock::now();
     const auto &cfg = server_->config;
-    const bool hello_first = cfg.hello_timeout.count() > 0 &&
-                             (cfg.handshake_timeout.count() == 0 ||
-                              cfg.hello_timeout < cfg.handshake_timeout);
+    const bool hello_first =
+        cfg.hello_timeout.count() > 0 &&
+        (cfg.handshake_timeout.count() == 0 || cfg.hello_timeout < cfg.handshake_timeout);
     awaiting_hello_ = true;
     if (hello_first) {
       arm_handshake_timer(cfg.hello_timeout, "no ClientHello within the hello timeout");
@@ -321,7 +332,7 @@ class Session : public std::enable_shared_from_this<Session> {
           // e.g. between a new stream's first keyframe and its first delta: ask
           // now instead of waiting a whole GOP.
           join_keyframe_done_ = true;
-          if (server_->callbacks.keyframe_wanted) server_->callbacks.keyframe_wanted();
+          server_->request_keyframe(info_.id);
         }
         count_drop();
         return;
@@ -433,20 +444,19 @@ class Session : public std::enable_shared_from_this<Session> {
         self->on_handshake({});
         return;
       }
-      self->socket_.async_read_some(asio::buffer(self->read_buf_),
-                                    [self](std::error_code ec, size_t n) {
-                                      if (self->closed_) return;
-                                      if (ec) {
-                                        self->on_handshake(ec);
-                                        return;
-                                      }
-                                      if (self->awaiting_hello_ && n > 0) {
-                                        self->on_hello_started();
-                                      }
-                                      BIO_write(SSL_get_rbio(self->ssl_.get()),
-                                                self->read_buf_.data(), static_cast<int>(n));
-                                      self->handshake_step();
-                                    });
+      self->socket_.async_read_some(
+          asio::buffer(self->read_buf_), [self](std::error_code ec, size_t n) {
+            if (self->closed_) return;
+            if (ec) {
+              self->on_handshake(ec);
+              return;
+            }
+            if (self->awaiting_hello_ && n > 0) {
+              self->on_hello_started();
+            }
+            BIO_write(SSL_get_rbio(self->ssl_.get()), self->read_buf_.data(), static_cast<int>(n));
+            self->handshake_step();
+          });
     };
     if (pending_.empty()) {
       next();
@@ -714,9 +724,9 @@ class Session : public std::enable_shared_from_this<Session> {
     depth_bytes_.store(queued_bytes_);
   }
 
-  Server::Impl *server_;  // outlives every session (owns the io_context)
+  Server::Impl *server_;      // outlives every session (owns the io_context)
   const std::string source_;  // source_key() of the peer: per-address handshake accounting
-  tls::ContextPtr ctx_;   // the context this session's SSL was made from
+  tls::ContextPtr ctx_;       // the context this session's SSL was made from
   tcp::socket socket_;
   asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
   struct SslFree {
@@ -731,7 +741,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handshake_done_ = false;
   bool awaiting_hello_ = false;  // accepted, no byte received yet (hello timeout applies)
   std::chrono::steady_clock::time_point accepted_at_;  // start of the handshake deadline
-  bool admitted_ = false;    // counted against max_clients
+  bool admitted_ = false;                              // counted against max_clients
   bool final_sent_ = false;  // an ERROR is queued; the session closes once it is written
   RemoveReason final_reason_ = RemoveReason::kClosed;
   bool ready_ = false;
@@ -744,19 +754,19 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<MessagePtr> queue_;        // front is being written when writing_
   size_t queued_bytes_ = 0;
   std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
-  bool progress_timer_armed_ = false;                     // a write-progress wait is pending
+  bool progress_timer_armed_ = false;                    // a write-progress wait is pending
   std::chrono::steady_clock::time_point ready_at_;
   std::array<uint8_t, 256> read_buf_{};
   // Read by stats() from any thread:
   std::atomic<bool> added_{false};
   std::atomic<uint64_t> frames_sent_{0}, frames_dropped_{0}, bytes_sent_{0}, depth_buffers_{0},
       depth_bytes_{0};
-  std::mutex inbox_mutex_;          // protects the four inbox fields below
-  std::deque<MessagePtr> inbox_;    // published, not yet taken by drain()
-  size_t inbox_buffers_ = 0;        // buffer messages in inbox_
-  bool inbox_posted_ = false;       // a drain() is posted and has not taken the inbox yet
-  bool inbox_gap_ = false;          // buffers were dropped from inbox_ since the last drain
-  std::deque<MessagePtr> draining_;  // strand-only: the batch drain() is delivering
+  std::mutex inbox_mutex_;               // protects the four inbox fields below
+  std::deque<MessagePtr> inbox_;         // published, not yet taken by drain()
+  size_t inbox_buffers_ = 0;             // buffer messages in inbox_
+  bool inbox_posted_ = false;            // a drain() is posted and has not taken the inbox yet
+  bool inbox_gap_ = false;               // buffers were dropped from inbox_ since the last drain
+  std::deque<MessagePtr> draining_;      // strand-only: the batch drain() is delivering
   mutable std::mutex last_error_mutex_;  // protects last_error_ (set on the strand, read by stats)
   std::string last_error_;
 };
@@ -802,8 +812,7 @@ void Server::Impl::on_accept(tcp::socket socket) {
       return;
     }
     size_t &from_source = handshaking_by_source[source];
-    if (config.max_handshakes_per_address > 0 &&
-        from_source >= config.max_handshakes_per_address) {
+    if (config.max_handshakes_per_address > 0 && from_source >= config.max_handshakes_per_address) {
       // DEBUG, not WARNING: a flood would otherwise flood the log too.
       refused++;
       TF_DEBUG(kComp, "%s: %zu handshakes in progress from %s, closing the new connection",
@@ -840,10 +849,67 @@ void Server::Impl::on_ready(const std::shared_ptr<Session> &s) {
     eos_msg->type = wire::MessageType::kEos;
     eos_msg->bytes = wire::encode_eos();
     s->deliver(eos_msg);
-  } else if (want_key && callbacks.keyframe_wanted) {
+  } else if (want_key) {
     s->keyframe_asked();
-    callbacks.keyframe_wanted();
+    request_keyframe(s->info().id);
   }
+}
+
+void Server::Impl::request_keyframe(uint64_t session_id) {
+  if (!callbacks.keyframe_wanted) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto interval = config.keyframe_request_interval;
+  bool now_due = false;
+  std::optional<std::chrono::steady_clock::time_point> arm_at;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (stopping) return;
+    if (!keyframe_timer_armed && (!last_keyframe_request || interval.count() <= 0 ||
+                                  now - *last_keyframe_request >= interval)) {
+      last_keyframe_request = now;
+      now_due = true;
+    } else {
+      // Within the interval: merged into one request at its end, sent only
+      // if a client that asked is still connected then.
+      keyframe_waiters.push_back(session_id);
+      if (!keyframe_timer_armed) {
+        keyframe_timer_armed = true;
+        arm_at = *last_keyframe_request + interval;
+      }
+    }
+  }
+  if (now_due) {
+    TF_DEBUG(kComp, "client %" PRIu64 ": asking upstream for a keyframe", session_id);
+    callbacks.keyframe_wanted();
+  } else if (arm_at) {
+    Impl *self = this;
+    asio::post(keyframe_strand, [self, at = *arm_at] {
+      self->keyframe_timer.expires_at(at);
+      self->keyframe_timer.async_wait([self](std::error_code ec) {
+        if (!ec) self->on_keyframe_timer();
+      });
+    });
+  }
+}
+
+void Server::Impl::on_keyframe_timer() {
+  bool wanted = false;
+  size_t asked = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    keyframe_timer_armed = false;
+    asked = keyframe_waiters.size();
+    for (uint64_t id : keyframe_waiters) {
+      auto it = sessions.find(id);
+      wanted = wanted || (it != sessions.end() && it->second->added());
+    }
+    keyframe_waiters.clear();
+    if (stopping) wanted = false;
+    if (wanted) last_keyframe_request = std::chrono::steady_clock::now();
+  }
+  TF_DEBUG(kComp, "%zu deferred keyframe requests: %s", asked,
+           wanted ? "asking upstream" : "none of those clients is still connected");
+  if (wanted) callbacks.keyframe_wanted();
 }
 
 void Server::Impl::end_handshake(const std::string &source) {
@@ -863,8 +929,9 @@ bool Server::Impl::admit(const std::string &source) {
   return true;
 }
 
-void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_handshaking,
-                             bool was_admitted, RemoveReason reason, const std::string &error) {
+void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready,
+                             bool was_handshaking, bool was_admitted, RemoveReason reason,
+                             const std::string &error) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (sessions.erase(s->info().id) == 0) return;
@@ -1053,6 +1120,7 @@ void Server::stop() {
     impl->acceptor.close(ec);
     impl->accept_retry.cancel();
   });
+  asio::post(impl->keyframe_strand, [impl] { impl->keyframe_timer.cancel(); });
   for (auto &s : all) {
     asio::post(s->executor(), [s] { s->shutdown(); });
   }

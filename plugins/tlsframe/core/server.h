@@ -40,6 +40,9 @@ inline constexpr size_t kDefaultMaxHandshakesPerAddress = 32;
 // Time for the first byte of a ClientHello: a connection that sends nothing
 // is closed this soon; handshake_timeout still bounds the whole handshake.
 inline constexpr std::chrono::seconds kDefaultHelloTimeout{3};
+// Keyframe requests for joiners: at most one per interval; one asked within
+// the interval is sent at its end if a client that asked is still connected.
+inline constexpr std::chrono::seconds kDefaultKeyframeRequestInterval{1};
 
 struct ServerConfig {
   std::string host = "0.0.0.0";  // address or name to listen on
@@ -63,6 +66,8 @@ struct ServerConfig {
   // max_handshakes is clamped to half the open-file soft limit at start.
   size_t max_handshakes = kDefaultMaxHandshakes;
   size_t max_handshakes_per_address = kDefaultMaxHandshakesPerAddress;
+  // Least time between two keyframe_wanted calls (0 = no rate limit).
+  std::chrono::nanoseconds keyframe_request_interval = kDefaultKeyframeRequestInterval;
 };
 
 // Why a client went away (values shared with the element's enum).
@@ -108,7 +113,9 @@ struct ServerStats {
 struct ServerCallbacks {
   std::function<void(const ClientInfo &)> client_added;
   std::function<void(const ClientInfo &, RemoveReason, const std::string &error)> client_removed;
-  std::function<void()> keyframe_wanted;  // a client joined a stream that has delta units
+  // A client joined a stream that has delta units. Merged and rate-limited:
+  // see ServerConfig::keyframe_request_interval.
+  std::function<void()> keyframe_wanted;
   std::function<void(const std::string &address, const Error &)> handshake_failed;
 };
 
@@ -121,7 +128,7 @@ class Server {
   Server(const Server &) = delete;
   Server &operator=(const Server &) = delete;
 
-  uint16_t port() const;  // the bound port
+  uint16_t port() const;          // the bound port
   size_t max_handshakes() const;  // the effective limit (after clamping to the open-file limit)
 
   // New caps (and stream headers inside the caps string). Sent to every client

@@ -32,7 +32,8 @@ constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERS
 constexpr guint DEFAULT_MAX_CLIENTS = 0;
 constexpr guint64 DEFAULT_HANDSHAKE_TIMEOUT =
     std::chrono::nanoseconds(tlsframe::kDefaultHandshakeTimeout).count();
-constexpr guint64 DEFAULT_TIMEOUT = std::chrono::nanoseconds(tlsframe::kDefaultClientTimeout).count();
+constexpr guint64 DEFAULT_TIMEOUT =
+    std::chrono::nanoseconds(tlsframe::kDefaultClientTimeout).count();
 constexpr guint DEFAULT_BUFFERS_MAX = 32;
 constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
 constexpr guint DEFAULT_IO_THREADS = 0;  // one per CPU core (bench: +40% at 32 clients on 2 cores)
@@ -42,6 +43,8 @@ constexpr guint DEFAULT_MAX_HANDSHAKES = tlsframe::kDefaultMaxHandshakes;
 constexpr guint DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = tlsframe::kDefaultMaxHandshakesPerAddress;
 constexpr guint64 DEFAULT_HELLO_TIMEOUT =
     std::chrono::nanoseconds(tlsframe::kDefaultHelloTimeout).count();
+constexpr guint64 DEFAULT_KEYFRAME_REQUEST_INTERVAL =
+    std::chrono::nanoseconds(tlsframe::kDefaultKeyframeRequestInterval).count();
 
 enum {
   PROP_0,
@@ -64,6 +67,7 @@ enum {
   PROP_MAX_HANDSHAKES,
   PROP_MAX_HANDSHAKES_PER_ADDRESS,
   PROP_HELLO_TIMEOUT,
+  PROP_KEYFRAME_REQUEST_INTERVAL,
   PROP_NUM_CLIENTS,
   PROP_BYTES_SERVED,
   PROP_STATS,
@@ -94,6 +98,7 @@ struct Settings {
   guint max_handshakes = DEFAULT_MAX_HANDSHAKES;
   guint max_handshakes_per_address = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS;
   guint64 hello_timeout = DEFAULT_HELLO_TIMEOUT;
+  guint64 keyframe_request_interval = DEFAULT_KEYFRAME_REQUEST_INTERVAL;
 };
 
 struct Private {
@@ -221,6 +226,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.max_handshakes = s.max_handshakes;
     config.max_handshakes_per_address = s.max_handshakes_per_address;
     config.hello_timeout = std::chrono::nanoseconds(s.hello_timeout);
+    config.keyframe_request_interval = std::chrono::nanoseconds(s.keyframe_request_interval);
     config.io_threads =
         s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
   }
@@ -466,6 +472,9 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_HELLO_TIMEOUT:
       s.hello_timeout = g_value_get_uint64(value);
       break;
+    case PROP_KEYFRAME_REQUEST_INTERVAL:
+      s.keyframe_request_interval = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -595,6 +604,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
     case PROP_HELLO_TIMEOUT:
       g_value_set_uint64(value, s.hello_timeout);
       break;
+    case PROP_KEYFRAME_REQUEST_INTERVAL:
+      g_value_set_uint64(value, s.keyframe_request_interval);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -715,6 +727,12 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "Nanoseconds a new connection may take to send the first byte of its TLS ClientHello "
       "before it is closed; handshake-timeout still bounds the whole handshake (0 = no limit)",
       0, G_MAXINT64, DEFAULT_HELLO_TIMEOUT, RW);
+  properties[PROP_KEYFRAME_REQUEST_INTERVAL] = g_param_spec_uint64(
+      "keyframe-request-interval", "Keyframe request interval",
+      "Least nanoseconds between two upstream force-key-unit requests made for joining clients: "
+      "requests within it are merged into one at its end, sent only if a client that asked is "
+      "still connected (0 = no rate limit)",
+      0, G_MAXINT64, DEFAULT_KEYFRAME_REQUEST_INTERVAL, RW);
   properties[PROP_NUM_CLIENTS] =
       g_param_spec_uint("num-clients", "Number of clients",
                         "Clients connected now (TLS handshake completed)", 0, G_MAXUINT, 0, RO);
