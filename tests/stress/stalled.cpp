@@ -18,9 +18,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -155,8 +155,9 @@ int main(int argc, char **argv) {
   const int n_healthy = arg_int(argc, argv, "--healthy", 3);
   const int seconds = arg_int(argc, argv, "--seconds", 10);
   if (port <= 0 || pid <= 0) {
-    std::fprintf(stderr, "usage: stalled --port P --server-pid PID [--stalled N] [--healthy K] "
-                         "[--seconds S]\n");
+    std::fprintf(stderr,
+                 "usage: stalled --port P --server-pid PID [--stalled N] [--healthy K] "
+                 "[--seconds S]\n");
     return 2;
   }
   rlimit rl{};
@@ -168,7 +169,8 @@ int main(int argc, char **argv) {
   }
   const uint64_t rss0 = rss_kb(pid), tcpmem0 = tcp_mem_bytes();
   std::printf("baseline: server RSS %llu kB, TCP mem %llu kB\n",
-              static_cast<unsigned long long>(rss0), static_cast<unsigned long long>(tcpmem0 >> 10));
+              static_cast<unsigned long long>(rss0),
+              static_cast<unsigned long long>(tcpmem0 >> 10));
 
   std::vector<Healthy> healthy(static_cast<size_t>(n_healthy));
   std::atomic<bool> stop{false};
@@ -184,8 +186,8 @@ int main(int argc, char **argv) {
     }
     stalled.push_back(std::move(c));
   }
-  std::printf("%zu stalled clients connected (never reading), %d healthy reading\n",
-              stalled.size(), n_healthy);
+  std::printf("%zu stalled clients connected (never reading), %d healthy reading\n", stalled.size(),
+              n_healthy);
   std::printf("%4s %12s %10s %8s %12s %12s %10s %9s %9s %9s\n", "t_s", "sendq_kB", "max1_kB",
               "sockets", "tcpmem_kB", "d_rss_kB", "fps/heal", "lat_p50", "lat_p99", "lat_max");
   for (auto &h : healthy) {  // count from now on: the connecting phase is not measured
@@ -228,12 +230,13 @@ int main(int argc, char **argv) {
                 lat.empty() ? 0.0 : lat.back());
     std::fflush(stdout);
   }
-  std::printf("peak: server send queue %llu kB, TCP mem %llu kB (+%lld kB), server RSS +%lld kB%s\n",
-              static_cast<unsigned long long>(peak_sendq >> 10),
-              static_cast<unsigned long long>(peak_tcpmem >> 10),
-              static_cast<long long>(peak_tcpmem >> 10) - static_cast<long long>(tcpmem0 >> 10),
-              static_cast<long long>(peak_rss) - static_cast<long long>(rss0),
-              any_failed ? "; a healthy client FAILED" : "");
+  std::printf(
+      "peak: server send queue %llu kB, TCP mem %llu kB (+%lld kB), server RSS +%lld kB%s\n",
+      static_cast<unsigned long long>(peak_sendq >> 10),
+      static_cast<unsigned long long>(peak_tcpmem >> 10),
+      static_cast<long long>(peak_tcpmem >> 10) - static_cast<long long>(tcpmem0 >> 10),
+      static_cast<long long>(peak_rss) - static_cast<long long>(rss0),
+      any_failed ? "; a healthy client FAILED" : "");
   stop = true;
   for (auto &t : readers) t.join();
   return any_failed ? 1 : 0;

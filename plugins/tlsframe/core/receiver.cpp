@@ -146,22 +146,22 @@ struct Receiver::Impl {
                  ""});
       return;
     }
-    asio::async_read(*stream, asio::buffer(space.data, space.size),
-                     [this](std::error_code ec, size_t n) {
-                       if (ec) {
-                         fail(tls::describe_failure(stream->native_handle(), ec, true));
-                         return;
-                       }
-                       wire::DecodeResult r = reader->commit(n);
-                       if (r.status == wire::DecodeStatus::kError) {
-                         fail(Error{Error::Kind::kProtocol,
-                                    "protocol error from " + where + ": " + r.error, ""});
-                       } else if (r.status == wire::DecodeStatus::kNeedMore) {
-                         read_next();
-                       } else {
-                         on_body(reader->take());
-                       }
-                     });
+    asio::async_read(
+        *stream, asio::buffer(space.data, space.size), [this](std::error_code ec, size_t n) {
+          if (ec) {
+            fail(tls::describe_failure(stream->native_handle(), ec, true));
+            return;
+          }
+          wire::DecodeResult r = reader->commit(n);
+          if (r.status == wire::DecodeStatus::kError) {
+            fail(
+                Error{Error::Kind::kProtocol, "protocol error from " + where + ": " + r.error, ""});
+          } else if (r.status == wire::DecodeStatus::kNeedMore) {
+            read_next();
+          } else {
+            on_body(reader->take());
+          }
+        });
   }
 
   void on_body(std::shared_ptr<std::vector<uint8_t>> body) {
