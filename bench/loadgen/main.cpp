@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -110,6 +111,9 @@ bool wait_until(double seconds, Pred pred) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  // A server that closes a connection while we write (e.g. the ClientHello) must count as a
+  // failed client, not kill the process: EPIPE instead of SIGPIPE for every socket write.
+  std::signal(SIGPIPE, SIG_IGN);
   SharedRun run;
   Options &o = run.opt;
   enum {
