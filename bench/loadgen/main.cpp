@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>

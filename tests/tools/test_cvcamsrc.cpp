@@ -128,7 +128,8 @@ TEST_F(CvCamSrcTest, LocationIsNeverRunAsAPipeline) {
   ASSERT_TRUE(p.ok());
   g_object_set(p.element("cv"), "location",
                ("videotestsrc num-buffers=30 ! tee name=t ! queue ! videoconvert ! appsink t. ! "
-                "queue ! filesink location=" + out)
+                "queue ! filesink location=" +
+                out)
                    .c_str(),
                nullptr);
   EXPECT_EQ(gst_element_set_state(p.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
@@ -153,11 +154,10 @@ TEST_F(CvCamSrcTest, DirectoryLocationIsOneCleanError) {
 // A Matroska H.264 file (not only the AVI/MJPEG clip) still plays through the FFmpeg backend.
 TEST_F(CvCamSrcTest, MatroskaH264FilePlays) {
   std::string mkv = dir_ + "/clip.mkv";
-  RunResult r = run_process(
-      {"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=10", "!",
-       "video/x-raw,width=160,height=120,framerate=30/1", "!", "x264enc", "!", "h264parse", "!",
-       "matroskamux", "!", "filesink", "location=" + mkv},
-      30s);
+  RunResult r = run_process({"/usr/bin/gst-launch-1.0", "-q", "videotestsrc", "num-buffers=10", "!",
+                             "video/x-raw,width=160,height=120,framerate=30/1", "!", "x264enc", "!",
+                             "h264parse", "!", "matroskamux", "!", "filesink", "location=" + mkv},
+                            30s);
   if (r.status != 0) GTEST_SKIP() << "cannot make an H.264 file here: " << r.transcript;
   Pipeline p("cvcamsrc location=" + mkv + " ! appsink name=out sync=false");
   ASSERT_TRUE(p.ok());

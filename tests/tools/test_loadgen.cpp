@@ -56,10 +56,10 @@ TEST(LoadgenTest, ServerClosingDuringConnectIsCountedNotFatal) {
   ClosingServer server;
   ASSERT_NE(server.port(), 0);
   // 20 clients: before the fix, 5 runs out of 5 ended with SIGPIPE (status 141).
-  RunResult r = run_process({TLSFRAME_LOADGEN_PATH, "-c", "20", "-t", "1", "--first-frame",
-                             "--first-frame-timeout", "10",
-                             "127.0.0.1:" + std::to_string(server.port())},
-                            60s);
+  RunResult r =
+      run_process({TLSFRAME_LOADGEN_PATH, "-c", "20", "-t", "1", "--first-frame",
+                   "--first-frame-timeout", "10", "127.0.0.1:" + std::to_string(server.port())},
+                  60s);
   EXPECT_EQ(r.status, 1) << r.transcript;  // every client failed: status 1, not 128 + SIGPIPE
   EXPECT_NE(r.transcript.find("20 failed"), std::string::npos) << r.transcript;
 }

@@ -116,8 +116,7 @@ TEST_F(CertsTest, NeverOverwritesWithoutForce) {
 // umask 000 the directory was 0777 and another local user could swap ca.pem.
 TEST_F(CertsTest, DevCertsScriptUnderUmask000KeepsTheDirectoryPrivate) {
   std::string out = dir() + "/new/dev";
-  RunResult r = run_process({"/bin/bash", "-c",
-                             "umask 000 && exec bash \"$0\" \"$1\"",
+  RunResult r = run_process({"/bin/bash", "-c", "umask 000 && exec bash \"$0\" \"$1\"",
                              std::string(TLSFRAME_SOURCE_ROOT) + "/certs/make-dev-certs.sh", out},
                             60s, quiet_env());
   ASSERT_EQ(r.status, 0) << r.transcript;
@@ -329,15 +328,16 @@ TEST_F(PrintPipelineTest, PipelineOptionReplacesTheTemplate) {
   std::string certs = make_certs();
   std::string tpl = dir() + "/mine.pipeline";
   std::ofstream(tpl) << "# my template\n${SOURCE} num-buffers=${FRAMERATE} ! tlsframesink "
-                       "name=sink\n";
+                        "name=sink\n";
   RunResult r = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--pipeline", tpl,
                                  "--print-pipeline", "--fps", "7"}),
                             30s, quiet_env());
   ASSERT_EQ(r.status, 0) << r.transcript;
   ASSERT_EQ(r.out.size(), 1u);
-  EXPECT_EQ(r.out[0], "videotestsrc name=source pattern=ball is-live=true num-buffers=7/1 ! "
-                      "tlsframesink name=sink host=0.0.0.0 cert-file=" + certs +
-                          "/server.pem key-file=" + certs + "/server.key");
+  EXPECT_EQ(r.out[0],
+            "videotestsrc name=source pattern=ball is-live=true num-buffers=7/1 ! "
+            "tlsframesink name=sink host=0.0.0.0 cert-file=" +
+                certs + "/server.pem key-file=" + certs + "/server.key");
 
   // The values go to elements by name: a template without them is an error.
   std::ofstream(tpl) << "videotestsrc ! fakesink\n";
@@ -387,8 +387,8 @@ TEST_F(ErrorsTest, ViewWithoutCaFileSaysItUsesTheSystemCas) {
   EXPECT_NE(std::find(r.out.begin(), r.out.end(), line), r.out.end()) << r.transcript;
   // With the file there, no such line.
   std::string certs = make_certs();
-  RunResult with = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs",
-                                    certs, "--display", "none", "--codec", "jpeg"}),
+  RunResult with = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs,
+                                    "--display", "none", "--codec", "jpeg"}),
                                30s, quiet_env());
   EXPECT_EQ(with.transcript.find("system's CA"), std::string::npos) << with.transcript;
 }
@@ -487,9 +487,8 @@ TEST_F(ErrorsTest, HelpIsGOptionStyleWithGStreamerOptions) {
   EXPECT_NE(g.transcript.find("--gst-debug="), std::string::npos) << g.transcript;
   // --gst-debug works (the category's lines go to stderr); the printed pipeline is unchanged.
   std::string certs = make_certs();
-  RunResult d = run_process(cmd({"serve", "--certs", certs, "--source", "test",
-                                 "--print-pipeline", "--gst-debug=GST_PIPELINE:6",
-                                 "--gst-debug-no-color"}),
+  RunResult d = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--print-pipeline",
+                                 "--gst-debug=GST_PIPELINE:6", "--gst-debug-no-color"}),
                             30s, quiet_env());
   EXPECT_EQ(d.status, 0) << d.transcript;
   EXPECT_EQ(d.out.size(), 1u) << d.transcript;

@@ -74,13 +74,12 @@ TEST_F(FirstRunTest, MakesPrivateCertsInTheUserDirAndAViewerThereJustWorks) {
   ASSERT_NE(port, 0);
   std::string d = user_certs();
   std::string p = std::to_string(port);
-  EXPECT_TRUE(server->wait_line("first run: made a development CA and a server certificate in " +
-                                    d,
-                                1s))
+  EXPECT_TRUE(
+      server->wait_line("first run: made a development CA and a server certificate in " + d, 1s))
       << server->transcript();
   EXPECT_TRUE(server->wait_line(d + "/ca.pem: the CA certificate", 1s)) << server->transcript();
-  EXPECT_TRUE(server->wait_line("viewers on this machine run: tlsframe view localhost:" + p + "$",
-                                5s))
+  EXPECT_TRUE(
+      server->wait_line("viewers on this machine run: tlsframe view localhost:" + p + "$", 5s))
       << server->transcript();
   EXPECT_TRUE(server->wait_line("viewers elsewhere run: tlsframe view [^ ]+:" + p +
                                     " --ca ca\\.pem .*a copy of " + d + "/ca\\.pem",
@@ -149,8 +148,7 @@ TEST_F(FirstRunTest, PartialSetIsAnErrorAndNothingIsOverwritten) {
 
 TEST_F(FirstRunTest, ExplicitCertsDirIsNeverFilled) {
   RunResult r = run_process(
-      cmd({"serve", "--certs", dir() + "/nowhere", "--source", "test", "--port", "0"}), 30s,
-      env());
+      cmd({"serve", "--certs", dir() + "/nowhere", "--source", "test", "--port", "0"}), 30s, env());
   EXPECT_EQ(r.status, 1) << r.transcript;
   EXPECT_FALSE(exists(dir() + "/nowhere"));
   EXPECT_FALSE(exists(user_certs()));

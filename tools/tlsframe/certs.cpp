@@ -1,5 +1,7 @@
 // `tlsframe certs`: a CA, a server certificate for every --host name and
 // address, and client certificates, made with OpenSSL's API (core/certgen).
+#include "certs.h"
+
 #include <arpa/inet.h>
 #include <glib.h>
 #include <sys/stat.h>
@@ -10,7 +12,6 @@
 #include <iostream>
 #include <sstream>
 
-#include "certs.h"
 #include "cli.h"
 #include "commands.h"
 #include "tls_files.h"

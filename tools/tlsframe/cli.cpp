@@ -124,11 +124,11 @@ bool Options::parse(int argc, char **argv, std::vector<std::string> *positional)
   return true;
 }
 
-int RunOptions::parse(Options &opts, int argc, char **argv,
-                      std::vector<std::string> *positional) {
+int RunOptions::parse(Options &opts, int argc, char **argv, std::vector<std::string> *positional) {
   std::string interval_text = std::to_string(interval);
   bool quiet_flag = false;
-  opts.value("pipeline", &pipeline_file, "FILE", "Use this pipeline template instead of the installed one");
+  opts.value("pipeline", &pipeline_file, "FILE",
+             "Use this pipeline template instead of the installed one");
   opts.flag("print-pipeline", &print, "Print the pipeline as gst-launch-1.0 arguments and exit");
   opts.flag("quiet", &quiet_flag, "Print errors only", 'q');
   opts.value("status-interval", &interval_text, "S",

@@ -40,8 +40,7 @@ class Options {
 
   void value(const char *name, std::string *out, const char *arg, const char *help);
   void flag(const char *name, bool *out, const char *help, char short_name = 0);
-  void repeated(const char *name, std::vector<std::string> *out, const char *arg,
-                const char *help);
+  void repeated(const char *name, std::vector<std::string> *out, const char *arg, const char *help);
   // Adds GStreamer's option group (--gst-debug, --gst-plugin-path, ...; --help-gst).
   void with_gstreamer() { gstreamer_ = true; }
   // argv: the arguments after the subcommand's name. --help prints the help and exits 0.

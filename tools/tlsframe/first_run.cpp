@@ -24,9 +24,8 @@ bool dns_name(const std::string &name) {
   if (name.empty() || name.size() > 253 || name.front() == '-' || name.front() == '.') {
     return false;
   }
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return g_ascii_isalnum(c) || c == '-' || c == '.';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return g_ascii_isalnum(c) || c == '-' || c == '.'; });
 }
 
 }  // namespace
@@ -62,7 +61,8 @@ bool ensure_server_certs(const TlsOptions &o, bool dry_run, bool *fresh) {
     for (const auto &f : missing) lack += (lack.empty() ? "" : ", ") + f;
     error("the certificates in " + dir + " are incomplete (" + have + " there, " + lack +
           " missing); nothing was overwritten: restore the missing files, or replace the set "
-          "with: tlsframe certs --out " + dir + " --force");
+          "with: tlsframe certs --out " +
+          dir + " --force");
     return false;
   }
   *fresh = true;

@@ -82,16 +82,11 @@ int cmd_serve(int argc, char **argv) {
   values.insert(values.end(), source->values.begin(), source->values.end());
 
   std::map<std::string, std::string> vars = {
-      {"SOURCE", source->launch},
-      {"WIDTH", std::to_string(w)},
-      {"HEIGHT", std::to_string(h)},
-      {"FRAMERATE", std::to_string(f) + "/1"},
-      {"QUALITY", std::to_string(q)},
-      {"BITRATE", std::to_string(br)},
-      {"GOP", std::to_string(g)},
-      {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
-      {"PORT", std::to_string(p)},
-      {"MAX_CLIENTS", std::to_string(mc)},
+      {"SOURCE", source->launch},     {"WIDTH", std::to_string(w)},
+      {"HEIGHT", std::to_string(h)},  {"FRAMERATE", std::to_string(f) + "/1"},
+      {"QUALITY", std::to_string(q)}, {"BITRATE", std::to_string(br)},
+      {"GOP", std::to_string(g)},     {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
+      {"PORT", std::to_string(p)},    {"MAX_CLIENTS", std::to_string(mc)},
   };
   int prepared = kExitError;
   GstElement *pipeline = prepare_pipeline("serve-" + codec, run, vars, values, &prepared);
@@ -125,9 +120,12 @@ int cmd_serve(int argc, char **argv) {
     info(codec_line);
     output.announce(hint);
     if (tls.mtls && default_dir(tls)) {
-      info("--mtls: make a viewer's client certificate with: tlsframe certs --client NAME (signed "
-           "by the CA in " + tls.dir + "); a viewer elsewhere needs ca.pem, client-NAME.pem and "
-           "client-NAME.key in its own per-user directory");
+      info(
+          "--mtls: make a viewer's client certificate with: tlsframe certs --client NAME (signed "
+          "by the CA in " +
+          tls.dir +
+          "); a viewer elsewhere needs ca.pem, client-NAME.pem and "
+          "client-NAME.key in its own per-user directory");
     }
   };
   runner.on_eos = [&] {

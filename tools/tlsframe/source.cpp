@@ -141,7 +141,9 @@ std::optional<Source> choose_source(const std::string &spec) {
   if (!have_element("cvcamsrc")) {
     why += "; OpenCV camera source not built";
   } else if (probe("cvcamsrc device-index=0 num-buffers=1 ! fakesink", {})) {
-    return Source{"cvcamsrc name=source device-index=0", {}, "OpenCV camera 0 (cvcamsrc)",
+    return Source{"cvcamsrc name=source device-index=0",
+                  {},
+                  "OpenCV camera 0 (cvcamsrc)",
                   why + "; OpenCV camera 0 delivered a test frame"};
   } else {
     why += "; OpenCV camera 0 did not open";

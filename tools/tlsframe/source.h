@@ -12,8 +12,8 @@ namespace tlsframe::tool {
 struct Source {
   std::string launch;     // gst-launch fragment producing raw video: structure only
   PropertyValues values;  // set on "source" after parsing
-  std::string what;    // for people: "test pattern", "camera /dev/video0 (v4l2src)"
-  std::string why;     // for auto: why this one was chosen
+  std::string what;       // for people: "test pattern", "camera /dev/video0 (v4l2src)"
+  std::string why;        // for auto: why this one was chosen
 };
 
 // Resolves the --source text; auto tries a one-frame capture from each

@@ -56,8 +56,7 @@ bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyVa
                      bool check_files) {
   std::string cert = server_cert_path(o);
   std::string key = o.key.empty() ? o.dir + "/server.key" : o.key;
-  if (check_files &&
-      (!check_file(cert, "server certificate") || !check_file(key, "server key"))) {
+  if (check_files && (!check_file(cert, "server certificate") || !check_file(key, "server key"))) {
     return false;
   }
   out->push_back({element, "cert-file", cert});

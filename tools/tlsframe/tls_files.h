@@ -15,9 +15,9 @@ std::string default_cert_dir();
 
 struct TlsOptions {
   std::string dir = default_cert_dir();  // --certs
-  std::string cert, key, ca;          // --cert, --key, --ca (override dir)
-  std::string client;                 // --client NAME: DIR/client-NAME.pem/.key (view, relay)
-  bool mtls = false;                  // --mtls (serve, relay): require client certificates
+  std::string cert, key, ca;             // --cert, --key, --ca (override dir)
+  std::string client;                    // --client NAME: DIR/client-NAME.pem/.key (view, relay)
+  bool mtls = false;                     // --mtls (serve, relay): require client certificates
   void declare(Options &opts, bool server_side, bool client_side);
 };
 

@@ -86,9 +86,8 @@ bool apply_values(GstElement *pipeline, const PropertyValues &values) {
       g_value_unset(&gv);
     }
     if (!ok) {
-      error(std::string(pspec ? "cannot set " : "no property ") + v.property + " of '" +
-            v.element + "' (" + G_OBJECT_TYPE_NAME(e) + ")" +
-            (pspec ? " to '" + v.value + "'" : ""));
+      error(std::string(pspec ? "cannot set " : "no property ") + v.property + " of '" + v.element +
+            "' (" + G_OBJECT_TYPE_NAME(e) + ")" + (pspec ? " to '" + v.value + "'" : ""));
     }
     gst_object_unref(e);
     if (!ok) return false;

@@ -116,9 +116,9 @@ int cmd_view(int argc, char **argv) {
       {"NUM_BUFFERS", n_frames ? "num-buffers=" + std::to_string(n_frames) : ""},
       {"DECODE", decoder_for(kind)},
       {"DISPLAY", display_sink(*chosen)},
-      {"RECORD", record.empty() ? ""
-                                : "t. ! queue ! " + parser_for(kind) + muxer +
-                                      " ! filesink name=record"},
+      {"RECORD", record.empty()
+                     ? ""
+                     : "t. ! queue ! " + parser_for(kind) + muxer + " ! filesink name=record"},
       {"SNAPSHOT", snapshot.empty() ? ""
                                     : "t. ! queue name=snapq ! " + decoder_for(kind) +
                                           " ! videoconvert ! jpegenc ! multifilesink "

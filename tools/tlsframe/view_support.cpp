@@ -130,8 +130,8 @@ std::string parser_for(const std::string &codec) {
 }
 
 std::optional<std::string> probe_stream_caps(const PropertyValues &src_values) {
-  GstElement *p = launch_with_values("tlsframesrc name=src ! fakesink name=probe sync=false",
-                                     src_values);
+  GstElement *p =
+      launch_with_values("tlsframesrc name=src ! fakesink name=probe sync=false", src_values);
   if (!p) return std::nullopt;
   GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "probe");
   GstPad *pad = gst_element_get_static_pad(sink, "sink");

@@ -49,8 +49,8 @@ inline bool to_bgr8(const cv::Mat &in, cv::Mat *out, std::string *why) {
         return false;
     }
     if (bgr.type() != CV_8UC3 || bgr.cols != in.cols || bgr.rows != in.rows) {
-      *why = "conversion gave type " + std::to_string(bgr.type()) + " " +
-             std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows);
+      *why = "conversion gave type " + std::to_string(bgr.type()) + " " + std::to_string(bgr.cols) +
+             "x" + std::to_string(bgr.rows);
       return false;
     }
     *out = bgr;

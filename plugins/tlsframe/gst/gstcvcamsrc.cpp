@@ -10,20 +10,20 @@
 // the negotiated rate (a file would otherwise be read as fast as possible) and
 // stamped with the running time at capture, like any live source.
 #include "gst/gstcvcamsrc.h"
-#include "gst/cv_frame.h"
-#include "gst/running_time.h"
 
 #include <gst/video/video.h>
 #include <sys/stat.h>
 
 #include <cerrno>
-
 #include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <string>
+
+#include "gst/cv_frame.h"
+#include "gst/running_time.h"
 
 GST_DEBUG_CATEGORY_STATIC(cv_cam_src_debug);
 #define GST_CAT_DEFAULT cv_cam_src_debug
@@ -111,9 +111,8 @@ static gboolean gst_cv_cam_src_start(GstBaseSrc *bsrc) {
   auto previous = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   bool opened = false;
   try {
-    opened = p->active.location.empty()
-                 ? p->capture.open(p->active.device_index)
-                 : p->capture.open(p->active.location, kFileBackend);
+    opened = p->active.location.empty() ? p->capture.open(p->active.device_index)
+                                        : p->capture.open(p->active.location, kFileBackend);
   } catch (const cv::Exception &e) {
     GST_DEBUG_OBJECT(self, "open threw: %s", e.what());
   }
@@ -281,10 +280,10 @@ static GstFlowReturn gst_cv_cam_src_create(GstPushSrc *psrc, GstBuffer **out) {
   cv::Mat bgr;
   std::string why;
   if (!tlsframe::gst::to_bgr8(frame, &bgr, &why)) {
-    GST_ELEMENT_ERROR(self, STREAM, FORMAT,
-                      ("%s delivers frames that cannot be converted to BGR.",
-                       describe(p->active).c_str()),
-                      ("%dx%d, type %d: %s", frame.cols, frame.rows, frame.type(), why.c_str()));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FORMAT,
+        ("%s delivers frames that cannot be converted to BGR.", describe(p->active).c_str()),
+        ("%dx%d, type %d: %s", frame.cols, frame.rows, frame.type(), why.c_str()));
     return GST_FLOW_ERROR;
   }
   frame = bgr;
