@@ -52,7 +52,8 @@
  * @title: cvcamsrc
  *
  * A live BGR video source around OpenCV's cv::VideoCapture: a camera
- * (device-index) or a video file or URL (location, with loop).
+ * (device-index) or a regular video file (location, read with the FFmpeg
+ * backend only, with loop).
  *
  * ## Example launch line
  * |[
@@ -108,8 +109,9 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "    tlsframesink port=10000 cert-file=server.pem key-file=server.key";
 
 constexpr const char *CVCAMSRC_LONG_DESCRIPTION =
-    "Live BGR video from a camera (device-index) or a video file or URL (location,\n"
-    "with loop) through OpenCV's cv::VideoCapture. Offers the source's own size and\n"
+    "Live BGR video from a camera (device-index) or a video file (location: a\n"
+    "regular file, read with OpenCV's FFmpeg backend only, never run as a pipeline;\n"
+    "loop) through OpenCV's cv::VideoCapture. Offers the source's own size and\n"
     "rate first and scales to any size downstream asks for; frames are paced on the\n"
     "pipeline clock and stamped with the running time at capture. The end of a file\n"
     "is EOS unless loop=true.\n"

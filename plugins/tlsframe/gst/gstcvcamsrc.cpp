@@ -23,6 +23,7 @@
 #include <string>
 
 #include "gst/cv_frame.h"
+#include "gst/element_docs.h"
 #include "gst/running_time.h"
 
 GST_DEBUG_CATEGORY_STATIC(cv_cam_src_debug);
@@ -423,8 +424,7 @@ static void gst_cv_cam_src_class_init(GstCvCamSrcClass *klass) {
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
       element_class, "OpenCV camera source", "Source/Video",
-      "Live BGR video from a camera (or a video file) through OpenCV's cv::VideoCapture",
-      "tlsframe");
+      CVCAMSRC_LONG_DESCRIPTION, "tlsframe");
 
   basesrc_class->start = gst_cv_cam_src_start;
   basesrc_class->stop = gst_cv_cam_src_stop;
