@@ -3,7 +3,9 @@
 # tlsframesink (the plugin from BUILD_DIR) serves a short stream and
 # `openssl s_client` captures the decrypted wire bytes, caps to EOS. The captures are
 # then cut into seeds:
-#   OUT/wire/  whole streams, each message alone, and short prefixes (fuzz_wire_decoder)
+#   OUT/wire/  whole streams, each message alone, and short prefixes (fuzz_wire_decoder),
+#              as a v1 client and, with version byte 2, as a v2 client reads them; and
+#              v2 client requests as a server reads them
 #   OUT/caps/  the CAPS payloads, i.e. the caps strings as sent (fuzz_caps)
 #
 #   tests/fuzz/make_corpus.sh [OUT]        (default OUT: $BUILD_DIR/fuzz-corpus)
@@ -73,19 +75,48 @@ done
 mkdir -p "$out/wire" "$out/caps"
 # Cut the captures with the wire format's own framing (header: magic, version, type,
 # reserved, payload length big-endian at offset 8); seeds above 64 KiB are left out.
+# A wire seed's first byte picks the reader in fuzz_wire_decoder: 0 a v1 client (the
+# captures as they are), 1 a v2 client (the captures with version byte 2, after a
+# STREAM_LIST and a WELCOME), 2 a v2 server (HELLO, LIST_STREAMS, KEYFRAME_REQUEST).
 python3 - "$work" "$out" <<'PY'
 import hashlib, os, struct, sys
 work, out = sys.argv[1], sys.argv[2]
 limit = 64 * 1024
+V1_CLIENT, V2_CLIENT, V2_SERVER = b"\0", b"\1", b"\2"
 def put(kind, data):
-    if 0 < len(data) <= limit:
+    if 0 < len(data) <= limit + 1:
         with open(os.path.join(out, kind, hashlib.sha1(data).hexdigest()), "wb") as f:
             f.write(data)
+def v2(msg):  # the same message on a version 2 connection
+    return msg[:4] + b"\2" + msg[5:]
+def field(k, v):
+    k, v = k.encode(), v.encode()
+    return bytes([len(k)]) + k + struct.pack(">H", len(v)) + v
+def message(t, payload):
+    return b"TLSF\2" + bytes([t]) + b"\0\0" + struct.pack(">I", len(payload)) + payload
+def entry(name, caps, viewers, *extra):
+    b = field("name", name) + field("caps", caps) + field("viewers", str(viewers)) + b"".join(extra)
+    return struct.pack(">H", len(b)) + b
+hello = message(5, field("stream", "cam1"))
+hello_default = message(5, field("stream", ""))
+hello_extra = message(5, field("rendition", "low") + field("stream", "door.hd") + field("x-later", "é"))
+keyframe, list_streams = message(7, b""), message(8, b"")
+welcome = message(6, field("stream", "cam1") + field("server", "tlsframe 0.1.0") +
+                  field("keyframe-interval-ms", "1000"))
+stream_list = message(9, struct.pack(">H", 3) + entry("cam1", "video/x-h264 1280x720 30/1", 2) +
+                      entry("", "image/jpeg 640x480 15/1", 0) +
+                      entry("door", "", 4294967295, field("renditions", "hd,sd")))
+for m in (hello, hello_default, hello_extra, keyframe, list_streams):
+    put("wire", V2_SERVER + m)
+put("wire", V2_SERVER + list_streams + hello + keyframe + keyframe + list_streams)
+put("wire", V2_SERVER + hello_extra + keyframe)
+for m in (welcome, stream_list, message(9, b"\0\0")):
+    put("wire", V2_CLIENT + m)
 for name in sorted(os.listdir(work)):
     if not name.endswith(".bin"):
         continue
     data = open(os.path.join(work, name), "rb").read()
-    put("wire", data)
+    put("wire", V1_CLIENT + data)
     off, msgs = 0, []
     while off + 12 <= len(data) and data[off:off + 4] == b"TLSF":
         size = 12 + struct.unpack(">I", data[off + 8:off + 12])[0]
@@ -96,9 +127,12 @@ for name in sorted(os.listdir(work)):
             put("caps", data[off + 12:off + size])
         off += size
     for m in msgs:
-        put("wire", m)
+        put("wire", V1_CLIENT + m)
+        put("wire", V2_CLIENT + v2(m))
     for n in (2, 3, 5):
-        put("wire", b"".join(msgs[:n]))
-    put("wire", b"".join(msgs[-3:]))  # the end of a stream: last buffers, EOS
+        put("wire", V1_CLIENT + b"".join(msgs[:n]))
+        put("wire", V2_CLIENT + stream_list + welcome + b"".join(v2(m) for m in msgs[:n]))
+    put("wire", V1_CLIENT + b"".join(msgs[-3:]))  # the end of a stream: last buffers, EOS
+    put("wire", V2_CLIENT + b"".join(v2(m) for m in msgs[-3:]))
 PY
 echo "make_corpus: $(ls "$out/wire" | wc -l) wire seeds, $(ls "$out/caps" | wc -l) caps seeds in $out"
