@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "common/pki.h"
+#include "common/raw_tls.h"
 #include "element/gst_util.h"
 
 using namespace std::chrono_literals;
@@ -190,3 +193,67 @@ TEST(H264, AvcCodecDataInCapsReachesALateJoinerWhichDecodes) {
 }
 
 }  // namespace
+
+// Issue 14, item 4: clients that connect and close at once cannot turn the
+// stream into keyframes. The sink asks upstream at most once per
+// keyframe-request-interval, and not at all for joiners already gone; the
+// encoder's keyframes are counted on its src pad.
+TEST(H264, ConnectAndCloseFloodForcesAtMostOneKeyframePerInterval) {
+  tlsframe::test::init_gstreamer();
+  tlsframe::test::Pki pki;
+  Pipeline server(h264_server_desc(pki, 160, 120, "byte-stream"));
+  ASSERT_TRUE(server.ok());
+  GstElement *sink = server.element("sink");
+  guint64 interval_ns = 0;
+  g_object_get(sink, "keyframe-request-interval", &interval_ns, nullptr);
+  ASSERT_GT(interval_ns, 0u);
+  ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  int port = tlsframe::test::current_port(sink);
+  ASSERT_GT(port, 0);
+  struct Keyframes {
+    std::atomic<int> count{0};
+    static GstPadProbeReturn on_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) {
+      if (!GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT))
+        static_cast<Keyframes *>(data)->count++;
+      return GST_PAD_PROBE_OK;
+    }
+  } keyframes;
+  // The stream has delta units once the first keyframe has gone by.
+  tlsframe::test::Waiter poll;  // re-checked every 50 ms until the deadline
+  ASSERT_TRUE(poll.wait_for(
+      [&] { return tlsframe::test::sink_stat(sink, "buffers-published") >= 5; }, 5000ms));
+  GstPad *pad = gst_element_get_static_pad(server.element("enc"), "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, Keyframes::on_buffer, &keyframes, nullptr);
+  gst_object_unref(pad);
+  auto keyframe_requests = [sink] {  // a guint in the stats structure
+    GstStructure *st = nullptr;
+    g_object_get(sink, "stats", &st, nullptr);
+    guint v = 0;
+    if (st) {
+      gst_structure_get_uint(st, "keyframe-requests", &v);
+      gst_structure_free(st);
+    }
+    return static_cast<guint64>(v);
+  };
+  const guint64 requests_before = keyframe_requests();
+
+  constexpr int kFlood = 60;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kFlood; ++i) {
+    tlsframe::test::RawTlsClient c;
+    ASSERT_TRUE(c.connect(port, pki.ca())) << c.error();
+  }  // each closes at once
+  const auto flood = std::chrono::steady_clock::now() - t0;
+  const auto interval = std::chrono::nanoseconds(interval_ns);
+  // Past the interval the flood ended in (a deferred request would come by then).
+  poll.wait_for([] { return false; }, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          interval + 500ms));  // bounded quiet period
+  const guint64 allowed = static_cast<guint64>(flood / interval) + 1;
+  const guint64 requests = keyframe_requests() - requests_before;
+  std::printf(
+      "%d connect-and-close clients in %lld ms: %llu keyframe requests, %d keyframes\n", kFlood,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(flood).count()),
+      static_cast<unsigned long long>(requests), keyframes.count.load());
+  EXPECT_LE(requests, allowed);
+  EXPECT_LE(static_cast<guint64>(keyframes.count.load()), allowed);
+}

@@ -29,6 +29,8 @@ constexpr auto kComp = log::Component::kServer;
 constexpr size_t kMaxRecordPayload = 16384;     // TLS plaintext per record
 constexpr size_t kRecordOverhead = 5 + 1 + 16;  // TLS 1.3 record header, inner type, AEAD tag
 constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
+// Plaintext encrypted per write: what a session holds of a message beyond the shared copy.
+constexpr size_t kEncryptChunk = 65536;
 
 // A write-only BIO that appends everything OpenSSL writes (whole TLS records)
 // to a std::vector<uint8_t>, so a session encrypts a whole message and hands
@@ -530,6 +532,16 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) {
         Error e = tls::describe_failure(self->ssl_.get(), ec, false);
         bool clean = e.kind == Error::Kind::kClosed;
+        const bool last =
+            self->writing_ && (self->queue_.front()->type == wire::MessageType::kEos ||
+                               self->queue_.front()->type == wire::MessageType::kError);
+        if (clean && last) {
+          // Closed while its last message (EOS, or an ERROR goodbye) is being
+          // written: a client closes on it, and when the write waited for room
+          // the close can be handled before the write's completion. The
+          // write's outcome tells: written (its reason) or failed (kClosed).
+          return;
+        }
         self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
         return;
       }
@@ -582,24 +594,36 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void do_write() {
     writing_ = true;
-    MessagePtr msg = queue_.front();
-    auto self = shared_from_this();
+    write_offset_ = 0;
     last_progress_ = std::chrono::steady_clock::now();
     const auto timeout = server_->config.client_timeout;
     if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
-    // Encrypt the whole message (one or more records) into pending_, then
-    // write it in one go. Anything OpenSSL queued earlier (a KeyUpdate
-    // answer) is already in pending_ and goes first, as it must.
-    ERR_clear_error();
-    size_t written = 0;
-    std::error_code ec;
+    write_part(queue_.front());
+  }
+
+  // Encrypts the next part of msg (at most kEncryptChunk plaintext bytes,
+  // whole records) into pending_ and writes it; once all of msg is written,
+  // on_write(). A part, not the whole message, so a client that stops
+  // reading holds one part in memory, not a copy of a large frame. Anything
+  // OpenSSL queued earlier (a KeyUpdate answer) is already in pending_ and
+  // goes first, as it must.
+  void write_part(const MessagePtr &msg) {
+    auto self = shared_from_this();
+    const size_t end = std::min(msg->wire_size(), write_offset_ + kEncryptChunk);
     // Room for the records' headers and tags too, so appending never reallocates.
-    const size_t records = msg->wire_size() / kMaxRecordPayload + 2;
-    pending_.reserve(pending_.size() + msg->wire_size() + records * kRecordOverhead);
-    if (SSL_write_ex(ssl_.get(), msg->bytes.data(), msg->bytes.size(), &written) != 1 ||
-        (msg->payload_size &&
-         SSL_write_ex(ssl_.get(), msg->payload, msg->payload_size, &written) != 1)) {
-      ec = ssl_failure(ssl_.get(), 0);
+    const size_t records = (end - write_offset_) / kMaxRecordPayload + 2;
+    pending_.reserve(pending_.size() + (end - write_offset_) + records * kRecordOverhead);
+    ERR_clear_error();
+    std::error_code ec;
+    const size_t head = msg->bytes.size();
+    while (write_offset_ < end && !ec) {
+      const bool in_head = write_offset_ < head;
+      const uint8_t *p =
+          in_head ? msg->bytes.data() + write_offset_ : msg->payload + (write_offset_ - head);
+      const size_t n = std::min(end, in_head ? head : msg->wire_size()) - write_offset_;
+      size_t written = 0;
+      if (SSL_write_ex(ssl_.get(), p, n, &written) != 1) ec = ssl_failure(ssl_.get(), 0);
+      write_offset_ += n;
     }
     if (ec) {
       asio::post(executor(), [self, msg, ec] { self->on_write(ec, msg); });
@@ -619,7 +643,15 @@ class Session : public std::enable_shared_from_this<Session> {
           }
           return wec ? 0 : kWriteChunk;
         },
-        [self, msg](std::error_code ec, size_t) { self->on_write(ec, msg); });
+        [self, msg](std::error_code ec, size_t) {
+          if (!ec && !self->closed_ && self->write_offset_ < msg->wire_size()) {
+            self->inflight_.clear();
+            if (self->pending_.empty()) self->pending_.swap(self->inflight_);  // reuse it
+            self->write_part(msg);
+            return;
+          }
+          self->on_write(ec, msg);
+        });
   }
 
   // The write-progress deadline: one timer wait per timeout period, not one
@@ -754,7 +786,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<MessagePtr> queue_;        // front is being written when writing_
   size_t queued_bytes_ = 0;
   std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
-  bool progress_timer_armed_ = false;                    // a write-progress wait is pending
+  size_t write_offset_ = 0;            // bytes of the message being written already encrypted
+  bool progress_timer_armed_ = false;  // a write-progress wait is pending
   std::chrono::steady_clock::time_point ready_at_;
   std::array<uint8_t, 256> read_buf_{};
   // Read by stats() from any thread:
