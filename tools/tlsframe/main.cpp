@@ -1,4 +1,5 @@
 // tlsframe: stream a camera to viewers over TLS with the tlsframe GStreamer elements.
+#include <clocale>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -28,6 +29,10 @@ Typical use:
 
 int main(int argc, char **argv) {
   using namespace tlsframe::tool;
+  // The user's locale for GOption's help and messages (as gst-launch-1.0 does), but C
+  // numbers, so figures read the same in every locale and scripts can parse them.
+  setlocale(LC_ALL, "");
+  setlocale(LC_NUMERIC, "C");
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
       !strcmp(argv[1], "help")) {
     std::cout << kUsage;

@@ -69,6 +69,11 @@ int cmd_serve(int argc, char **argv) {
   }
   if (!init_gstreamer()) return kExitError;
 
+  // The source first: a bad --source must not leave certificates behind. --print-pipeline
+  // must not touch devices: auto prints the test pattern choice as well.
+  auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
+  if (!source) return kExitError;
+
   // First run: make the per-user certificates (not for --print-pipeline, which prints the
   // paths serve would use and changes nothing).
   bool fresh = false;
@@ -76,9 +81,6 @@ int cmd_serve(int argc, char **argv) {
   PropertyValues values;
   values.push_back({"sink", "host", bind});
   if (!sink_tls_values(tls, "sink", &values, !(run.print && fresh))) return kExitError;
-  // --print-pipeline must not touch devices: auto prints the test pattern choice as well.
-  auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
-  if (!source) return kExitError;
   values.insert(values.end(), source->values.begin(), source->values.end());
 
   std::map<std::string, std::string> vars = {

@@ -90,7 +90,8 @@ std::optional<Source> choose_source(const std::string &spec) {
   if (kind == "opencv") {
     if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
     if (!arg.empty() && arg.find_first_not_of("0123456789") != std::string::npos) {
-      // Not an index: a video file or URL that OpenCV opens (as cvcamsrc location=...).
+      // Not an index: a video file, which cvcamsrc opens only if it is a regular file, and
+      // only with OpenCV's FFmpeg backend (never as a pipeline or URL).
       return Source{"cvcamsrc name=source",
                     {{"source", "location", arg}},
                     "video " + arg + " through OpenCV (cvcamsrc)",
