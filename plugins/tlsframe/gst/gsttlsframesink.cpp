@@ -19,6 +19,7 @@
 
 #include "core/server.h"
 #include "gst/common.h"
+#include "gst/element_docs.h"
 #include "gst/signal_dispatcher.h"
 
 #define GST_CAT_DEFAULT tlsframe_sink_debug
@@ -778,9 +779,7 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_set_static_metadata(element_class, "TLS frame server sink", "Sink/Network",
-                                        "Serves encoded buffers with their caps to many TLS "
-                                        "clients; a slow client never stalls the others",
-                                        "tlsframe developers");
+                                        TLSFRAME_SINK_LONG_DESCRIPTION, "tlsframe developers");
 
   basesink_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_start);
   basesink_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_sink_stop);

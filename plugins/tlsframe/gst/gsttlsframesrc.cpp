@@ -18,6 +18,7 @@
 
 #include "core/receiver.h"
 #include "gst/common.h"
+#include "gst/element_docs.h"
 #include "gst/running_time.h"
 
 #define GST_CAT_DEFAULT tlsframe_src_debug
@@ -586,10 +587,9 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
   g_object_class_install_properties(gobject_class, PROP_LAST, properties);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
-  gst_element_class_set_static_metadata(
-      element_class, "TLS frame client source", "Source/Network",
-      "Receives encoded buffers and their caps from a tlsframesink server over verified TLS",
-      "tlsframe developers");
+  gst_element_class_set_static_metadata(element_class, "TLS frame client source",
+                                        "Source/Network", TLSFRAME_SRC_LONG_DESCRIPTION,
+                                        "tlsframe developers");
 
   basesrc_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_stop);
