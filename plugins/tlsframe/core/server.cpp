@@ -1,7 +1,5 @@
 #include "core/server.h"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -17,8 +15,10 @@
 #include <mutex>
 #include <thread>
 
+#include "core/client_queue.h"
 #include "core/endpoint.h"
 #include "core/log.h"
+#include "core/tls_record.h"
 
 namespace tlsframe {
 namespace {
@@ -26,57 +26,9 @@ namespace {
 using tcp = asio::ip::tcp;
 using Strand = asio::strand<asio::io_context::executor_type>;
 constexpr auto kComp = log::Component::kServer;
-constexpr size_t kMaxRecordPayload = 16384;     // TLS plaintext per record
-constexpr size_t kRecordOverhead = 5 + 1 + 16;  // TLS 1.3 record header, inner type, AEAD tag
 constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
 // Plaintext encrypted per write: what a session holds of a message beyond the shared copy.
 constexpr size_t kEncryptChunk = 65536;
-
-// A write-only BIO that appends everything OpenSSL writes (whole TLS records)
-// to a std::vector<uint8_t>, so a session encrypts a whole message and hands
-// it to the socket in one write, with no intermediate ring buffer.
-int vector_bio_write(BIO *b, const char *data, size_t len, size_t *written) {
-  auto *out = static_cast<std::vector<uint8_t> *>(BIO_get_data(b));
-  out->insert(out->end(), reinterpret_cast<const uint8_t *>(data),
-              reinterpret_cast<const uint8_t *>(data) + len);
-  *written = len;
-  return 1;
-}
-
-long vector_bio_ctrl(BIO *, int cmd, long, void *) {
-  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-int vector_bio_create(BIO *b) {
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-const BIO_METHOD *vector_bio_method() {
-  static BIO_METHOD *method = [] {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tlsframe-vector");
-    if (m) {
-      BIO_meth_set_write_ex(m, vector_bio_write);
-      BIO_meth_set_ctrl(m, vector_bio_ctrl);
-      BIO_meth_set_create(m, vector_bio_create);
-    }
-    return m;
-  }();
-  return method;
-}
-
-// The error OpenSSL reports for a failed call, as asio would report it, so
-// tls::describe_failure() reads it the same way for every path.
-std::error_code ssl_failure(SSL *ssl, int rc) {
-  int err = SSL_get_error(ssl, rc);
-  if (err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
-  unsigned long code = ERR_peek_error();
-  if (code != 0) {
-    ERR_get_error();
-    return std::error_code(static_cast<int>(code), asio::error::get_ssl_category());
-  }
-  return asio::ssl::error::stream_truncated;
-}
 
 // The "address" a per-address handshake limit counts: the IPv4 address
 // (also when mapped into IPv6), or the /64 prefix of an IPv6 address, since
@@ -200,32 +152,18 @@ class Session : public std::enable_shared_from_this<Session> {
           std::string source, tls::ContextPtr ctx)
       : server_(server),
         source_(std::move(source)),
-        ctx_(std::move(ctx)),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        ssl_(SSL_new(ctx_->native_handle())) {
+        tls_(ctx),
+        queue_(QueueLimits{server->config.queue_max_buffers, server->config.queue_max_bytes}) {
     info_.id = id;
     info_.address = std::move(address);
-    // Reads go through a memory BIO filled from the socket; writes collect
-    // whole records in pending_ (see vector_bio_method).
-    BIO *rbio = BIO_new(BIO_s_mem());
-    BIO *wbio = BIO_new(vector_bio_method());
-    if (ssl_ && rbio && wbio) {
-      BIO_set_data(wbio, &pending_);
-      BIO_set_mem_eof_return(rbio, -1);
-      SSL_set_bio(ssl_.get(), rbio, wbio);
-      SSL_set_accept_state(ssl_.get());
-    } else {
-      BIO_free(rbio);
-      BIO_free(wbio);
-      ssl_.reset();
-    }
   }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
   const std::string &source() const { return source_; }
-  void keyframe_asked() { join_keyframe_done_ = true; }  // on the strand, by on_ready()
+  void keyframe_asked() { queue_.keyframe_asked(); }  // on the strand, by on_ready()
   bool added() const { return added_.load(); }  // reported as added (handshake done, admitted)
 
   // Publishing thread: hands msg to the session. Returns true when the caller
@@ -272,7 +210,7 @@ class Session : public std::enable_shared_from_this<Session> {
       inbox_posted_ = false;
     }
     if (gap && ready_) {
-      need_keyframe_ = true;  // what follows the dropped buffers may depend on them
+      queue_.resync();  // what follows the dropped buffers may depend on them
       set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
     }
     for (const auto &m : draining_) deliver(m);
@@ -292,7 +230,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (cfg.handshake_timeout.count() > 0) {
       arm_handshake_timer(cfg.handshake_timeout, "TLS handshake did not finish in time");
     }
-    if (!ssl_) {
+    if (!tls_.ok()) {
       fail_handshake(Error{Error::Kind::kTls, "cannot create a TLS session", tls::drain_errors()});
       return;
     }
@@ -326,46 +264,27 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void deliver(const MessagePtr &msg) {
     if (closed_ || !ready_) return;
-    const auto &cfg = server_->config;
-    if (msg->type == wire::MessageType::kBuffer) {
-      if (msg->delta && need_keyframe_) {
-        if (!join_keyframe_done_) {
-          // Joined before the stream showed a delta unit (nothing asked at join),
-          // e.g. between a new stream's first keyframe and its first delta: ask
-          // now instead of waiting a whole GOP.
-          join_keyframe_done_ = true;
-          server_->request_keyframe(info_.id);
-        }
-        count_drop();
+    const ClientQueue::Decision d = queue_.offer(msg);
+    for (size_t i = 0; i < d.dropped; ++i) count_drop();
+    if (d.ask_keyframe) server_->request_keyframe(info_.id);
+    switch (d.outcome) {
+      case ClientQueue::Outcome::kDroppedOverflow:
+        set_last_error("queue full: skipping to the next keyframe");
+        TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
+                info_.address.c_str());
         return;
-      }
-      size_t pending = queue_.size() - (writing_ ? 1 : 0);
-      bool over = queue_.size() >= cfg.queue_max_buffers ||
-                  queued_bytes_ + msg->wire_size() > cfg.queue_max_bytes;
-      if (over) {
-        if (msg->delta) {
-          // Skip to the next keyframe: a delta unit without its reference is useless.
-          set_last_error("queue full: skipping to the next keyframe");
-          need_keyframe_ = true;
-          count_drop();
-          TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
-                  info_.address.c_str());
-          return;
-        }
-        purge_unsent();
+      case ClientQueue::Outcome::kQueuedAfterPurge:
         set_last_error("queue full: dropped the queued buffers, resumed on a keyframe");
         TF_DEBUG(kComp, "client %" PRIu64 " %s: queue full, dropped %zu queued, resync on keyframe",
-                 info_.id, info_.address.c_str(), pending);
-      }
-      need_keyframe_ = false;
-      join_keyframe_done_ = true;
-      if (msg->caps && msg->caps.get() != last_caps_) push(msg->caps);
-    } else if (msg->type == wire::MessageType::kCaps) {
-      // Sent now only to an idle client; otherwise the next buffer brings its own
-      // caps, so a stalled client never accumulates caps changes.
-      if (msg.get() == last_caps_ || !queue_.empty()) return;
+                 info_.id, info_.address.c_str(), d.purged);
+        break;
+      case ClientQueue::Outcome::kQueued:
+        break;
+      case ClientQueue::Outcome::kIgnored:
+      case ClientQueue::Outcome::kDroppedForKeyframe:
+        return;
     }
-    push(msg);
+    queued();
   }
 
   void close(RemoveReason reason, const std::string &error) {
@@ -373,7 +292,7 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     std::error_code ignored;
     timer_.cancel();
-    if (writing_ || writing_flush_) {
+    if (queue_.writing() || writing_records_) {
       // Dropped mid-write (no progress, error, server stopping): reset the
       // connection. A plain close would leave the socket orphaned, holding
       // its send queue for as long as the peer keeps its window shut.
@@ -383,7 +302,6 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     socket_.close(ignored);
     queue_.clear();
-    queued_bytes_ = 0;
     publish_depth();
     bool was_ready = added_.load();  // reported as added, so it is reported as removed
     ready_ = false;
@@ -422,17 +340,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // One step of the server handshake: run OpenSSL on what has arrived, send
   // what it produced, then finish or read more.
   void handshake_step() {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(ssl_.get());
-    bool done = rc == 1;
-    if (!done && SSL_get_error(ssl_.get(), rc) != SSL_ERROR_WANT_READ) {
-      Error e = tls::describe_failure(ssl_.get(), ssl_failure(ssl_.get(), rc), false);
+    std::error_code ec;
+    const TlsRecord::Step step = tls_.handshake(&ec);
+    const bool done = step == TlsRecord::Step::kDone;
+    if (step == TlsRecord::Step::kFailed) {
+      Error e = tls_.describe(ec);
       // Send the alert OpenSSL queued (tells the client why), then give up.
-      if (!pending_.empty()) {
-        inflight_.swap(pending_);
-        pending_.clear();
+      if (tls_.has_output()) {
+        tls_.take_output(wire_);
         auto self = shared_from_this();
-        asio::async_write(socket_, asio::buffer(inflight_), [self, e](std::error_code, size_t) {
+        asio::async_write(socket_, asio::buffer(wire_), [self, e](std::error_code, size_t) {
           if (!self->closed_) self->fail_handshake(e);
         });
         return;
@@ -456,19 +373,18 @@ class Session : public std::enable_shared_from_this<Session> {
             if (self->awaiting_hello_ && n > 0) {
               self->on_hello_started();
             }
-            BIO_write(SSL_get_rbio(self->ssl_.get()), self->read_buf_.data(), static_cast<int>(n));
+            self->tls_.feed(self->read_buf_.data(), n);
             self->handshake_step();
           });
     };
-    if (pending_.empty()) {
+    if (!tls_.has_output()) {
       next();
       return;
     }
-    inflight_.swap(pending_);
-    pending_.clear();
-    asio::async_write(socket_, asio::buffer(inflight_), [self, next](std::error_code ec, size_t) {
+    tls_.take_output(wire_);
+    asio::async_write(socket_, asio::buffer(wire_), [self, next](std::error_code ec, size_t) {
       if (self->closed_) return;
-      self->inflight_.clear();
+      self->wire_.clear();
       if (ec) {
         self->on_handshake(ec);
         return;
@@ -480,12 +396,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_handshake(std::error_code ec) {
     if (closed_) return;
     if (ec) {
-      fail_handshake(tls::describe_failure(ssl_.get(), ec, false));
+      fail_handshake(tls_.describe(ec));
       return;
     }
     handshake_done_ = true;
     timer_.cancel();
-    info_.subject = tls::peer_subject(ssl_.get());
+    info_.subject = tls_.peer_subject();
     // Admission happens only now: connections that never finish a handshake
     // cannot take max-clients slots from real clients.
     if (!server_->admit(source_)) {
@@ -517,24 +433,22 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.async_read_some(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
       if (self->closed_) return;
       if (!ec) {
-        BIO_write(SSL_get_rbio(self->ssl_.get()), self->read_buf_.data(), static_cast<int>(n));
-        ERR_clear_error();
-        int rc = SSL_read(self->ssl_.get(), self->read_buf_.data(),
-                          static_cast<int>(self->read_buf_.size()));
-        if (rc <= 0 && SSL_get_error(self->ssl_.get(), rc) == SSL_ERROR_WANT_READ) {
-          self->flush_pending();  // e.g. the answer to a KeyUpdate
+        self->tls_.feed(self->read_buf_.data(), n);
+        const TlsRecord::Read r = self->tls_.read(self->read_buf_.data(), self->read_buf_.size());
+        if (r.want_more) {
+          self->flush_records();  // e.g. the answer to a KeyUpdate
           self->start_read();
           return;
         }
-        n = rc > 0 ? static_cast<size_t>(rc) : 0;
-        if (rc <= 0) ec = ssl_failure(self->ssl_.get(), rc);
+        n = r.size;
+        ec = r.ec;
       }
       if (ec) {
-        Error e = tls::describe_failure(self->ssl_.get(), ec, false);
+        Error e = self->tls_.describe(ec);
         bool clean = e.kind == Error::Kind::kClosed;
         const bool last =
-            self->writing_ && (self->queue_.front()->type == wire::MessageType::kEos ||
-                               self->queue_.front()->type == wire::MessageType::kError);
+            self->queue_.writing() && (self->queue_.front()->type == wire::MessageType::kEos ||
+                                       self->queue_.front()->type == wire::MessageType::kError);
         if (clean && last) {
           // Closed while its last message (EOS, or an ERROR goodbye) is being
           // written: a client closes on it, and when the write waited for room
@@ -558,62 +472,40 @@ class Session : public std::enable_shared_from_this<Session> {
     ready_ = false;  // no more stream messages
     final_sent_ = true;
     final_reason_ = reason;
-    purge_unsent();
     auto msg = std::make_shared<Message>();
     msg->type = wire::MessageType::kError;
     msg->bytes = wire::encode_error(code, text);
-    push(msg);
+    const size_t dropped = queue_.push_final(msg);
+    for (size_t i = 0; i < dropped; ++i) count_drop();
+    queued();
   }
 
-  void push(const MessagePtr &msg) {
-    if (msg->type == wire::MessageType::kCaps) last_caps_ = msg.get();
-    queue_.push_back(msg);
-    queued_bytes_ += msg->wire_size();
+  // Something was queued: publish the depth and start a write if none is in flight.
+  void queued() {
     publish_depth();
-    if (!writing_ && !writing_flush_) do_write();
-  }
-
-  // Drop every queued message not yet being written; caps sent so far stay valid.
-  void purge_unsent() {
-    size_t keep = writing_ ? 1 : 0;
-    while (queue_.size() > keep) {
-      const MessagePtr &m = queue_.back();
-      if (m->type == wire::MessageType::kBuffer) count_drop();
-      queued_bytes_ -= m->wire_size();
-      queue_.pop_back();
-    }
-    last_caps_ = nullptr;
-    if (writing_) {
-      const MessagePtr &head = queue_.front();
-      last_caps_ = head->type == wire::MessageType::kCaps ? head.get() : head->caps.get();
-    } else {
-      last_caps_ = sent_caps_;
-    }
-    publish_depth();
+    if (!queue_.writing() && !writing_records_) do_write();
   }
 
   void do_write() {
-    writing_ = true;
+    const MessagePtr *msg = queue_.begin_write();
+    if (!msg) return;
     write_offset_ = 0;
     last_progress_ = std::chrono::steady_clock::now();
     const auto timeout = server_->config.client_timeout;
     if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
-    write_part(queue_.front());
+    write_part(*msg);
   }
 
   // Encrypts the next part of msg (at most kEncryptChunk plaintext bytes,
-  // whole records) into pending_ and writes it; once all of msg is written,
-  // on_write(). A part, not the whole message, so a client that stops
-  // reading holds one part in memory, not a copy of a large frame. Anything
-  // OpenSSL queued earlier (a KeyUpdate answer) is already in pending_ and
-  // goes first, as it must.
+  // whole records) and writes it; once all of msg is written, on_write(). A
+  // part, not the whole message, so a client that stops reading holds one
+  // part in memory, not a copy of a large frame. Records OpenSSL produced
+  // earlier (a KeyUpdate answer) are already in the output and go first, as
+  // they must.
   void write_part(const MessagePtr &msg) {
     auto self = shared_from_this();
     const size_t end = std::min(msg->wire_size(), write_offset_ + kEncryptChunk);
-    // Room for the records' headers and tags too, so appending never reallocates.
-    const size_t records = (end - write_offset_) / kMaxRecordPayload + 2;
-    pending_.reserve(pending_.size() + (end - write_offset_) + records * kRecordOverhead);
-    ERR_clear_error();
+    tls_.reserve_for(end - write_offset_);
     std::error_code ec;
     const size_t head = msg->bytes.size();
     while (write_offset_ < end && !ec) {
@@ -621,21 +513,19 @@ class Session : public std::enable_shared_from_this<Session> {
       const uint8_t *p =
           in_head ? msg->bytes.data() + write_offset_ : msg->payload + (write_offset_ - head);
       const size_t n = std::min(end, in_head ? head : msg->wire_size()) - write_offset_;
-      size_t written = 0;
-      if (SSL_write_ex(ssl_.get(), p, n, &written) != 1) ec = ssl_failure(ssl_.get(), 0);
+      ec = tls_.encrypt(p, n);
       write_offset_ += n;
     }
     if (ec) {
       asio::post(executor(), [self, msg, ec] { self->on_write(ec, msg); });
       return;
     }
-    inflight_.swap(pending_);
-    pending_.clear();
+    tls_.take_output(wire_);
     // The completion condition runs on the strand after each partial write:
     // any byte the kernel took counts as progress, so a slow client that keeps
     // reading is not mistaken for a stalled one.
     asio::async_write(
-        socket_, asio::buffer(inflight_),
+        socket_, asio::buffer(wire_),
         [self, done = size_t{0}](const std::error_code &wec, size_t n) mutable -> size_t {
           if (n > done) {
             done = n;
@@ -645,8 +535,7 @@ class Session : public std::enable_shared_from_this<Session> {
         },
         [self, msg](std::error_code ec, size_t) {
           if (!ec && !self->closed_ && self->write_offset_ < msg->wire_size()) {
-            self->inflight_.clear();
-            if (self->pending_.empty()) self->pending_.swap(self->inflight_);  // reuse it
+            self->tls_.recycle(self->wire_, false);  // reuse it
             self->write_part(msg);
             return;
           }
@@ -664,7 +553,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     timer_.async_wait([self](std::error_code ec) {
       self->progress_timer_armed_ = false;
-      if (ec || self->closed_ || !self->writing_) return;
+      if (ec || self->closed_ || !self->queue_.writing()) return;
       const auto timeout = self->server_->config.client_timeout;
       const auto stuck = std::chrono::steady_clock::now() - self->last_progress_;
       if (stuck < timeout) {
@@ -677,33 +566,35 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // Writes what OpenSSL produced outside a message write, when no write is
-  // in flight; otherwise it goes out ahead of the next message.
-  void flush_pending() {
-    if (writing_ || pending_.empty() || closed_) return;
-    writing_flush_ = true;
-    inflight_.swap(pending_);
-    pending_.clear();
+  // Writes records OpenSSL produced outside a message write, when no write
+  // is in flight; otherwise they go out ahead of the next message.
+  void flush_records() {
+    if (queue_.writing() || !tls_.has_output() || closed_) return;
+    writing_records_ = true;
+    tls_.take_output(wire_);
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(inflight_), [self](std::error_code ec, size_t) {
-      self->writing_flush_ = false;
+    asio::async_write(socket_, asio::buffer(wire_), [self](std::error_code ec, size_t) {
+      self->writing_records_ = false;
       if (self->closed_) return;
-      self->inflight_.clear();
+      self->wire_.clear();
       if (ec) {
-        Error e = tls::describe_failure(self->ssl_.get(), ec, false);
+        Error e = self->tls_.describe(ec);
         bool clean = e.kind == Error::Kind::kClosed;
         self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
         return;
       }
-      if (!self->queue_.empty() && !self->writing_) self->do_write();
+      if (!self->queue_.empty() && !self->queue_.writing()) self->do_write();
     });
   }
 
   void on_write(std::error_code ec, const MessagePtr &msg) {
     if (closed_) return;
-    recycle_inflight();
+    // The buffer just written becomes the next encryption target, so a
+    // session holds one frame-sized buffer, not two; an idle session gives it
+    // back (idle clients stay small).
+    tls_.recycle(wire_, queue_.size() <= 1);
     if (ec) {
-      Error e = tls::describe_failure(ssl_.get(), ec, false);
+      Error e = tls_.describe(ec);
       bool clean = e.kind == Error::Kind::kClosed;
       close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
       return;
@@ -711,15 +602,12 @@ class Session : public std::enable_shared_from_this<Session> {
     const size_t n = msg->wire_size();
     bytes_sent_ += n;
     server_->bytes_sent += n;
-    queue_.pop_front();
-    queued_bytes_ -= n;
-    writing_ = false;
+    queue_.end_write();
     switch (msg->type) {
       case wire::MessageType::kBuffer:
         frames_sent_++;
         break;
       case wire::MessageType::kCaps:
-        sent_caps_ = msg.get();
         break;
       case wire::MessageType::kEos:
         close(RemoveReason::kEos, "");
@@ -737,15 +625,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (last_error_ != text) last_error_ = text;
   }
 
-  // The buffer just written becomes the next encryption target, so a
-  // session holds one frame-sized buffer, not two; an idle session gives it
-  // back (idle clients stay small).
-  void recycle_inflight() {
-    inflight_.clear();
-    if (pending_.empty()) pending_.swap(inflight_);
-    if (queue_.size() <= 1 && pending_.empty()) pending_.shrink_to_fit();
-  }
-
   void count_drop() {
     frames_dropped_++;
     server_->frames_dropped++;
@@ -753,21 +632,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void publish_depth() {
     depth_buffers_.store(queue_.size());
-    depth_bytes_.store(queued_bytes_);
+    depth_bytes_.store(queue_.bytes());
   }
 
   Server::Impl *server_;      // outlives every session (owns the io_context)
   const std::string source_;  // source_key() of the peer: per-address handshake accounting
-  tls::ContextPtr ctx_;       // the context this session's SSL was made from
   tcp::socket socket_;
-  asio::steady_timer timer_;  // handshake deadline, then write-progress deadline
-  struct SslFree {
-    void operator()(SSL *s) const { SSL_free(s); }
-  };
-  std::unique_ptr<SSL, SslFree> ssl_;  // with its read (memory) and write (pending_) BIOs
-  std::vector<uint8_t> pending_;       // TLS records produced, not yet handed to the socket
-  std::vector<uint8_t> inflight_;      // TLS records being written to the socket
-  bool writing_flush_ = false;         // inflight_ holds a flush_pending() write
+  asio::steady_timer timer_;     // handshake deadline, then write-progress deadline
+  TlsRecord tls_;                // OpenSSL over memory: records in, records out
+  std::vector<uint8_t> wire_;    // TLS records being written to the socket
+  bool writing_records_ = false;  // wire_ holds a flush_records() write, not a message
   ClientInfo info_;
   // Strand-only state:
   bool handshake_done_ = false;
@@ -778,13 +652,7 @@ class Session : public std::enable_shared_from_this<Session> {
   RemoveReason final_reason_ = RemoveReason::kClosed;
   bool ready_ = false;
   bool closed_ = false;
-  bool writing_ = false;
-  bool need_keyframe_ = true;           // nothing sent yet: start on a keyframe
-  bool join_keyframe_done_ = false;     // a keyframe was asked for or queued since the join
-  const Message *last_caps_ = nullptr;  // caps the client will have seen once its queue is written
-  const Message *sent_caps_ = nullptr;  // caps fully written (identity only; may dangle harmlessly)
-  std::deque<MessagePtr> queue_;        // front is being written when writing_
-  size_t queued_bytes_ = 0;
+  ClientQueue queue_;  // what to send, and the policy deciding it
   std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
   size_t write_offset_ = 0;            // bytes of the message being written already encrypted
   bool progress_timer_armed_ = false;  // a write-progress wait is pending

@@ -1,0 +1,80 @@
+// The TLS record layer of one server connection, driven by hand: OpenSSL
+// reads from a memory BIO that the session feeds with what its socket read,
+// and writes whole records into an output buffer that the session hands to
+// its socket, so a message is encrypted once into one buffer and written
+// with one async write. No socket and no executor: used by one strand only.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "core/result.h"
+#include "core/tls_context.h"
+
+namespace tlsframe {
+
+// TLS plaintext per record, and what a TLS 1.3 record adds to it (header,
+// inner content type, AEAD tag).
+inline constexpr size_t kMaxRecordPayload = 16384;
+inline constexpr size_t kRecordOverhead = 5 + 1 + 16;
+
+class TlsRecord {
+ public:
+  explicit TlsRecord(const tls::ContextPtr &ctx);  // server side (accept state)
+  ~TlsRecord();
+  TlsRecord(const TlsRecord &) = delete;
+  TlsRecord &operator=(const TlsRecord &) = delete;
+
+  bool ok() const { return ssl_ != nullptr; }  // false: OpenSSL could not make the session
+
+  enum class Step {
+    kDone,      // the handshake is complete
+    kWantRead,  // send output(), then feed() more bytes and call handshake() again
+    kFailed,    // *ec says why; output() may hold an alert for the peer
+  };
+  Step handshake(std::error_code *ec);
+
+  // Bytes read from the socket, for the next handshake() or read().
+  void feed(const uint8_t *data, size_t size);
+  struct Read {
+    size_t size = 0;         // plaintext bytes written to the caller's buffer
+    bool want_more = false;  // no whole record yet (output() may hold an answer, e.g. to a KeyUpdate)
+    std::error_code ec;      // the peer closed (asio::error::eof) or TLS failed
+  };
+  Read read(uint8_t *buf, size_t capacity);
+
+  // Encrypts size plaintext bytes into whole records appended to output().
+  std::error_code encrypt(const uint8_t *data, size_t size);
+  // Room for `plaintext` more bytes of records in output() (no reallocation while encrypting).
+  void reserve_for(size_t plaintext);
+
+  bool has_output() const { return !records_.empty(); }
+  // Moves the records produced so far into `out` (whose old contents, cleared,
+  // become the new output buffer, keeping its capacity).
+  void take_output(std::vector<uint8_t> &out);
+  // `written` (a buffer from take_output, now on the wire) is reused as the
+  // output buffer when none is building; `idle` gives its memory back.
+  void recycle(std::vector<uint8_t> &written, bool idle);
+
+  // A failure as the user reads it (the peer's verification result included).
+  Error describe(const std::error_code &ec) const;
+  std::string peer_subject() const;  // client certificate subject, "" when none
+
+ private:
+  struct SslFree {
+    void operator()(SSL *s) const { SSL_free(s); }
+  };
+  std::error_code failure(int rc) const;
+
+  tls::ContextPtr ctx_;                // the context this session was made from
+  std::unique_ptr<SSL, SslFree> ssl_;  // with its read (memory) and write (records_) BIOs
+  std::vector<uint8_t> records_;       // TLS records produced, not yet handed to the socket
+};
+
+}  // namespace tlsframe
