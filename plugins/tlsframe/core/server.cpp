@@ -67,6 +67,53 @@ uint64_t realtime_ns() {
 
 }  // namespace
 
+// A session's lifecycle. Session::enter() is the one place that changes it
+// and refuses a transition not listed there.
+//
+//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kStreaming ─► kLeaving
+//                      │                         └─► kRefusing
+//                      └──────────────(first byte)────┘         any ─► kClosed
+enum class Phase {
+  kAccepted,       // registered by the listener; start() has not run (holds a handshake slot)
+  kAwaitingHello,  // started; no byte from the client yet (hello timeout)
+  kHandshaking,    // the ClientHello is arriving (handshake timeout from the accept)
+  kRefusing,       // handshake done, not admitted (max-clients): the ERROR goodbye is queued
+  kStreaming,      // admitted and reported added: gets the stream
+  kLeaving,        // admitted; the ERROR goodbye is queued (server stopping)
+  kClosed,         // socket closed, reported to the server
+};
+const char *phase_name(Phase p);
+bool holds_handshake_slot(Phase p);  // counted in the listener's handshakes in progress
+bool is_admitted(Phase p);           // counted against max_clients, reported added
+
+const char *phase_name(Phase p) {
+  switch (p) {
+    case Phase::kAccepted:
+      return "accepted";
+    case Phase::kAwaitingHello:
+      return "awaiting-hello";
+    case Phase::kHandshaking:
+      return "handshaking";
+    case Phase::kRefusing:
+      return "refusing";
+    case Phase::kStreaming:
+      return "streaming";
+    case Phase::kLeaving:
+      return "leaving";
+    case Phase::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+bool holds_handshake_slot(Phase p) {
+  return p == Phase::kAccepted || p == Phase::kAwaitingHello || p == Phase::kHandshaking;
+}
+
+bool is_admitted(Phase p) {
+  return p == Phase::kStreaming || p == Phase::kLeaving;
+}
+
 const char *remove_reason_name(RemoveReason r) {
   switch (r) {
     case RemoveReason::kClosed:
@@ -86,6 +133,7 @@ const char *remove_reason_name(RemoveReason r) {
 }
 
 class Session;
+
 
 struct Server::Impl {
   ServerConfig config;
@@ -138,8 +186,9 @@ struct Server::Impl {
   void request_keyframe(uint64_t session_id);
   void on_keyframe_timer();
   void end_handshake(const std::string &source);  // with mutex held
-  void on_closed(const std::shared_ptr<Session> &s, bool was_ready, bool was_handshaking,
-                 bool was_admitted, RemoveReason reason, const std::string &error);
+  // The session left phase `was` for kClosed.
+  void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
+                 const std::string &error);
   // Runs update() and snapshots the sessions under one lock, then posts msg
   // to each session's strand. Called only by the publishing thread.
   template <typename Update>
@@ -209,7 +258,7 @@ class Session : public std::enable_shared_from_this<Session> {
       inbox_gap_ = false;
       inbox_posted_ = false;
     }
-    if (gap && ready_) {
+    if (gap && phase_ == Phase::kStreaming) {
       queue_.resync();  // what follows the dropped buffers may depend on them
       set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
     }
@@ -218,13 +267,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void start() {
-    if (closed_) return;  // stop() got here first
+    if (phase_ != Phase::kAccepted) return;  // stop() got here first
+    enter(Phase::kAwaitingHello);
     accepted_at_ = std::chrono::steady_clock::now();
     const auto &cfg = server_->config;
     const bool hello_first =
         cfg.hello_timeout.count() > 0 &&
         (cfg.handshake_timeout.count() == 0 || cfg.hello_timeout < cfg.handshake_timeout);
-    awaiting_hello_ = true;
     if (hello_first) {
       arm_handshake_timer(cfg.hello_timeout, "no ClientHello within the hello timeout");
     } else if (cfg.handshake_timeout.count() > 0) {
@@ -242,7 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     timer_.expires_after(after);
     timer_.async_wait([self, what](std::error_code ec) {
-      if (!ec && !self->handshake_done_ && !self->closed_) {
+      if (!ec && self->in_handshake()) {
         self->fail_handshake(Error{Error::Kind::kTimeout, what, ""});
       }
     });
@@ -251,7 +300,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The first bytes of the ClientHello arrived: from now on only the
   // handshake timeout (counted from the accept) applies.
   void on_hello_started() {
-    awaiting_hello_ = false;
+    enter(Phase::kHandshaking);
     const auto &cfg = server_->config;
     if (cfg.handshake_timeout.count() > 0) {
       auto left = cfg.handshake_timeout - (std::chrono::steady_clock::now() - accepted_at_);
@@ -263,7 +312,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void deliver(const MessagePtr &msg) {
-    if (closed_ || !ready_) return;
+    if (phase_ != Phase::kStreaming) return;
     const ClientQueue::Decision d = queue_.offer(msg);
     for (size_t i = 0; i < d.dropped; ++i) count_drop();
     if (d.ask_keyframe) server_->request_keyframe(info_.id);
@@ -288,8 +337,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close(RemoveReason reason, const std::string &error) {
-    if (closed_) return;
-    closed_ = true;
+    if (phase_ == Phase::kClosed) return;
+    const Phase was = phase_;
+    enter(Phase::kClosed);
     std::error_code ignored;
     timer_.cancel();
     if (queue_.writing() || writing_records_) {
@@ -303,17 +353,55 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     queue_.clear();
     publish_depth();
-    bool was_ready = added_.load();  // reported as added, so it is reported as removed
-    ready_ = false;
-    server_->on_closed(shared_from_this(), was_ready, !handshake_done_, admitted_, reason, error);
+    server_->on_closed(shared_from_this(), was, reason, error);
+  }
+
+  bool closed() const { return phase_ == Phase::kClosed; }
+  bool in_handshake() const { return phase_ == Phase::kAwaitingHello || phase_ == Phase::kHandshaking; }
+
+  // The one place the phase changes.
+  void enter(Phase next) {
+    const Phase from = phase_;
+    bool ok = false;
+    switch (next) {
+      case Phase::kAccepted:
+        break;
+      case Phase::kAwaitingHello:
+        ok = from == Phase::kAccepted;
+        break;
+      case Phase::kHandshaking:
+        ok = from == Phase::kAwaitingHello;
+        break;
+      case Phase::kRefusing:
+      case Phase::kStreaming:
+        ok = from == Phase::kAwaitingHello || from == Phase::kHandshaking;
+        break;
+      case Phase::kLeaving:
+        ok = from == Phase::kStreaming;
+        break;
+      case Phase::kClosed:
+        ok = from != Phase::kClosed;
+        break;
+    }
+    if (!ok) {
+      // A bug, not a peer's doing: say so loudly and keep the old phase.
+      TF_ERROR(kComp, "client %" PRIu64 ": no transition from %s to %s", info_.id,
+               phase_name(from), phase_name(next));
+      return;
+    }
+    phase_ = next;
+    if (next == Phase::kStreaming) {
+      ready_at_ = std::chrono::steady_clock::now();
+      added_ = true;
+    }
   }
 
   // Server stopping: an admitted client gets ERROR(shutting down) after the
   // message being written, if any; stop() closes whoever has not taken it
   // within its grace period (a stalled client).
   void shutdown() {
-    if (closed_ || final_sent_) return;
-    if (!admitted_) {
+    if (phase_ == Phase::kClosed || phase_ == Phase::kRefusing || phase_ == Phase::kLeaving) return;
+    if (phase_ != Phase::kStreaming) {
       close(RemoveReason::kServerStopped, "");
       return;
     }
@@ -350,7 +438,7 @@ class Session : public std::enable_shared_from_this<Session> {
         tls_.take_output(wire_);
         auto self = shared_from_this();
         asio::async_write(socket_, asio::buffer(wire_), [self, e](std::error_code, size_t) {
-          if (!self->closed_) self->fail_handshake(e);
+          if (!self->closed()) self->fail_handshake(e);
         });
         return;
       }
@@ -365,12 +453,12 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       self->socket_.async_read_some(
           asio::buffer(self->read_buf_), [self](std::error_code ec, size_t n) {
-            if (self->closed_) return;
+            if (self->closed()) return;
             if (ec) {
               self->on_handshake(ec);
               return;
             }
-            if (self->awaiting_hello_ && n > 0) {
+            if (self->phase_ == Phase::kAwaitingHello && n > 0) {
               self->on_hello_started();
             }
             self->tls_.feed(self->read_buf_.data(), n);
@@ -383,7 +471,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     tls_.take_output(wire_);
     asio::async_write(socket_, asio::buffer(wire_), [self, next](std::error_code ec, size_t) {
-      if (self->closed_) return;
+      if (self->closed()) return;
       self->wire_.clear();
       if (ec) {
         self->on_handshake(ec);
@@ -394,12 +482,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_handshake(std::error_code ec) {
-    if (closed_) return;
+    if (closed()) return;
     if (ec) {
       fail_handshake(tls_.describe(ec));
       return;
     }
-    handshake_done_ = true;
     timer_.cancel();
     info_.subject = tls_.peer_subject();
     // Admission happens only now: connections that never finish a handshake
@@ -411,10 +498,7 @@ class Session : public std::enable_shared_from_this<Session> {
                  RemoveReason::kClosed);
       return;
     }
-    admitted_ = true;
-    ready_at_ = std::chrono::steady_clock::now();
-    ready_ = true;
-    added_ = true;
+    enter(Phase::kStreaming);
     server_->on_ready(shared_from_this());
     start_read();
   }
@@ -431,7 +515,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_read() {
     auto self = shared_from_this();
     socket_.async_read_some(asio::buffer(read_buf_), [self](std::error_code ec, size_t n) {
-      if (self->closed_) return;
+      if (self->closed()) return;
       if (!ec) {
         self->tls_.feed(self->read_buf_.data(), n);
         const TlsRecord::Read r = self->tls_.read(self->read_buf_.data(), self->read_buf_.size());
@@ -469,8 +553,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Queue one last ERROR message (after what is being written), then close.
   void send_final(wire::ErrorCode code, const char *text, RemoveReason reason) {
-    ready_ = false;  // no more stream messages
-    final_sent_ = true;
+    // No more stream messages; an admitted client stays counted until it closes.
+    enter(phase_ == Phase::kStreaming ? Phase::kLeaving : Phase::kRefusing);
     final_reason_ = reason;
     auto msg = std::make_shared<Message>();
     msg->type = wire::MessageType::kError;
@@ -534,7 +618,7 @@ class Session : public std::enable_shared_from_this<Session> {
           return wec ? 0 : kWriteChunk;
         },
         [self, msg](std::error_code ec, size_t) {
-          if (!ec && !self->closed_ && self->write_offset_ < msg->wire_size()) {
+          if (!ec && !self->closed() && self->write_offset_ < msg->wire_size()) {
             self->tls_.recycle(self->wire_, false);  // reuse it
             self->write_part(msg);
             return;
@@ -553,7 +637,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     timer_.async_wait([self](std::error_code ec) {
       self->progress_timer_armed_ = false;
-      if (ec || self->closed_ || !self->queue_.writing()) return;
+      if (ec || self->closed() || !self->queue_.writing()) return;
       const auto timeout = self->server_->config.client_timeout;
       const auto stuck = std::chrono::steady_clock::now() - self->last_progress_;
       if (stuck < timeout) {
@@ -569,13 +653,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Writes records OpenSSL produced outside a message write, when no write
   // is in flight; otherwise they go out ahead of the next message.
   void flush_records() {
-    if (queue_.writing() || !tls_.has_output() || closed_) return;
+    if (queue_.writing() || !tls_.has_output() || closed()) return;
     writing_records_ = true;
     tls_.take_output(wire_);
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(wire_), [self](std::error_code ec, size_t) {
       self->writing_records_ = false;
-      if (self->closed_) return;
+      if (self->closed()) return;
       self->wire_.clear();
       if (ec) {
         Error e = self->tls_.describe(ec);
@@ -588,7 +672,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_write(std::error_code ec, const MessagePtr &msg) {
-    if (closed_) return;
+    if (closed()) return;
     // The buffer just written becomes the next encryption target, so a
     // session holds one frame-sized buffer, not two; an idle session gives it
     // back (idle clients stay small).
@@ -644,14 +728,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_records_ = false;  // wire_ holds a flush_records() write, not a message
   ClientInfo info_;
   // Strand-only state:
-  bool handshake_done_ = false;
-  bool awaiting_hello_ = false;  // accepted, no byte received yet (hello timeout applies)
+  Phase phase_ = Phase::kAccepted;
   std::chrono::steady_clock::time_point accepted_at_;  // start of the handshake deadline
-  bool admitted_ = false;                              // counted against max_clients
-  bool final_sent_ = false;  // an ERROR is queued; the session closes once it is written
   RemoveReason final_reason_ = RemoveReason::kClosed;
-  bool ready_ = false;
-  bool closed_ = false;
   ClientQueue queue_;  // what to send, and the policy deciding it
   std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
   size_t write_offset_ = 0;            // bytes of the message being written already encrypted
@@ -659,7 +738,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point ready_at_;
   std::array<uint8_t, 256> read_buf_{};
   // Read by stats() from any thread:
-  std::atomic<bool> added_{false};
+  std::atomic<bool> added_{false};  // entered kStreaming: reported by client_added (never reset)
   std::atomic<uint64_t> frames_sent_{0}, frames_dropped_{0}, bytes_sent_{0}, depth_buffers_{0},
       depth_bytes_{0};
   std::mutex inbox_mutex_;               // protects the four inbox fields below
@@ -830,9 +909,11 @@ bool Server::Impl::admit(const std::string &source) {
   return true;
 }
 
-void Server::Impl::on_closed(const std::shared_ptr<Session> &s, bool was_ready,
-                             bool was_handshaking, bool was_admitted, RemoveReason reason,
+void Server::Impl::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                              const std::string &error) {
+  const bool was_ready = is_admitted(was);  // reported as added, so reported as removed
+  const bool was_handshaking = holds_handshake_slot(was);
+  const bool was_admitted = is_admitted(was);
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (sessions.erase(s->info().id) == 0) return;
