@@ -7,7 +7,16 @@
 // later ones keep the server's spacing and the PTS/DTS relation, and
 // the offset only grows when a buffer arrives later than its slot (network
 // jitter), so timestamps stay monotonic.
+//
+// Protocol version 2 (the receiver offers it on every connection): the
+// stream-name property picks a named stream; an upstream force-key-unit event
+// (a decoder's or a relay sink's request) becomes a KEYFRAME_REQUEST to the
+// server, sent from the event's thread without blocking (the receiver posts
+// it to its I/O thread). The src is also a GstURIHandler for
+// tlsframe://HOST[:PORT][/NAME], so playbin plays such URIs.
 #include "gst/gsttlsframesrc.h"
+
+#include <gst/video/video.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,7 +35,8 @@
 namespace {
 
 constexpr const char *DEFAULT_HOST = "localhost";
-constexpr int DEFAULT_PORT = 9999;
+constexpr int DEFAULT_PORT = tlsframe::kDefaultPort;
+constexpr const char *DEFAULT_STREAM_NAME = "";
 constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
 constexpr guint DEFAULT_TIMEOUT = static_cast<guint>(tlsframe::kDefaultReadTimeout.count());
 constexpr guint DEFAULT_CONNECT_TIMEOUT = 10;
@@ -49,6 +59,8 @@ enum {
   PROP_MAX_MESSAGE_SIZE,
   PROP_RECONNECT,
   PROP_MAX_RECONNECT_INTERVAL,
+  PROP_STREAM_NAME,
+  PROP_URI,
   PROP_LAST
 };
 GParamSpec *properties[PROP_LAST];
@@ -64,6 +76,7 @@ struct Settings {
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
   bool reconnect = DEFAULT_RECONNECT;
   guint max_reconnect_interval = DEFAULT_MAX_RECONNECT_INTERVAL;
+  std::string stream_name = DEFAULT_STREAM_NAME;  // "" = the default stream
 };
 
 struct Private {
@@ -91,7 +104,11 @@ struct _GstTlsFrameSrc {
   Private *priv;
 };
 
-G_DEFINE_TYPE(GstTlsFrameSrc, gst_tls_frame_src, GST_TYPE_PUSH_SRC)
+static void gst_tls_frame_src_uri_handler_init(gpointer g_iface, gpointer iface_data);
+
+G_DEFINE_TYPE_WITH_CODE(GstTlsFrameSrc, gst_tls_frame_src, GST_TYPE_PUSH_SRC,
+                        G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER,
+                                              gst_tls_frame_src_uri_handler_init))
 
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -110,6 +127,7 @@ static tlsframe::ReceiverConfig make_config(GstTlsFrameSrc *self) {
   c.max_payload = s.max_message_size;
   c.connect_timeout = std::chrono::seconds(s.connect_timeout ? s.connect_timeout : 3600u * 24u);
   c.read_timeout = std::chrono::seconds(s.timeout);
+  c.stream_name = s.stream_name;
   return c;
 }
 
@@ -117,6 +135,18 @@ static void post_connection_message(GstTlsFrameSrc *self, const char *name, cons
                                     const std::string &value) {
   GstStructure *s = gst_structure_new(name, key, G_TYPE_STRING, value.c_str(), "reconnects",
                                       G_TYPE_UINT64, self->priv->reconnects, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+// "tlsframesrc-connected": the peer, and what its WELCOME said (version 1:
+// protocol-version 1, the default stream, no server text).
+static void post_connected_message(GstTlsFrameSrc *self, tlsframe::Receiver &receiver) {
+  tlsframe::Welcome w = receiver.welcome().value_or(tlsframe::Welcome{});
+  GstStructure *s = gst_structure_new(
+      "tlsframesrc-connected", "address", G_TYPE_STRING, receiver.peer_address().c_str(),
+      "reconnects", G_TYPE_UINT64, self->priv->reconnects, "protocol-version", G_TYPE_INT,
+      w.version, "stream-name", G_TYPE_STRING, w.stream.c_str(), "server", G_TYPE_STRING,
+      w.server.c_str(), "keyframe-interval-ms", G_TYPE_UINT, w.keyframe_interval_ms, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -137,6 +167,14 @@ static gboolean gst_tls_frame_src_start(GstBaseSrc *bsrc) {
   auto ctx = tlsframe::tls::make_client_context(config.tls);
   if (!ctx) {
     TLSFRAME_ELEMENT_ERROR(self, ctx.error());
+    return FALSE;
+  }
+  if (!config.stream_name.empty() && !tlsframe::wire::valid_stream_name(config.stream_name)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("Invalid stream-name \"%s\": use 1 to 64 of A-Z a-z 0-9 . _ -, not "
+                       "starting with '.' (empty = the default stream).",
+                       config.stream_name.c_str()),
+                      (nullptr));
     return FALSE;
   }
   self->priv->have_caps = false;
@@ -287,6 +325,11 @@ static tlsframe::Error server_error(const tlsframe::Received &m, bool *retry) {
       e.message = "The server dropped this client for making no progress.";
       *retry = true;
       break;
+    case Code::kNoSuchStream:  // the server's text lists the streams it has
+      e.kind = tlsframe::Error::Kind::kPeerRefused;
+      e.message = "The server has no such stream: " + printable(m.error_text);
+      *retry = false;
+      break;
     default:
       e.kind = tlsframe::Error::Kind::kPeerRefused;
       e.message = "The server refused the connection: " + printable(m.error_text);
@@ -359,7 +402,7 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
       self->priv->backoff_ms = kFirstReconnectInterval;
       GST_INFO_OBJECT(self, "connected to %s (%s)", receiver->peer_address().c_str(),
                       receiver->peer_subject().c_str());
-      post_connection_message(self, "tlsframesrc-connected", "address", receiver->peer_address());
+      post_connected_message(self, *receiver);
     }
     switch (m.type) {
       case tlsframe::wire::MessageType::kCaps: {
@@ -402,8 +445,103 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
         if (ret != GST_FLOW_OK) return ret;
         continue;
       }
+      default:  // the receiver keeps WELCOME and STREAM_LIST to itself
+        continue;
     }
   }
+}
+
+// Upstream force-key-unit (a decoder after an error, a relay's sink for a
+// joining client): a KEYFRAME_REQUEST on a version 2 connection. The
+// receiver rate-limits and never blocks.
+static gboolean gst_tls_frame_src_event(GstBaseSrc *bsrc, GstEvent *event) {
+  auto *self = GST_TLS_FRAME_SRC(bsrc);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_UPSTREAM &&
+      gst_video_event_is_force_key_unit(event)) {
+    std::shared_ptr<tlsframe::Receiver> receiver;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      receiver = self->priv->receiver;
+    }
+    tlsframe::SendStatus st =
+        receiver ? receiver->request_keyframe() : tlsframe::SendStatus::kNotReady;
+    switch (st) {
+      case tlsframe::SendStatus::kQueued:
+        GST_DEBUG_OBJECT(self, "force-key-unit: KEYFRAME_REQUEST sent");
+        break;
+      case tlsframe::SendStatus::kRateLimited:
+        GST_DEBUG_OBJECT(self, "force-key-unit: a keyframe request is already in flight");
+        break;
+      case tlsframe::SendStatus::kNotSupported:
+        GST_DEBUG_OBJECT(self, "force-key-unit ignored: protocol version 1 server");
+        break;
+      case tlsframe::SendStatus::kNotReady:
+        GST_DEBUG_OBJECT(self, "force-key-unit ignored: not streaming yet");
+        break;
+    }
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS(gst_tls_frame_src_parent_class)->event(bsrc, event);
+}
+
+// Only in NULL or READY (a change later would apply to the next connection
+// only, silently).
+static bool settable_now(GstTlsFrameSrc *self) {
+  GST_OBJECT_LOCK(self);
+  bool ok = GST_STATE(self) <= GST_STATE_READY && GST_STATE_NEXT(self) <= GST_STATE_READY;
+  GST_OBJECT_UNLOCK(self);
+  return ok;
+}
+
+static std::string current_uri(GstTlsFrameSrc *self) {
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  return tlsframe::format_stream_uri(
+      tlsframe::StreamAddress{s.host, static_cast<uint16_t>(s.port), s.stream_name});
+}
+
+static gboolean set_uri(GstTlsFrameSrc *self, const gchar *uri, GError **error) {
+  if (!settable_now(self)) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                "the URI can only be changed in the NULL or READY state");
+    return FALSE;
+  }
+  auto address = tlsframe::parse_stream_uri(uri ? uri : "");
+  if (!address) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s", address.error().message.c_str());
+    return FALSE;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  Settings &s = self->priv->settings;
+  s.host = address->host;
+  s.port = address->port;
+  s.stream_name = address->stream;
+  return TRUE;
+}
+
+static GstURIType uri_get_type(GType) {
+  return GST_URI_SRC;
+}
+
+static const gchar *const *uri_get_protocols(GType) {
+  static const gchar *protocols[] = {"tlsframe", nullptr};
+  return protocols;
+}
+
+static gchar *uri_get_uri(GstURIHandler *handler) {
+  return g_strdup(current_uri(GST_TLS_FRAME_SRC(handler)).c_str());
+}
+
+static gboolean uri_set_uri(GstURIHandler *handler, const gchar *uri, GError **error) {
+  return set_uri(GST_TLS_FRAME_SRC(handler), uri, error);
+}
+
+static void gst_tls_frame_src_uri_handler_init(gpointer g_iface, gpointer) {
+  auto *iface = static_cast<GstURIHandlerInterface *>(g_iface);
+  iface->get_type = uri_get_type;
+  iface->get_protocols = uri_get_protocols;
+  iface->get_uri = uri_get_uri;
+  iface->set_uri = uri_set_uri;
 }
 
 // Live, no latency of our own, and buffers may be held downstream as long as
@@ -419,10 +557,25 @@ static gboolean gst_tls_frame_src_query(GstBaseSrc *bsrc, GstQuery *query) {
 static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const GValue *value,
                                            GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SRC(object);
+  if (prop_id == PROP_URI) {
+    GError *err = nullptr;
+    if (!set_uri(self, g_value_get_string(value), &err)) {
+      GST_WARNING_OBJECT(self, "uri not set: %s", err->message);
+      g_clear_error(&err);
+    }
+    return;
+  }
+  if (prop_id == PROP_STREAM_NAME && !settable_now(self)) {
+    GST_WARNING_OBJECT(self, "stream-name can only be changed in the NULL or READY state");
+    return;
+  }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
   auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
+    case PROP_STREAM_NAME:
+      s.stream_name = str();
+      break;
     case PROP_HOST:
       s.host = str();
       break;
@@ -468,6 +621,10 @@ static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const
 static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValue *value,
                                            GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SRC(object);
+  if (prop_id == PROP_URI) {
+    g_value_set_string(value, current_uri(self).c_str());
+    return;
+  }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings &s = self->priv->settings;
   auto set_str = [value](const std::string &v) {
@@ -509,6 +666,9 @@ static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValu
       break;
     case PROP_MAX_RECONNECT_INTERVAL:
       g_value_set_uint(value, s.max_reconnect_interval);
+      break;
+    case PROP_STREAM_NAME:
+      g_value_set_string(value, s.stream_name.c_str());
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -584,16 +744,27 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
                         "Longest wait between reconnect attempts in milliseconds (the wait starts "
                         "at 100 and doubles)",
                         100, G_MAXUINT, DEFAULT_MAX_RECONNECT_INTERVAL, RW);
+  properties[PROP_STREAM_NAME] = g_param_spec_string(
+      "stream-name", "Stream name",
+      "Named stream to receive from a protocol version 2 server: 1 to 64 of A-Z a-z 0-9 . _ -, "
+      "not starting with '.' (empty = the server's default stream; a version 1 server has only "
+      "that one). Changeable in NULL and READY only",
+      DEFAULT_STREAM_NAME, RW);
+  properties[PROP_URI] = g_param_spec_string(
+      "uri", "URI",
+      "tlsframe://HOST[:PORT][/NAME] (IPv6 as [addr], PORT 9999 when absent, no NAME = the "
+      "default stream): sets host, port and stream-name. Changeable in NULL and READY only",
+      "tlsframe://localhost:9999", RW);
   g_object_class_install_properties(gobject_class, PROP_LAST, properties);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
-  gst_element_class_set_static_metadata(element_class, "TLS frame client source",
-                                        "Source/Network", TLSFRAME_SRC_LONG_DESCRIPTION,
-                                        "tlsframe developers");
+  gst_element_class_set_static_metadata(element_class, "TLS frame client source", "Source/Network",
+                                        TLSFRAME_SRC_LONG_DESCRIPTION, "tlsframe developers");
 
   basesrc_class->start = GST_DEBUG_FUNCPTR(gst_tls_frame_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_stop);
   basesrc_class->query = GST_DEBUG_FUNCPTR(gst_tls_frame_src_query);
+  basesrc_class->event = GST_DEBUG_FUNCPTR(gst_tls_frame_src_event);
   basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock);
   basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_tls_frame_src_unlock_stop);
   pushsrc_class->create = GST_DEBUG_FUNCPTR(gst_tls_frame_src_create);
