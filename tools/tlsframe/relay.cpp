@@ -1,5 +1,7 @@
-// `tlsframe relay --from HOST:PORT`: tlsframesrc -> queue -> tlsframesink.
-// One upstream connection, served again; relays of relays form a tree.
+// `tlsframe relay --from HOST[:PORT][/NAME]`: tlsframesrc -> queue -> tlsframesink.
+// One upstream connection (one stream: the default or NAME), served again as
+// this relay's default stream; relays of relays form a tree. Relaying every
+// stream of a server needs the multi-stream sink (not yet).
 #include <map>
 
 #include "cli.h"
@@ -18,7 +20,8 @@ constexpr int kDefaultPort = 9999;
 constexpr const char *kSummary =
     "Receives one stream from a server (or another relay) and serves it again, untouched.\n"
     "Reconnects upstream when the connection drops. HOST may be a name, an IPv4 address or\n"
-    "[IPv6]; PORT defaults to 9999.\n\n"
+    "[IPv6]; PORT defaults to 9999. /NAME relays that named stream of a protocol version 2\n"
+    "server (none = its default stream); tlsframe://HOST[:PORT][/NAME] works too.\n\n"
     "Certificates: --certs DIR (default: the per-user directory\n"
     "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs) holds ca.pem to trust upstream and\n"
     "server.pem/server.key to serve.";
@@ -28,8 +31,9 @@ constexpr const char *kSummary =
 int cmd_relay(int argc, char **argv) {
   std::string from, port = "9999", bind = "0.0.0.0", server_name, max_clients = "0";
   TlsOptions tls;
-  Options opts("[--from] HOST[:PORT]", kSummary);
-  opts.value("from", &from, "HOST[:PORT]", "The upstream server (port 9999 by default)");
+  Options opts("[--from] HOST[:PORT][/NAME]", kSummary);
+  opts.value("from", &from, "HOST[:PORT][/NAME]",
+             "The upstream server (port 9999 by default) and stream (default: its default stream)");
   opts.value("port", &port, "N", "Port to serve on (default 9999; 0 = any free port)");
   opts.value("bind", &bind, "ADDR", "Address to listen on (default 0.0.0.0)");
   opts.value("server-name", &server_name, "NAME",
@@ -42,14 +46,11 @@ int cmd_relay(int argc, char **argv) {
   if (done >= 0) return done;
   if (from.empty() && positional.size() == 1) from = positional[0];
   if (from.empty()) {
-    error("which upstream server? usage: tlsframe relay --from HOST[:PORT] (see --help)");
+    error("which upstream server? usage: tlsframe relay --from HOST[:PORT][/NAME] (see --help)");
     return kExitUsage;
   }
-  auto upstream = parse_host_port(from, kDefaultPort);
-  if (!upstream) {
-    error("cannot read '" + from + "' as HOST[:PORT] or [IPV6]:PORT");
-    return kExitUsage;
-  }
+  auto upstream = read_target(from, kDefaultPort);
+  if (!upstream) return kExitUsage;
   long p, mc;
   if (!parse_int("port", port, 0, 65535, &p) ||
       !parse_int("max-clients", max_clients, 0, 1 << 20, &mc)) {
@@ -60,6 +61,7 @@ int cmd_relay(int argc, char **argv) {
   // User text goes to the elements as properties, never into the pipeline text. Upstream
   // trust comes from --ca (or DIR/ca.pem); our own --mtls also uses it.
   PropertyValues values = {{"src", "host", upstream->host}, {"sink", "host", bind}};
+  if (!upstream->stream.empty()) values.push_back({"src", "stream-name", upstream->stream});
   if (!server_name.empty()) values.push_back({"src", "server-name", server_name});
   if (!src_tls_values(tls, "src", &values) || !sink_tls_values(tls, "sink", &values)) {
     return kExitError;

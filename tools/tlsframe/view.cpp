@@ -1,5 +1,6 @@
-// `tlsframe view HOST[:PORT]`: tlsframesrc -> decoder -> window, plus an
-// optional recording (remuxed, not re-encoded) and snapshot.
+// `tlsframe view HOST[:PORT][/NAME]`: tlsframesrc -> decoder -> window, plus
+// an optional recording (remuxed, not re-encoded) and snapshot.
+// `tlsframe view --list HOST[:PORT]`: the server's streams.
 #include <sys/stat.h>
 
 #include <atomic>
@@ -24,7 +25,9 @@ constexpr int kDefaultPort = 9999;
 
 constexpr const char *kSummary =
     "Connects to `tlsframe serve` (or a relay) and shows, records or snapshots the stream.\n"
-    "HOST may be a name, an IPv4 address or [IPv6]; PORT defaults to 9999.\n\n"
+    "HOST may be a name, an IPv4 address or [IPv6]; PORT defaults to 9999. NAME picks a\n"
+    "named stream (protocol version 2 servers; none = the default stream); the form\n"
+    "tlsframe://HOST[:PORT][/NAME] works too. --list prints the server's streams.\n\n"
     "Trust: DIR/ca.pem, where DIR is --certs or the per-user directory\n"
     "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs (where serve makes its CA on this machine);\n"
     "the system CAs when that file is absent.";
@@ -34,10 +37,12 @@ constexpr const char *kDescription =
 }  // namespace
 
 int cmd_view(int argc, char **argv) {
+  bool list = false;
   std::string display = "auto", record, snapshot, frames = "0", codec = "auto", server_name,
               port_text;
   TlsOptions tls;
-  Options opts("HOST[:PORT]", kSummary, kDescription);
+  Options opts("HOST[:PORT][/NAME]", kSummary, kDescription);
+  opts.flag("list", &list, "List the server's streams (name, caps, viewers) and exit");
   opts.value("display", &display, "D",
              "auto (default: an OpenCV window if built with OpenCV, else a GStreamer window, "
              "when a display exists), opencv, gst, or none");
@@ -55,13 +60,14 @@ int cmd_view(int argc, char **argv) {
   int done = run.parse(opts, argc, argv, &positional);
   if (done >= 0) return done;
   if (positional.size() != 1) {
-    error(positional.empty() ? "which server? usage: tlsframe view HOST[:PORT] (see --help)"
+    error(positional.empty() ? "which server? usage: tlsframe view HOST[:PORT][/NAME] (see --help)"
                              : "one server only, not '" + positional[1] + "'");
     return kExitUsage;
   }
-  auto target = parse_host_port(positional[0], kDefaultPort);
-  if (!target) {
-    error("cannot read '" + positional[0] + "' as HOST[:PORT] or [IPV6]:PORT");
+  auto target = read_target(positional[0], kDefaultPort);
+  if (!target) return kExitUsage;
+  if (list && !target->stream.empty()) {
+    error("--list takes a server, HOST[:PORT], not a stream ('" + target->stream + "')");
     return kExitUsage;
   }
   long n_frames = 0;
@@ -78,18 +84,22 @@ int cmd_view(int argc, char **argv) {
   std::string muxer;
   if (!record.empty() && !muxer_for(record, &muxer)) return kExitUsage;
 
-  auto chosen = choose_display(display, !record.empty() || !snapshot.empty());
-  if (!chosen) return kExitUsage;
+  std::optional<Display> chosen = Display::kNone;  // --list shows nothing
+  if (!list) {
+    chosen = choose_display(display, !record.empty() || !snapshot.empty());
+    if (!chosen) return kExitUsage;
+  }
   if (!init_gstreamer()) return kExitError;
 
   // User text goes to the elements as properties, never into the pipeline text.
   PropertyValues src_values = {{"src", "host", target->host},
                                {"src", "port", std::to_string(target->port)}};
+  if (!target->stream.empty()) src_values.push_back({"src", "stream-name", target->stream});
   if (!server_name.empty()) src_values.push_back({"src", "server-name", server_name});
   if (!src_tls_values(tls, "src", &src_values)) return kExitError;
-  std::string where =
-      (target->host.find(':') != std::string::npos ? "[" + target->host + "]" : target->host) +
-      ":" + std::to_string(target->port);
+  std::string where = target_text(*target);
+  if (list) return print_stream_list(src_values);
+  if (!target->stream.empty()) where += "/" + target->stream;
 
   // The decoder follows the stream's caps: ask the server for them once.
   std::string kind = codec;
@@ -149,7 +159,16 @@ int cmd_view(int argc, char **argv) {
     if (gst_structure_has_name(s, "tlsframesrc-connected")) {
       status.finish();
       const gchar *addr = gst_structure_get_string(s, "address");
-      info(std::string("connected to ") + (addr ? addr : where) + " (TLS verified)");
+      const gchar *server = gst_structure_get_string(s, "server");
+      const gchar *stream = gst_structure_get_string(s, "stream-name");
+      int version = 1;
+      gst_structure_get_int(s, "protocol-version", &version);
+      std::string about;  // version 2: what the server's WELCOME said
+      if (version >= 2) {
+        about = ", protocol 2, stream " + std::string(stream && *stream ? stream : "(default)");
+        if (server && *server) about += ", server " + std::string(server);
+      }
+      info(std::string("connected to ") + (addr ? addr : where) + " (TLS verified)" + about);
     } else if (gst_structure_has_name(s, "tlsframesrc-disconnected")) {
       status.finish();
       const gchar *reason = gst_structure_get_string(s, "reason");

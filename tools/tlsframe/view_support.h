@@ -34,6 +34,24 @@ std::string codec_from_caps(const std::string &caps);
 std::string decoder_for(const std::string &codec);  // e.g. "h264parse ! avdec_h264"
 std::string parser_for(const std::string &codec);   // "h264parse ! " or ""
 
+// A server and stream as the user wrote it: HOST[:PORT], HOST[:PORT]/NAME or
+// tlsframe://HOST[:PORT][/NAME] (IPv6 as [addr]; NAME "" = the default stream).
+struct StreamTarget {
+  std::string host;  // IPv6 without brackets
+  int port = 0;
+  std::string stream;
+};
+// nullopt after one error line naming `what` (e.g. "server").
+std::optional<StreamTarget> read_target(const std::string &text, int default_port);
+// "host:port" or "[v6]:port" for messages.
+std::string target_text(const StreamTarget &t);
+
+// Connects once, asks a protocol version 2 server for its streams and prints
+// one line per stream (name, caps, viewers). src_values: the properties of the
+// tlsframesrc named "src" (host, port, server-name, TLS files). kExitOk, or
+// kExitError after an error line.
+int print_stream_list(const PropertyValues &src_values);
+
 // A hint for a tlsframesrc error ("" when none).
 std::string client_error_hint(GstMessage *msg);
 
