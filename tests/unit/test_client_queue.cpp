@@ -34,8 +34,9 @@ MessagePtr make_buffer(bool delta, const MessagePtr &caps, size_t size = 100) {
 MessagePtr make_control(wire::MessageType type) {
   auto m = std::make_shared<Message>();
   m->type = type;
-  m->bytes = type == wire::MessageType::kEos ? wire::encode_eos()
-                                             : wire::encode_error(wire::ErrorCode::kShuttingDown, "bye");
+  m->bytes = type == wire::MessageType::kEos
+                 ? wire::encode_eos()
+                 : wire::encode_error(wire::ErrorCode::kShuttingDown, "bye");
   return m;
 }
 

@@ -24,8 +24,8 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
       d.dropped = 1;
       return d;
     }
-    const bool over = queue_.size() >= limits_.max_buffers ||
-                      bytes_ + msg->wire_size() > limits_.max_bytes;
+    const bool over =
+        queue_.size() >= limits_.max_buffers || bytes_ + msg->wire_size() > limits_.max_bytes;
     if (over) {
       if (msg->delta) {
         // Skip to the next keyframe: a delta unit without its reference is useless.

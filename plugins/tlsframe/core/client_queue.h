@@ -14,7 +14,7 @@
 namespace tlsframe {
 
 struct QueueLimits {
-  uint32_t max_buffers = 32;         // buffers queued at most, the one being written included (min 1)
+  uint32_t max_buffers = 32;  // buffers queued at most, the one being written included (min 1)
   uint64_t max_bytes = 32ull << 20;  // wire bytes queued at most (min 1)
 };
 
@@ -35,7 +35,9 @@ class ClientQueue {
     size_t dropped = 0;         // buffers dropped by this call (the offered one or purged ones)
     bool ask_keyframe = false;  // first delta unit skipped since the join: ask upstream for one
     size_t purged = 0;          // kQueuedAfterPurge: messages dropped from the queue
-    bool queued() const { return outcome == Outcome::kQueued || outcome == Outcome::kQueuedAfterPurge; }
+    bool queued() const {
+      return outcome == Outcome::kQueued || outcome == Outcome::kQueuedAfterPurge;
+    }
   };
 
   // A stream message (caps, buffer or EOS) for this client.

@@ -43,9 +43,10 @@ class TlsRecord {
   // Bytes read from the socket, for the next handshake() or read().
   void feed(const uint8_t *data, size_t size);
   struct Read {
-    size_t size = 0;         // plaintext bytes written to the caller's buffer
-    bool want_more = false;  // no whole record yet (output() may hold an answer, e.g. to a KeyUpdate)
-    std::error_code ec;      // the peer closed (asio::error::eof) or TLS failed
+    size_t size = 0;  // plaintext bytes written to the caller's buffer
+    bool want_more =
+        false;           // no whole record yet (output() may hold an answer, e.g. to a KeyUpdate)
+    std::error_code ec;  // the peer closed (asio::error::eof) or TLS failed
   };
   Read read(uint8_t *buf, size_t capacity);
 

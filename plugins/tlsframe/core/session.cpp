@@ -1,0 +1,582 @@
+#include "core/session.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+
+#include "core/log.h"
+
+namespace tlsframe {
+namespace {
+
+using tcp = asio::ip::tcp;
+constexpr auto kComp = log::Component::kServer;
+constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
+// Plaintext encrypted per write: what a session holds of a message beyond the shared copy.
+constexpr size_t kEncryptChunk = 65536;
+
+}  // namespace
+
+const char *phase_name(Phase p) {
+  switch (p) {
+    case Phase::kAccepted:
+      return "accepted";
+    case Phase::kAwaitingHello:
+      return "awaiting-hello";
+    case Phase::kHandshaking:
+      return "handshaking";
+    case Phase::kRefusing:
+      return "refusing";
+    case Phase::kStreaming:
+      return "streaming";
+    case Phase::kLeaving:
+      return "leaving";
+    case Phase::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+bool holds_handshake_slot(Phase p) {
+  return p == Phase::kAccepted || p == Phase::kAwaitingHello || p == Phase::kHandshaking;
+}
+
+bool is_admitted(Phase p) {
+  return p == Phase::kStreaming || p == Phase::kLeaving;
+}
+
+Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters *counters,
+                 asio::ip::tcp::socket socket, uint64_t id, std::string address, std::string source,
+                 const tls::ContextPtr &ctx)
+    : host_(host),
+      config_(config),
+      server_counters_(counters),
+      source_(std::move(source)),
+      socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      tls_(ctx),
+      queue_(config.queue),
+      reader_(wire::Protocol::kV2Server, wire::kMaxClientPayload, wire::kMaxClientPayload) {
+  info_.id = id;
+  info_.address = std::move(address);
+}
+
+bool Session::enqueue(const MessagePtr &msg) {
+  auto inbox = inbox_.lock();
+  if (msg->type == wire::MessageType::kBuffer) {
+    if (inbox->buffers >= inbox_limit()) {
+      auto oldest =
+          std::find_if(inbox->messages.begin(), inbox->messages.end(),
+                       [](const MessagePtr &m) { return m->type == wire::MessageType::kBuffer; });
+      inbox->messages.erase(oldest);
+      inbox->buffers--;
+      inbox->gap = true;
+      if (added()) count_drop();
+    }
+    inbox->buffers++;
+  }
+  inbox->messages.push_back(msg);
+  if (inbox->posted) return false;
+  inbox->posted = true;
+  return true;
+}
+
+size_t Session::inbox_limit() const {
+  return std::max<size_t>(2 * size_t{config_.queue.max_buffers}, 64);
+}
+
+void Session::drain() {
+  bool gap;
+  {
+    auto inbox = inbox_.lock();
+    draining_.swap(inbox->messages);
+    inbox->buffers = 0;
+    gap = inbox->gap;
+    inbox->gap = false;
+    inbox->posted = false;
+  }
+  if (gap && phase_ == Phase::kStreaming) {
+    queue_.resync();  // what follows the dropped buffers may depend on them
+    set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
+  }
+  for (const auto &m : draining_) deliver(m);
+  draining_.clear();
+}
+
+void Session::start() {
+  if (phase_ != Phase::kAccepted) return;  // stop() got here first
+  enter(Phase::kAwaitingHello);
+  accepted_at_ = std::chrono::steady_clock::now();
+  const auto &cfg = config_;
+  const bool hello_first =
+      cfg.hello_timeout.count() > 0 &&
+      (cfg.handshake_timeout.count() == 0 || cfg.hello_timeout < cfg.handshake_timeout);
+  if (hello_first) {
+    arm_handshake_timer(cfg.hello_timeout, "no ClientHello within the hello timeout");
+  } else if (cfg.handshake_timeout.count() > 0) {
+    arm_handshake_timer(cfg.handshake_timeout, "TLS handshake did not finish in time");
+  }
+  if (!tls_.ok()) {
+    fail_handshake(Error{Error::Kind::kTls, "cannot create a TLS session", tls::drain_errors()});
+    return;
+  }
+  handshake_step();
+}
+
+void Session::arm_handshake_timer(std::chrono::nanoseconds after, const char *what) {
+  auto self = shared_from_this();
+  timer_.expires_after(after);
+  timer_.async_wait([self, what](std::error_code ec) {
+    if (!ec && self->in_handshake()) {
+      self->fail_handshake(Error{Error::Kind::kTimeout, what, ""});
+    }
+  });
+}
+
+void Session::on_hello_started() {
+  enter(Phase::kHandshaking);
+  const auto &cfg = config_;
+  if (cfg.handshake_timeout.count() > 0) {
+    auto left = cfg.handshake_timeout - (std::chrono::steady_clock::now() - accepted_at_);
+    arm_handshake_timer(std::max<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(1)),
+                        "TLS handshake did not finish in time");
+  } else {
+    timer_.cancel();
+  }
+}
+
+void Session::deliver(const MessagePtr &msg) {
+  if (phase_ != Phase::kStreaming) return;
+  const ClientQueue::Decision d = queue_.offer(msg);
+  for (size_t i = 0; i < d.dropped; ++i) count_drop();
+  if (d.ask_keyframe) host_->request_keyframe(info_.id);
+  switch (d.outcome) {
+    case ClientQueue::Outcome::kDroppedOverflow:
+      set_last_error("queue full: skipping to the next keyframe");
+      TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
+              info_.address.c_str());
+      return;
+    case ClientQueue::Outcome::kQueuedAfterPurge:
+      set_last_error("queue full: dropped the queued buffers, resumed on a keyframe");
+      TF_DEBUG(kComp, "client %" PRIu64 " %s: queue full, dropped %zu queued, resync on keyframe",
+               info_.id, info_.address.c_str(), d.purged);
+      break;
+    case ClientQueue::Outcome::kQueued:
+      break;
+    case ClientQueue::Outcome::kIgnored:
+    case ClientQueue::Outcome::kDroppedForKeyframe:
+      return;
+  }
+  queued();
+}
+
+void Session::close(RemoveReason reason, const std::string &error) {
+  if (phase_ == Phase::kClosed) return;
+  const Phase was = phase_;
+  enter(Phase::kClosed);
+  std::error_code ignored;
+  timer_.cancel();
+  if (queue_.writing() || writing_records_) {
+    // Dropped mid-write (no progress, error, server stopping): reset the
+    // connection. A plain close would leave the socket orphaned, holding
+    // its send queue for as long as the peer keeps its window shut.
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+  } else {
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  }
+  socket_.close(ignored);
+  queue_.clear();
+  publish_depth();
+  host_->on_closed(shared_from_this(), was, reason, error);
+}
+
+void Session::enter(Phase next) {
+  const Phase from = phase_;
+  bool ok = false;
+  switch (next) {
+    case Phase::kAccepted:
+      break;
+    case Phase::kAwaitingHello:
+      ok = from == Phase::kAccepted;
+      break;
+    case Phase::kHandshaking:
+      ok = from == Phase::kAwaitingHello;
+      break;
+    case Phase::kRefusing:
+    case Phase::kStreaming:
+      ok = from == Phase::kAwaitingHello || from == Phase::kHandshaking;
+      break;
+    case Phase::kLeaving:
+      ok = from == Phase::kStreaming;
+      break;
+    case Phase::kClosed:
+      ok = from != Phase::kClosed;
+      break;
+  }
+  if (!ok) {
+    // A bug, not a peer's doing: say so loudly and keep the old phase.
+    TF_ERROR(kComp, "client %" PRIu64 ": no transition from %s to %s", info_.id, phase_name(from),
+             phase_name(next));
+    return;
+  }
+  phase_ = next;
+  if (next == Phase::kStreaming) {
+    ready_at_ = std::chrono::steady_clock::now();
+    counters_.added = true;
+  }
+}
+
+void Session::shutdown() {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kRefusing || phase_ == Phase::kLeaving) return;
+  if (phase_ != Phase::kStreaming) {
+    close(RemoveReason::kServerStopped, "");
+    return;
+  }
+  send_final(wire::ErrorCode::kShuttingDown, "server is shutting down",
+             RemoveReason::kServerStopped);
+}
+
+ClientStats Session::stats() const {
+  ClientStats s;
+  s.info = info_;
+  s.frames_sent = counters_.frames_sent.load();
+  s.frames_dropped = counters_.frames_dropped.load();
+  s.bytes_sent = counters_.bytes_sent.load();
+  s.queue_buffers = counters_.depth_buffers.load();
+  s.queue_bytes = counters_.depth_bytes.load();
+  s.connected_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - ready_at_).count();
+  s.last_error = *last_error_.lock();
+  return s;
+}
+
+void Session::handshake_step() {
+  std::error_code ec;
+  const TlsRecord::Step step = tls_.handshake(&ec);
+  const bool done = step == TlsRecord::Step::kDone;
+  if (step == TlsRecord::Step::kFailed) {
+    Error e = tls_.describe(ec);
+    // Send the alert OpenSSL queued (tells the client why), then give up.
+    if (tls_.has_output()) {
+      tls_.take_output(wire_);
+      auto self = shared_from_this();
+      asio::async_write(socket_, asio::buffer(wire_), [self, e](std::error_code, size_t) {
+        if (!self->closed()) self->fail_handshake(e);
+      });
+      return;
+    }
+    fail_handshake(e);
+    return;
+  }
+  auto self = shared_from_this();
+  auto next = [self, done] {
+    if (done) {
+      self->on_handshake({});
+      return;
+    }
+    self->socket_.async_read_some(asio::buffer(self->read_buf_),
+                                  [self](std::error_code ec, size_t n) {
+                                    if (self->closed()) return;
+                                    if (ec) {
+                                      self->on_handshake(ec);
+                                      return;
+                                    }
+                                    if (self->phase_ == Phase::kAwaitingHello && n > 0) {
+                                      self->on_hello_started();
+                                    }
+                                    self->tls_.feed(self->read_buf_.data(), n);
+                                    self->handshake_step();
+                                  });
+  };
+  if (!tls_.has_output()) {
+    next();
+    return;
+  }
+  tls_.take_output(wire_);
+  asio::async_write(socket_, asio::buffer(wire_), [self, next](std::error_code ec, size_t) {
+    if (self->closed()) return;
+    self->wire_.clear();
+    if (ec) {
+      self->on_handshake(ec);
+      return;
+    }
+    next();
+  });
+}
+
+void Session::on_handshake(std::error_code ec) {
+  if (closed()) return;
+  if (ec) {
+    fail_handshake(tls_.describe(ec));
+    return;
+  }
+  timer_.cancel();
+  info_.subject = tls_.peer_subject();
+  // Admission happens only now: connections that never finish a handshake
+  // cannot take max-clients slots from real clients.
+  if (!host_->admit(*this)) {
+    TF_WARNING(kComp, "client %" PRIu64 " %s refused: max-clients (%u) reached", info_.id,
+               info_.address.c_str(), config_.max_clients);
+    send_final(wire::ErrorCode::kServerFull, "server full: max-clients reached, try again later",
+               RemoveReason::kClosed);
+    return;
+  }
+  enter(Phase::kStreaming);
+  host_->on_ready(shared_from_this());
+  start_read();
+}
+
+void Session::fail_handshake(const Error &e) {
+  server_counters_->handshake_failures++;
+  TF_WARNING(kComp, "client %" PRIu64 " %s: handshake failed: %s (%s)", info_.id,
+             info_.address.c_str(), e.message.c_str(), e.detail.c_str());
+  host_->on_handshake_failed(*this, e);
+  close(RemoveReason::kError, e.message);
+}
+
+void Session::start_read() {
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self](std::error_code ec, size_t n) { self->on_read(ec, n); });
+}
+
+void Session::on_read(std::error_code ec, size_t n) {
+  if (closed()) return;
+  if (!ec) {
+    tls_.feed(read_buf_.data(), n);
+    // Every whole record that arrived, then read again.
+    for (;;) {
+      const TlsRecord::Read r = tls_.read(plain_buf_.data(), plain_buf_.size());
+      if (r.want_more) {
+        flush_records();  // e.g. the answer to a KeyUpdate
+        start_read();
+        return;
+      }
+      if (r.ec) {
+        ec = r.ec;
+        break;
+      }
+      on_plaintext(plain_buf_.data(), r.size);
+      if (closed()) return;
+    }
+  }
+  Error e = tls_.describe(ec);
+  bool clean = e.kind == Error::Kind::kClosed;
+  const bool last = queue_.writing() && (queue_.front()->type == wire::MessageType::kEos ||
+                                         queue_.front()->type == wire::MessageType::kError);
+  if (clean && last) {
+    // Closed while its last message (EOS, or an ERROR goodbye) is being
+    // written: a client closes on it, and when the write waited for room
+    // the close can be handled before the write's completion. The
+    // write's outcome tells: written (its reason) or failed (kClosed).
+    return;
+  }
+  close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+}
+
+void Session::on_plaintext(const uint8_t *data, size_t size) {
+  if (client_messages_ == ClientMessages::kNone || phase_ != Phase::kStreaming) {
+    // Version 1 clients only listen: their first byte is the violation.
+    TF_WARNING(kComp, "client %" PRIu64 " %s sent %zu bytes of application data; dropping it",
+               info_.id, info_.address.c_str(), size);
+    close(RemoveReason::kProtocol, "client sent application data");
+    return;
+  }
+  while (size > 0 && !closed()) {
+    const wire::MessageReader::Space space = reader_.prepare();
+    if (space.size == 0) {
+      close(RemoveReason::kError, "out of memory for a client message");
+      return;
+    }
+    const size_t n = std::min(size, space.size);
+    std::memcpy(space.data, data, n);
+    data += n;
+    size -= n;
+    const wire::DecodeResult r = reader_.commit(n);
+    if (r.status == wire::DecodeStatus::kError) {
+      protocol_error("bad client message: " + r.error);
+      return;
+    }
+    if (r.status == wire::DecodeStatus::kMessage) on_client_message(*reader_.take());
+  }
+}
+
+void Session::on_client_message(const std::vector<uint8_t> &message) {
+  // Protocol v2 dispatches HELLO, KEYFRAME_REQUEST and LIST_STREAMS here; until
+  // then no message is expected.
+  wire::MessageView view;
+  const wire::DecodeResult r = wire::decode(message.data(), message.size(), wire::kMaxClientPayload,
+                                            wire::Protocol::kV2Server, view);
+  if (r.status != wire::DecodeStatus::kMessage) {
+    protocol_error("bad client message: " + r.error);
+    return;
+  }
+  protocol_error(std::string("unexpected client message ") + wire::message_type_name(view.type));
+}
+
+void Session::protocol_error(const std::string &why) {
+  TF_WARNING(kComp, "client %" PRIu64 " %s: %s; dropping it", info_.id, info_.address.c_str(),
+             why.c_str());
+  close(RemoveReason::kProtocol, why);
+}
+
+void Session::send_final(wire::ErrorCode code, const char *text, RemoveReason reason) {
+  // No more stream messages; an admitted client stays counted until it closes.
+  enter(phase_ == Phase::kStreaming ? Phase::kLeaving : Phase::kRefusing);
+  final_reason_ = reason;
+  auto msg = std::make_shared<Message>();
+  msg->type = wire::MessageType::kError;
+  msg->bytes = wire::encode_error(code, text);
+  const size_t dropped = queue_.push_final(msg);
+  for (size_t i = 0; i < dropped; ++i) count_drop();
+  queued();
+}
+
+void Session::queued() {
+  publish_depth();
+  if (!queue_.writing() && !writing_records_) do_write();
+}
+
+void Session::do_write() {
+  const MessagePtr *msg = queue_.begin_write();
+  if (!msg) return;
+  write_offset_ = 0;
+  last_progress_ = std::chrono::steady_clock::now();
+  const auto timeout = config_.client_timeout;
+  if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
+  write_part(*msg);
+}
+
+void Session::write_part(const MessagePtr &msg) {
+  auto self = shared_from_this();
+  const size_t end = std::min(msg->wire_size(), write_offset_ + kEncryptChunk);
+  tls_.reserve_for(end - write_offset_);
+  std::error_code ec;
+  const size_t head = msg->bytes.size();
+  while (write_offset_ < end && !ec) {
+    const bool in_head = write_offset_ < head;
+    const uint8_t *p =
+        in_head ? msg->bytes.data() + write_offset_ : msg->payload + (write_offset_ - head);
+    const size_t n = std::min(end, in_head ? head : msg->wire_size()) - write_offset_;
+    ec = tls_.encrypt(p, n);
+    write_offset_ += n;
+  }
+  if (ec) {
+    asio::post(executor(), [self, msg, ec] { self->on_write(ec, msg); });
+    return;
+  }
+  tls_.take_output(wire_);
+  // The completion condition runs on the strand after each partial write:
+  // any byte the kernel took counts as progress, so a slow client that keeps
+  // reading is not mistaken for a stalled one.
+  asio::async_write(
+      socket_, asio::buffer(wire_),
+      [self, done = size_t{0}](const std::error_code &wec, size_t n) mutable -> size_t {
+        if (n > done) {
+          done = n;
+          self->last_progress_ = std::chrono::steady_clock::now();
+        }
+        return wec ? 0 : kWriteChunk;
+      },
+      [self, msg](std::error_code ec, size_t) {
+        if (!ec && !self->closed() && self->write_offset_ < msg->wire_size()) {
+          self->tls_.recycle(self->wire_, false);  // reuse it
+          self->write_part(msg);
+          return;
+        }
+        self->on_write(ec, msg);
+      });
+}
+
+void Session::arm_progress_timer(std::chrono::nanoseconds after) {
+  progress_timer_armed_ = true;
+  timer_.expires_after(after);
+  auto self = shared_from_this();
+  timer_.async_wait([self](std::error_code ec) {
+    self->progress_timer_armed_ = false;
+    if (ec || self->closed() || !self->queue_.writing()) return;
+    const auto timeout = self->config_.client_timeout;
+    const auto stuck = std::chrono::steady_clock::now() - self->last_progress_;
+    if (stuck < timeout) {
+      self->arm_progress_timer(timeout - stuck);
+      return;
+    }
+    TF_WARNING(kComp, "client %" PRIu64 " %s: no write progress, dropping it", self->info_.id,
+               self->info_.address.c_str());
+    self->close(RemoveReason::kTimeout, "client made no progress within the timeout");
+  });
+}
+
+void Session::flush_records() {
+  if (queue_.writing() || !tls_.has_output() || closed()) return;
+  writing_records_ = true;
+  tls_.take_output(wire_);
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(wire_), [self](std::error_code ec, size_t) {
+    self->writing_records_ = false;
+    if (self->closed()) return;
+    self->wire_.clear();
+    if (ec) {
+      Error e = self->tls_.describe(ec);
+      bool clean = e.kind == Error::Kind::kClosed;
+      self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+      return;
+    }
+    if (!self->queue_.empty() && !self->queue_.writing()) self->do_write();
+  });
+}
+
+void Session::on_write(std::error_code ec, const MessagePtr &msg) {
+  if (closed()) return;
+  // The buffer just written becomes the next encryption target, so a
+  // session holds one frame-sized buffer, not two; an idle session gives it
+  // back (idle clients stay small).
+  tls_.recycle(wire_, queue_.size() <= 1);
+  if (ec) {
+    Error e = tls_.describe(ec);
+    bool clean = e.kind == Error::Kind::kClosed;
+    close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
+    return;
+  }
+  const size_t n = msg->wire_size();
+  counters_.bytes_sent += n;
+  server_counters_->bytes_sent += n;
+  queue_.end_write();
+  switch (msg->type) {
+    case wire::MessageType::kBuffer:
+      counters_.frames_sent++;
+      break;
+    case wire::MessageType::kCaps:
+    case wire::MessageType::kWelcome:
+    case wire::MessageType::kStreamList:
+      break;
+    case wire::MessageType::kHello:  // client -> server types are never queued
+    case wire::MessageType::kKeyframeRequest:
+    case wire::MessageType::kListStreams:
+      break;
+    case wire::MessageType::kEos:
+      close(RemoveReason::kEos, "");
+      return;
+    case wire::MessageType::kError:
+      close(final_reason_, "");
+      return;
+  }
+  publish_depth();
+  if (!queue_.empty()) do_write();
+}
+
+void Session::set_last_error(const char *text) {
+  auto last = last_error_.lock();
+  if (*last != text) *last = text;
+}
+
+void Session::count_drop() {
+  counters_.frames_dropped++;
+  server_counters_->frames_dropped++;
+}
+
+void Session::publish_depth() {
+  counters_.depth_buffers.store(queue_.size());
+  counters_.depth_bytes.store(queue_.bytes());
+}
+}  // namespace tlsframe

@@ -1,0 +1,226 @@
+// One client connection of the fan-out server: its strand, socket, timers,
+// TLS record layer (TlsRecord), send queue (ClientQueue), a read path for
+// client messages, and its lifecycle as one Phase. Internal to core/: the
+// server (server.cpp) owns sessions through SessionHost.
+//
+// Threads: everything runs on the session's strand except enqueue() (the
+// publishing thread), added() and stats() (any thread).
+#pragma once
+
+#include <array>
+#include <asio.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/client_queue.h"
+#include "core/guarded.h"
+#include "core/message.h"
+#include "core/server.h"
+#include "core/tls_record.h"
+#include "core/wire_format.h"
+
+namespace tlsframe {
+
+// A session's lifecycle. Session::enter() is the one place that changes it
+// and refuses a transition not listed there.
+//
+//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kStreaming ─► kLeaving
+//                                                └─► kRefusing
+//   any ─► kClosed
+enum class Phase {
+  kAccepted,       // registered by the listener; start() has not run (holds a handshake slot)
+  kAwaitingHello,  // started; no byte from the client yet (hello timeout)
+  kHandshaking,    // the ClientHello is arriving (handshake timeout from the accept)
+  kRefusing,       // handshake done, not admitted (max-clients): the ERROR goodbye is queued
+  kStreaming,      // admitted and reported added: gets the stream
+  kLeaving,        // admitted; the ERROR goodbye is queued (server stopping)
+  kClosed,         // socket closed, reported to the server
+};
+const char *phase_name(Phase p);
+bool holds_handshake_slot(Phase p);  // counted in the listener's handshakes in progress
+bool is_admitted(Phase p);           // counted against max_clients, reported added
+
+// What the server tells each session (copied from ServerConfig at start).
+struct SessionConfig {
+  std::chrono::nanoseconds handshake_timeout{0};  // from the accept; 0 = none
+  std::chrono::nanoseconds hello_timeout{0};      // until the first byte; 0 = none
+  std::chrono::nanoseconds client_timeout{0};     // no write progress this long drops; 0 = never
+  QueueLimits queue;
+  uint32_t max_clients = 0;  // only for the refusal's log line
+};
+
+// Server-wide counters, read by stats() from any thread; sessions and the
+// server add to them without a lock.
+struct ServerCounters {
+  std::atomic<uint64_t> clients{0};  // connected now (kStreaming or kLeaving)
+  std::atomic<uint64_t> clients_total{0}, handshake_failures{0}, refused{0}, buffers_published{0},
+      bytes_sent{0}, frames_dropped{0};
+};
+
+class Session;
+
+// What a session needs from its server. Called on the session's strand, with
+// no session lock held.
+class SessionHost {
+ public:
+  // The handshake completed: true takes a client slot, false refuses (max-clients).
+  virtual bool admit(Session &s) = 0;
+  // Admitted (now kStreaming): report it and subscribe it to the stream.
+  virtual void on_ready(const std::shared_ptr<Session> &s) = 0;
+  // The session left phase `was` for kClosed.
+  virtual void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
+                         const std::string &error) = 0;
+  // The session skipped a delta unit and has not asked for a keyframe since its join.
+  virtual void request_keyframe(uint64_t session_id) = 0;
+  virtual void on_handshake_failed(const Session &s, const Error &e) = 0;
+
+ protected:
+  ~SessionHost() = default;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  // host and counters outlive every session (the server joins its I/O threads first).
+  Session(SessionHost *host, const SessionConfig &config, ServerCounters *counters,
+          asio::ip::tcp::socket socket, uint64_t id, std::string address, std::string source,
+          const tls::ContextPtr &ctx);
+
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+  const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
+  const std::string &source() const { return source_; }
+  bool added() const { return counters_.added.load(); }  // any thread: reported as added
+
+  // Publishing thread: hands msg to the session. Returns true when the caller
+  // must post drain() to the session's strand (none is posted yet), so a
+  // session behind by k messages costs one post, not k. The inbox holds at
+  // most inbox_limit() buffers: beyond that the oldest is dropped and
+  // the session resyncs on a keyframe, as for its own queue.
+  bool enqueue(const MessagePtr &msg);
+
+  // All members below run on the session's strand.
+  void start();                         // starts the handshake (kAccepted -> kAwaitingHello)
+  void drain();                         // delivers what enqueue() collected
+  void deliver(const MessagePtr &msg);  // one stream message, through the queue policy
+  void keyframe_asked() { queue_.keyframe_asked(); }  // the server asked for one at the join
+  void close(RemoveReason reason, const std::string &error);
+  // Server stopping: an admitted client gets ERROR(shutting down) after the
+  // message being written, if any; stop() closes whoever has not taken it
+  // within its grace period (a stalled client).
+  void shutdown();
+
+  ClientStats stats() const;  // any thread
+
+ private:
+  // Buffers an inbox holds before dropping: well above the session's own
+  // queue, so a briefly busy I/O thread does not cost a healthy client
+  // frames; the messages are shared, so this bounds distinct frames held.
+  size_t inbox_limit() const;
+
+  bool closed() const { return phase_ == Phase::kClosed; }
+  bool in_handshake() const {
+    return phase_ == Phase::kAwaitingHello || phase_ == Phase::kHandshaking;
+  }
+  // The one place the phase changes.
+  void enter(Phase next);
+
+  // (Re)arms the handshake deadline `after` from now; the wait it replaces ends aborted.
+  void arm_handshake_timer(std::chrono::nanoseconds after, const char *what);
+  // The first bytes of the ClientHello arrived: from now on only the
+  // handshake timeout (counted from the accept) applies.
+  void on_hello_started();
+  // One step of the server handshake: run OpenSSL on what has arrived, send
+  // what it produced, then finish or read more.
+  void handshake_step();
+  void on_handshake(std::error_code ec);
+  void fail_handshake(const Error &e);
+
+  // The read path: socket -> TLS records -> plaintext -> wire::MessageReader
+  // -> on_client_message(). It also detects the client's close.
+  void start_read();
+  void on_read(std::error_code ec, size_t n);
+  void on_plaintext(const uint8_t *data, size_t size);
+  // One whole client message (header included). Version 1 has none: every
+  // message is a protocol error until protocol v2 plugs in here.
+  void on_client_message(const std::vector<uint8_t> &message);
+  void protocol_error(const std::string &why);
+
+  // Queue one last ERROR message (after what is being written), then close.
+  void send_final(wire::ErrorCode code, const char *text, RemoveReason reason);
+  // Something was queued: publish the depth and start a write if none is in flight.
+  void queued();
+  void do_write();
+  // Encrypts the next part of msg (at most kEncryptChunk plaintext bytes,
+  // whole records) and writes it; once all of msg is written, on_write(). A
+  // part, not the whole message, so a client that stops reading holds one
+  // part in memory, not a copy of a large frame. Records OpenSSL produced
+  // earlier (a KeyUpdate answer) are already in the output and go first, as
+  // they must.
+  void write_part(const MessagePtr &msg);
+  // The write-progress deadline: one timer wait per timeout period, not one
+  // per message. On expiry, a write that made no progress for the whole
+  // timeout drops the client; otherwise the timer re-arms for what is left;
+  // an idle session lets the timer lapse until its next write.
+  void arm_progress_timer(std::chrono::nanoseconds after);
+  // Writes records OpenSSL produced outside a message write, when no write
+  // is in flight; otherwise they go out ahead of the next message.
+  void flush_records();
+  void on_write(std::error_code ec, const MessagePtr &msg);
+
+  void set_last_error(const char *text);
+  void count_drop();
+  void publish_depth();
+
+  SessionHost *host_;
+  const SessionConfig config_;
+  ServerCounters *server_counters_;
+  const std::string source_;  // source_key() of the peer: per-address handshake accounting
+  ClientInfo info_;           // subject set on the strand before kStreaming, then constant
+
+  // Strand-only state:
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;      // handshake deadline, then write-progress deadline
+  TlsRecord tls_;                 // OpenSSL over memory: records in, records out
+  std::vector<uint8_t> wire_;     // TLS records being written to the socket
+  bool writing_records_ = false;  // wire_ holds a flush_records() write, not a message
+  Phase phase_ = Phase::kAccepted;
+  std::chrono::steady_clock::time_point accepted_at_;    // start of the handshake deadline
+  RemoveReason final_reason_ = RemoveReason::kClosed;    // reported once the goodbye is written
+  ClientQueue queue_;                                    // what to send, and the policy deciding it
+  std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
+  size_t write_offset_ = 0;            // bytes of the message being written already encrypted
+  bool progress_timer_armed_ = false;  // a write-progress wait is pending
+  std::chrono::steady_clock::time_point ready_at_;  // entered kStreaming
+  std::array<uint8_t, 256> read_buf_{};             // ciphertext from the socket
+  std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
+  // Which client messages this connection reads: none for version 1 (any
+  // byte is a protocol error); v2 (ALPN tlsframe/2) will read them through reader_.
+  enum class ClientMessages { kNone, kV2 };
+  ClientMessages client_messages_ = ClientMessages::kNone;
+  wire::MessageReader reader_;       // client messages, as a v2 server reads them
+  std::deque<MessagePtr> draining_;  // the batch drain() is delivering
+
+  // Read by stats() from any thread, written on the strand:
+  struct Counters {
+    std::atomic<bool> added{false};  // entered kStreaming: reported by client_added (never reset)
+    std::atomic<uint64_t> frames_sent{0}, frames_dropped{0}, bytes_sent{0}, depth_buffers{0},
+        depth_bytes{0};
+  } counters_;
+  Guarded<std::string> last_error_;  // latest problem, set on the strand, read by stats()
+
+  // Filled by the publishing thread, emptied by drain().
+  struct Inbox {
+    std::deque<MessagePtr> messages;  // published, not yet taken by drain()
+    size_t buffers = 0;               // buffer messages in messages
+    bool posted = false;              // a drain() is posted and has not taken the inbox yet
+    bool gap = false;                 // buffers were dropped from it since the last drain
+  };
+  Guarded<Inbox> inbox_;
+};
+
+}  // namespace tlsframe
