@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -40,6 +42,9 @@ class HostileServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     init_gstreamer();
+    // The raw server writes to a client that may have given up: a failed write, not a
+    // process killed by SIGPIPE, so a failing test reports its assertion.
+    signal(SIGPIPE, SIG_IGN);
     server_ = std::make_unique<RawTlsServer>(pki_.server_cert(), pki_.server_key());
     ASSERT_TRUE(server_->ok()) << server_->error();
   }
@@ -142,6 +147,37 @@ TEST_F(HostileServerTest, AnnouncedButUnsentMessageCostsLittleMemoryAndTimesOutB
   // Before the fix the src allocated (and zeroed) all 64 MiB at the header.
   EXPECT_LT(rss_after, rss_before + (16u << 20))
       << "RSS grew by " << ((rss_after - rss_before) >> 20) << " MiB";
+}
+
+// A 64 KiB BUFFER trickled in 2 KiB pieces every 100 ms takes over 3 s, three
+// times the src's timeout of 1 s, but data never stops for longer than 100 ms:
+// the read timeout means "no data at all", so the buffer arrives and nothing
+// fails. Before, one read had to fill a whole chunk within the timeout, so a
+// link slower than chunk/timeout failed in the middle of a frame.
+TEST_F(HostileServerTest, SlowButSteadyDataIsNotATimeout) {
+  static constexpr size_t kPiece = 2048, kPieces = 32;
+  std::vector<uint8_t> message = buffer_message(0, 0, kPiece * kPieces);
+  peer_ = std::thread([this, message] {
+    if (!server_->accept(Clock::now() + kWait)) return;
+    if (!server_->send(wire::encode_caps("application/x-test"))) return;
+    // Pacing is the behaviour under test (a slow link), not a wait for a condition.
+    for (size_t off = 0; off < message.size(); off += kPiece) {
+      if (!server_->send(message.data() + off, std::min(kPiece, message.size() - off))) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    server_->wait_client_closed(Clock::now() + kWait);
+    server_->close_client();
+  });
+  Pipeline client(client_desc("timeout=1"));
+  ASSERT_TRUE(client.ok());
+  const auto t0 = Clock::now();
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  auto samples = pull_samples(client.element("out"), 1, kWait);
+  const auto took = Clock::now() - t0;
+  ASSERT_EQ(samples.size(), 1u) << pending_errors(client);
+  EXPECT_EQ(gst_buffer_get_size(gst_sample_get_buffer(samples[0])), kPiece * kPieces);
+  EXPECT_GE(took, 2s) << "the trickle should have taken longer than the timeout";
+  unref_samples(samples);
 }
 
 }  // namespace

@@ -265,9 +265,10 @@ struct Receiver::Impl {
     return SendStatus::kQueued;
   }
 
-  // Reads the next piece of the current message: the header, then the
-  // payload in chunks; the read timeout restarts on each piece, so a large
-  // frame on a slow link is not mistaken for a dead server.
+  // Reads whatever has arrived of the current message (the header, then the
+  // payload), at most one reader chunk at a time. The read timeout restarts on
+  // every read that returns data, so it means "no data at all for that long":
+  // a large frame on a slow but steady link is not mistaken for a dead server.
   void read_next() {
     arm_timer(config.read_timeout, Error::Kind::kTimeout,
               "no data from " + where + " within the timeout");
@@ -279,8 +280,8 @@ struct Receiver::Impl {
                  ""});
       return;
     }
-    asio::async_read(
-        *stream, asio::buffer(space.data, space.size), [this](std::error_code ec, size_t n) {
+    stream->async_read_some(
+        asio::buffer(space.data, space.size), [this](std::error_code ec, size_t n) {
           if (ec) {
             fail(tls::describe_failure(stream->native_handle(), ec, true));
             return;
