@@ -3,12 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace tlsframe::test {
 
@@ -39,43 +41,6 @@ bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline) {
   }
 }
 
-RawTlsClient::~RawTlsClient() {
-  if (ssl_) SSL_free(ssl_);
-  if (ctx_) SSL_CTX_free(ctx_);
-  if (fd_ >= 0) ::close(fd_);
-}
-
-bool RawTlsClient::connect(int port, const std::string &ca_file, int max_version, int rcvbuf) {
-  ERR_clear_error();
-  ctx_ = SSL_CTX_new(TLS_client_method());
-  if (!ctx_) return false;
-  if (max_version) {
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_max_proto_version(ctx_, max_version);
-  }
-  if (!ca_file.empty()) {
-    SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-  }
-  fd_ = connect_tcp(port, rcvbuf);
-  if (fd_ < 0) {
-    error_ = "connect failed";
-    return false;
-  }
-  ssl_ = SSL_new(ctx_);
-  SSL_set_fd(ssl_, fd_);
-  if (SSL_connect(ssl_) != 1) {
-    char buf[256];
-    unsigned long code;
-    while ((code = ERR_get_error()) != 0) {
-      ERR_error_string_n(code, buf, sizeof buf);
-      error_ += std::string(buf) + "; ";
-    }
-    return false;
-  }
-  return true;
-}
-
 namespace {
 
 std::string openssl_errors() {
@@ -95,6 +60,118 @@ int ms_left(std::chrono::steady_clock::time_point deadline) {
 }
 
 }  // namespace
+
+void set_io_timeout(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+RawTlsClient::~RawTlsClient() {
+  if (ssl_) SSL_free(ssl_);
+  if (ctx_ && own_ctx_) SSL_CTX_free(ctx_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawTlsClient::connect(int port, const std::string &ca_file, int max_version, int rcvbuf) {
+  RawTlsOptions o;
+  o.ca_file = ca_file;
+  o.max_version = max_version;
+  o.rcvbuf = rcvbuf;
+  return connect(port, o);
+}
+
+bool RawTlsClient::connect(int port, const RawTlsOptions &options) {
+  ERR_clear_error();
+  if (options.shared_ctx) {
+    ctx_ = options.shared_ctx;
+  } else {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    own_ctx_ = true;
+    if (!ctx_) {
+      error_ = "SSL_CTX_new: " + openssl_errors();
+      return false;
+    }
+    if (options.max_version) {
+      SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+      SSL_CTX_set_max_proto_version(ctx_, options.max_version);
+    }
+    if (!options.ca_file.empty()) {
+      SSL_CTX_load_verify_locations(ctx_, options.ca_file.c_str(), nullptr);
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    }
+  }
+  fd_ = connect_tcp(port, options.rcvbuf);
+  if (fd_ < 0) {
+    error_ = std::string("connect failed: ") + std::strerror(errno);
+    return false;
+  }
+  if (options.io_timeout.count() > 0) set_io_timeout(fd_, options.io_timeout);
+  ssl_ = SSL_new(ctx_);
+  if (!ssl_) {
+    error_ = "SSL_new: " + openssl_errors();
+    return false;
+  }
+  SSL_set_fd(ssl_, fd_);
+  if (!options.verify_name.empty()) {
+    in6_addr ip6{};
+    in_addr ip4{};
+    const bool is_ip = ::inet_pton(AF_INET, options.verify_name.c_str(), &ip4) == 1 ||
+                       ::inet_pton(AF_INET6, options.verify_name.c_str(), &ip6) == 1;
+    if (is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), options.verify_name.c_str());
+    } else {
+      SSL_set1_host(ssl_, options.verify_name.c_str());
+      SSL_set_tlsext_host_name(ssl_, options.verify_name.c_str());
+    }
+  }
+  if (SSL_connect(ssl_) != 1) {
+    error_ = openssl_errors();
+    const long verify = SSL_get_verify_result(ssl_);
+    if (verify != X509_V_OK) {
+      error_ += std::string("verify result: ") + X509_verify_cert_error_string(verify);
+    }
+    return false;
+  }
+  ERR_clear_error();
+  return true;
+}
+
+bool RawTlsClient::write(const std::string &text) {
+  size_t written = 0;
+  return ssl_ && SSL_write_ex(ssl_, text.data(), text.size(), &written) == 1 &&
+         written == text.size();
+}
+
+std::string RawTlsClient::local_address() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0) return "?";
+  char ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
+uint16_t RawTlsClient::local_port() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0) return 0;
+  return ntohs(a.sin_port);
+}
+
+void RawTlsClient::close_clean() {
+  if (ssl_) SSL_shutdown(ssl_);
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+void RawTlsClient::close_reset() {
+  if (fd_ < 0) return;
+  linger lg{1, 0};
+  ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd_);
+  fd_ = -1;
+}
 
 RawTlsServer::RawTlsServer(const std::string &cert_file, const std::string &key_file) {
   ERR_clear_error();

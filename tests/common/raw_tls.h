@@ -19,6 +19,22 @@ int connect_tcp(int port, int rcvbuf = 0);
 // discarded.
 bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline);
 
+// How a RawTlsClient connects.
+struct RawTlsOptions {
+  std::string ca_file;      // trust for the server; "" = no verification (a test peer only)
+  std::string verify_name;  // name (also sent as SNI) or IP address the certificate must
+                            // match; "" = none
+  int max_version = 0;      // e.g. TLS1_2_VERSION (0 = library default)
+  int rcvbuf = 0;           // SO_RCVBUF set before connecting (0 = kernel default)
+  // SO_RCVTIMEO/SO_SNDTIMEO on the socket: bounds every blocking call (0 = none).
+  std::chrono::milliseconds io_timeout{0};
+  SSL_CTX *shared_ctx = nullptr;  // a context to use (not owned) instead of one made from the above
+};
+
+// The one raw OpenSSL TLS client of the tests: a peer the elements and the
+// Receiver would never be (one that never reads, writes to the server, is
+// limited to TLS 1.2, or resets the connection). Blocking, bounded by
+// options.io_timeout.
 class RawTlsClient {
  public:
   RawTlsClient() = default;
@@ -26,19 +42,31 @@ class RawTlsClient {
   RawTlsClient(const RawTlsClient &) = delete;
   RawTlsClient &operator=(const RawTlsClient &) = delete;
 
-  // Connects and handshakes. max_version e.g. TLS1_2_VERSION (0 = library default).
-  // ca_file "" = no server verification (a test peer, not a product client).
+  // Connects to 127.0.0.1:port and handshakes. On failure error() has the
+  // OpenSSL error queue and the verification result.
+  bool connect(int port, const RawTlsOptions &options);
+  // Shorthand: ca_file "" = no verification; max_version e.g. TLS1_2_VERSION.
   bool connect(int port, const std::string &ca_file = "", int max_version = 0, int rcvbuf = 0);
   const std::string &error() const { return error_; }  // OpenSSL error text after a failure
   SSL *ssl() const { return ssl_; }
   int fd() const { return fd_; }
 
+  bool write(const std::string &text);  // all of text as application data
+  std::string local_address() const;    // "127.0.0.1:port" of our end, as the server names us
+  uint16_t local_port() const;
+  void close_clean();  // close_notify, then no more writes (the server sees EOF)
+  void close_reset();  // the socket is closed with a TCP reset
+
  private:
-  SSL_CTX *ctx_ = nullptr;
+  SSL_CTX *ctx_ = nullptr;  // owned unless it is options.shared_ctx
+  bool own_ctx_ = false;
   SSL *ssl_ = nullptr;
   int fd_ = -1;
   std::string error_;
 };
+
+// Sets SO_RCVTIMEO and SO_SNDTIMEO on fd.
+void set_io_timeout(int fd, std::chrono::milliseconds timeout);
 
 // A bare OpenSSL TLS server on 127.0.0.1 (port 0), for tests that need a
 // server the sink would never be: one that announces a huge message and

@@ -215,7 +215,7 @@ class Events {
 };
 
 // ---------------------------------------------------------------------------
-// Raw peers: plain TCP sockets and a hand-driven OpenSSL client.
+// Raw peers: plain TCP sockets (raw TLS clients: common/raw_tls.h).
 
 // "127.0.0.1:port" of a socket's own end, as the server reports its peer.
 std::string local_address(int fd);
@@ -287,50 +287,6 @@ class TcpSocket {
   int fd_;
 };
 
-// A TLS client driven by hand with OpenSSL (blocking, bounded by the socket
-// timeouts): it can stop reading or send data, which Receiver never does.
-class RawTlsClient {
- public:
-  explicit RawTlsClient(const std::string &ca_file) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!ctx_) return;
-    SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    ssl_ = SSL_new(ctx_);
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), "127.0.0.1");
-  }
-  ~RawTlsClient() {
-    if (ssl_) SSL_free(ssl_);
-    if (ctx_) SSL_CTX_free(ctx_);
-  }
-  RawTlsClient(const RawTlsClient &) = delete;
-  RawTlsClient &operator=(const RawTlsClient &) = delete;
-
-  TcpSocket &socket() { return socket_; }
-  // Connects and completes the TLS handshake (client side).
-  ::testing::AssertionResult connect(uint16_t port) {
-    if (!ssl_) return ::testing::AssertionFailure() << "cannot create the OpenSSL client";
-    if (!socket_.connect_to(port)) {
-      return ::testing::AssertionFailure() << "connect: " << std::strerror(errno);
-    }
-    SSL_set_fd(ssl_, socket_.fd());
-    if (SSL_connect(ssl_) != 1) {
-      return ::testing::AssertionFailure()
-             << "SSL_connect failed, verify result " << SSL_get_verify_result(ssl_);
-    }
-    return ::testing::AssertionSuccess();
-  }
-  bool write(const std::string &text) {
-    return SSL_write(ssl_, text.data(), static_cast<int>(text.size())) ==
-           static_cast<int>(text.size());
-  }
-
- private:
-  TcpSocket socket_;
-  SSL_CTX *ctx_ = nullptr;
-  SSL *ssl_ = nullptr;
-};
-
 // ---------------------------------------------------------------------------
 // Fixture: a fresh PKI, the recorded callbacks, and config builders.
 
@@ -383,6 +339,24 @@ class ServerReceiverTest : public ::testing::Test {
     }
     if (id) *id = events_.snapshot().added.back().id;
     return r;
+  }
+
+  // A raw TLS client (verifying the server as 127.0.0.1, 5 s socket
+  // timeouts) that can stop reading or send data, which Receiver never does.
+  // rcvbuf > 0 sets a small receive window first. nullptr (and a failure) if
+  // it cannot connect.
+  std::unique_ptr<test::RawTlsClient> connect_raw(uint16_t port, int rcvbuf = 0) {
+    test::RawTlsOptions o;
+    o.ca_file = pki_.ca();
+    o.verify_name = "127.0.0.1";
+    o.rcvbuf = rcvbuf;
+    o.io_timeout = std::chrono::seconds(5);
+    auto c = std::make_unique<test::RawTlsClient>();
+    if (!c->connect(port, o)) {
+      ADD_FAILURE() << "raw TLS client: " << c->error();
+      return nullptr;
+    }
+    return c;
   }
 
   // A receiver that connected earlier still gets a buffer published now.

@@ -147,14 +147,14 @@ TEST_F(ServerReceiverTest, ClientSendingApplicationDataIsRemovedAsProtocolViolat
   ASSERT_TRUE(server);
   auto good = connect_receiver(*server);
   ASSERT_TRUE(good);
-  RawTlsClient chatty(pki_.ca());
-  ASSERT_TRUE(chatty.connect(server->port()));
-  const std::string address = chatty.socket().address();
+  auto chatty = connect_raw(server->port());
+  ASSERT_TRUE(chatty);
+  const std::string address = chatty->local_address();
   ASSERT_TRUE(events_.wait([&](const EventLog &l) {
     return std::any_of(l.added.begin(), l.added.end(),
                        [&](const ClientInfo &c) { return c.address == address; });
   }));
-  ASSERT_TRUE(chatty.write("hello, server"));
+  ASSERT_TRUE(chatty->write("hello, server"));
   ASSERT_TRUE(events_.wait([&](const EventLog &l) {
     return std::any_of(l.removed.begin(), l.removed.end(),
                        [&](const RemovedEvent &r) { return r.info.address == address; });

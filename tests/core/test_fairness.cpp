@@ -125,10 +125,11 @@ TEST(Fairness, ThirtyTwoClientsEightSlowHealthyGetEveryFrameSlowLoseWholeGopsWit
   std::vector<std::unique_ptr<RawTlsClient>> clients;
   for (int i = 0; i < kClients; ++i) {
     auto c = std::make_unique<RawTlsClient>();
-    ASSERT_TRUE(c->connect(server->port(), pki.ca(), 0, i < kSlow ? kSlowRcvbuf : 0))
-        << "client " << i << ": " << c->error();
-    timeval tv{5, 0};  // bounds every blocking read
-    ::setsockopt(c->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    test::RawTlsOptions o;
+    o.ca_file = pki.ca();
+    o.rcvbuf = i < kSlow ? kSlowRcvbuf : 0;
+    o.io_timeout = 5s;  // bounds every blocking read
+    ASSERT_TRUE(c->connect(server->port(), o)) << "client " << i << ": " << c->error();
     clients.push_back(std::move(c));
   }
   // Every client admitted before the first frame (polled: no callback needed, bounded).

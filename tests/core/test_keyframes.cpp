@@ -102,8 +102,8 @@ TEST_F(ServerReceiverTest, ConnectAndCloseFloodAsksForAtMostOneKeyframePerInterv
   constexpr size_t kFlood = 40;
   const auto t0 = Clock::now();
   for (size_t i = 0; i < kFlood; ++i) {
-    RawTlsClient c(pki_.ca());
-    ASSERT_TRUE(c.connect(server->port()));
+    auto c = connect_raw(server->port());
+    ASSERT_TRUE(c);
     const size_t n = i + 1;
     ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() == n; }));
   }  // each closes as it goes out of scope

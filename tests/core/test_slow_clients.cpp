@@ -211,10 +211,9 @@ TEST_F(ServerReceiverTest, ClientTimeoutDropsPeerThatStopsReading) {
   auto good = connect_receiver(*server, &good_id);
   ASSERT_TRUE(good);
 
-  RawTlsClient stuck(pki_.ca());
-  stuck.socket().set_receive_buffer(4096);
-  ASSERT_TRUE(stuck.connect(server->port()));
-  const std::string address = stuck.socket().address();
+  auto stuck = connect_raw(server->port(), 4096);
+  ASSERT_TRUE(stuck);
+  const std::string address = stuck->local_address();
   ASSERT_TRUE(events_.wait([&](const EventLog &l) {
     return std::any_of(l.added.begin(), l.added.end(),
                        [&](const ClientInfo &c) { return c.address == address; });
@@ -280,12 +279,12 @@ TEST_F(ServerReceiverTest, StalledClientsHoldABoundedSendQueueAndAreDroppedUnder
   auto good = connect_receiver(*server);
   ASSERT_TRUE(good);
   constexpr size_t kStalled = 6;
-  std::vector<std::unique_ptr<RawTlsClient>> stalled;
+  std::vector<std::unique_ptr<test::RawTlsClient>> stalled;
   std::vector<uint16_t> stalled_ports;
   for (size_t i = 0; i < kStalled; ++i) {
-    stalled.push_back(std::make_unique<RawTlsClient>(pki_.ca()));
-    ASSERT_TRUE(stalled.back()->connect(server->port()));
-    stalled_ports.push_back(bound_port(stalled.back()->socket().fd()));
+    stalled.push_back(connect_raw(server->port()));
+    ASSERT_TRUE(stalled.back());
+    stalled_ports.push_back(stalled.back()->local_port());
   }
   ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() == kStalled + 1; }));
 

@@ -43,28 +43,20 @@ constexpr auto kMaxChange = std::chrono::milliseconds(5000);  // any one state c
 // Connects, handshakes, reads a little, closes; every step bounded by 2 s timeouts.
 // Failures are expected while the server is down, so nothing is asserted.
 void churn_once(int port, SSL_CTX *ctx, bool abrupt) {
-  int fd = connect_tcp(port);
-  if (fd < 0) {
+  RawTlsOptions o;
+  o.shared_ctx = ctx;
+  o.io_timeout = 2s;
+  RawTlsClient c;
+  if (c.connect(port, o)) {
+    char buf[4096];
+    SSL_read(c.ssl(), buf, sizeof buf);
+    if (!abrupt) c.close_clean();
+  } else if (c.fd() < 0) {
     std::this_thread::sleep_for(5ms);  // server down: pace the retries
     return;
   }
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  SSL *ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd);
-  if (SSL_connect(ssl) == 1) {
-    char buf[4096];
-    SSL_read(ssl, buf, sizeof buf);
-    if (!abrupt) SSL_shutdown(ssl);
-  }
   ERR_clear_error();
-  if (abrupt) {
-    linger lg{1, 0};  // RST
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  SSL_free(ssl);
-  ::close(fd);
+  if (abrupt) c.close_reset();
 }
 
 class StatesTest : public ::testing::Test {

@@ -112,10 +112,7 @@ long rss_kb() {
 // connect_tcp (tests/common) with every later blocking call bounded by kIoTimeout.
 int tcp_connect(int port) {
   int fd = tlsframe::test::connect_tcp(port);
-  if (fd < 0) return -1;
-  timeval tv{static_cast<time_t>(kIoTimeout.count()), 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (fd >= 0) tlsframe::test::set_io_timeout(fd, kIoTimeout);
   return fd;
 }
 
@@ -129,20 +126,12 @@ void close_with_reset(int fd) {
 class Client {
  public:
   explicit Client(SSL_CTX *ctx) : ctx_(ctx) {}
-  ~Client() {
-    if (ssl_) SSL_free(ssl_);
-    if (fd_ >= 0) ::close(fd_);
-  }
   bool connect(int port) {
-    fd_ = tcp_connect(port);
-    if (fd_ < 0) return false;
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, fd_);
-    SSL_set1_host(ssl_, "localhost");
-    ERR_clear_error();
-    bool ok = SSL_connect(ssl_) == 1;
-    ERR_clear_error();
-    return ok;
+    tlsframe::test::RawTlsOptions o;
+    o.shared_ctx = ctx_;
+    o.verify_name = "localhost";
+    o.io_timeout = kIoTimeout;
+    return tls_.connect(port, o);
   }
   // Reads messages until the first byte of a buffer's data arrived (partial=true)
   // or until a whole buffer arrived (partial=false).
@@ -169,24 +158,17 @@ class Client {
       }
       // Small reads when partial, so the read stops inside the buffer.
       int want = partial ? 1024 : static_cast<int>(sizeof chunk);
-      int n = SSL_read(ssl_, chunk, want);
+      int n = SSL_read(tls_.ssl(), chunk, want);
       if (n <= 0) return false;
       acc.insert(acc.end(), chunk, chunk + n);
     }
   }
-  void close_clean() {
-    SSL_shutdown(ssl_);  // close_notify; the server then sees EOF
-    ::shutdown(fd_, SHUT_WR);
-  }
-  void close_reset() {
-    close_with_reset(fd_);
-    fd_ = -1;
-  }
+  void close_clean() { tls_.close_clean(); }  // close_notify; the server then sees EOF
+  void close_reset() { tls_.close_reset(); }
 
  private:
   SSL_CTX *ctx_;
-  SSL *ssl_ = nullptr;
-  int fd_ = -1;
+  tlsframe::test::RawTlsClient tls_;
 };
 
 SSL_CTX *client_ctx(const std::string &ca_file) {
