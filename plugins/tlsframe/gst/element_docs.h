@@ -42,9 +42,22 @@
  * A live TLS client for tlsframesink. It always verifies the server's
  * certificate chain (ca-file, else the system's CAs) and name (server-name,
  * else host), then outputs the server's buffers with the server's caps.
- * With reconnect=true a lost connection is reported with a
- * tlsframesrc-disconnected element message and retried with backoff.
- * See the tlsframesink examples.
+ * stream-name picks a named stream of a server that has them (protocol
+ * version 2); empty is the default stream, the only one of a version 1
+ * server. The element is a URI handler for tlsframe://HOST[:PORT][/NAME]
+ * (the uri property sets host, port and stream-name). With reconnect=true a
+ * lost connection is reported with a tlsframesrc-disconnected element message
+ * and retried with backoff. See also the tlsframesink examples.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 tlsframesrc host=localhost stream-name=cam1 ca-file=ca.pem ! queue ! jpegdec ! videoconvert ! autovideosink
+ * ]| The stream "cam1" of a server with named streams.
+ * |[
+ * gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1 uridecodebin0::source::ca-file=ca.pem
+ * ]| playbin: a URI carries no trust settings, so the server's certificate must
+ * be trusted by the system, or ca-file set on the source (from an application,
+ * in playbin's source-setup signal).
  */
 
 /**
@@ -90,20 +103,23 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "The server is always verified: its chain against ca-file (unset: the system's\n"
     "CAs) and its name against server-name (unset: host); no property turns this\n"
     "off. cert-file and key-file present a client certificate to a server that\n"
-    "requires one. With reconnect=true a lost connection posts a\n"
-    "tlsframesrc-disconnected element message and is retried with backoff\n"
-    "(max-reconnect-interval); certificate and settings errors always fail. Each\n"
-    "connection posts tlsframesrc-connected. max-message-size bounds every message.\n"
+    "requires one. stream-name picks a named stream of a server that has them\n"
+    "(protocol version 2; empty: the default stream, the only one of a version 1\n"
+    "server). uri sets host, port and stream-name from tlsframe://HOST[:PORT][/NAME].\n"
+    "With reconnect=true a lost connection posts tlsframesrc-disconnected and is\n"
+    "retried with backoff; certificate and settings errors always fail.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 tlsframesrc host=localhost port=9999 ca-file=ca.pem ! queue !\n"
     "    jpegdec ! videoconvert ! autovideosink\n"
-    "H.264:\n"
-    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! queue ! h264parse !\n"
-    "    avdec_h264 ! videoconvert ! autovideosink\n"
-    "Mutual TLS:\n"
-    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem cert-file=client.pem\n"
-    "    key-file=client.key ! queue ! jpegdec ! videoconvert ! autovideosink\n"
+    "H.264, stream cam1:\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost stream-name=cam1 ca-file=ca.pem !\n"
+    "    queue ! h264parse ! avdec_h264 ! videoconvert ! autovideosink\n"
+    "playbin (a URI has no CA: a system-trusted server, or ca-file set in\n"
+    "source-setup, or as here):\n"
+    "  gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1\n"
+    "    uridecodebin0::source::ca-file=ca.pem\n"
+    "Mutual TLS: add cert-file=client.pem key-file=client.key.\n"
     "Relay (serves the stream again without decoding):\n"
     "  gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue !\n"
     "    tlsframesink port=10000 cert-file=server.pem key-file=server.key";
