@@ -44,7 +44,13 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
   } else if (msg->type == wire::MessageType::kCaps) {
     // Sent now only to an idle client; otherwise the next buffer brings its own
     // caps, so a stalled client never accumulates caps changes.
-    if (msg.get() == last_caps_ || !queue_.empty()) {
+    // Messages for this client alone (WELCOME, STREAM_LIST) do not count.
+    const bool stream_queued =
+        std::any_of(queue_.begin(), queue_.end(), [](const MessagePtr &m) {
+          return m->type != wire::MessageType::kWelcome &&
+                 m->type != wire::MessageType::kStreamList;
+        });
+    if (msg.get() == last_caps_ || stream_queued) {
       d.outcome = Outcome::kIgnored;
       return d;
     }

@@ -1,7 +1,10 @@
-// Fan-out server: a TLS listener that sends every published message to all
-// connected clients. Owns an asio::io_context and its I/O threads. publish_*()
-// only posts work and never touches a socket, so the caller (a GStreamer
-// streaming thread) never waits on a client.
+// Fan-out server: one stream served over TLS, sent to every client that
+// asks for it. publish_*() only posts work and never touches a socket, so the
+// caller (a GStreamer streaming thread) never waits on a client.
+// Version 1 clients (no ALPN) get the default stream (stream_name ""); version
+// 2 clients (ALPN "tlsframe/2") name theirs in a HELLO. Servers in one
+// process with the same host and fixed port share one listener, TLS context
+// and I/O thread pool (core/hub.h); their listener settings must agree.
 #pragma once
 
 #include <chrono>
@@ -45,6 +48,9 @@ inline constexpr std::chrono::seconds kDefaultHelloTimeout{3};
 inline constexpr std::chrono::seconds kDefaultKeyframeRequestInterval{1};
 
 struct ServerConfig {
+  // The stream served: "" = the default stream (what a v1 client gets), else
+  // a wire::valid_stream_name(). Unique per host:port.
+  std::string stream_name;
   std::string host = "0.0.0.0";  // address or name to listen on
   uint16_t port = 9999;          // 0 = any free port (see Server::port())
   tls::ServerTlsConfig tls;
@@ -66,7 +72,8 @@ struct ServerConfig {
   // max_handshakes is clamped to half the open-file soft limit at start.
   size_t max_handshakes = kDefaultMaxHandshakes;
   size_t max_handshakes_per_address = kDefaultMaxHandshakesPerAddress;
-  // Least time between two keyframe_wanted calls (0 = no rate limit).
+  // Least time between two keyframe_wanted calls (0 = no rate limit); sent
+  // to v2 clients in WELCOME (keyframe-interval-ms). Per stream.
   std::chrono::nanoseconds keyframe_request_interval = kDefaultKeyframeRequestInterval;
 };
 
@@ -98,9 +105,11 @@ struct ClientStats {
   std::string last_error;  // latest problem on this connection (e.g. queue overflow), "" if none
 };
 
+// Per stream, except handshake_failures and refused (the listener's, shared
+// by the streams on its port).
 struct ServerStats {
-  uint64_t clients = 0;             // clients connected now (handshake done)
-  uint64_t clients_total = 0;       // clients that completed a handshake, ever
+  uint64_t clients = 0;             // clients of this stream now (handshake done, stream joined)
+  uint64_t clients_total = 0;       // clients that joined this stream, ever
   uint64_t handshake_failures = 0;  // connections that failed or timed out in the handshake
   uint64_t refused = 0;  // connections refused (max-clients, or too many handshakes in progress
                          // in all or from the same address)
@@ -113,15 +122,17 @@ struct ServerStats {
 struct ServerCallbacks {
   std::function<void(const ClientInfo &)> client_added;
   std::function<void(const ClientInfo &, RemoveReason, const std::string &error)> client_removed;
-  // A client joined a stream that has delta units. Merged and rate-limited:
-  // see ServerConfig::keyframe_request_interval.
+  // A client joined a stream that has delta units, skipped one, or sent a
+  // KEYFRAME_REQUEST. Merged and rate-limited: see
+  // ServerConfig::keyframe_request_interval.
   std::function<void()> keyframe_wanted;
   std::function<void(const std::string &address, const Error &)> handshake_failed;
 };
 
 class Server {
  public:
-  // Loads certificates, binds and listens, starts the I/O threads.
+  // Loads certificates, binds and listens, starts the I/O threads; or joins
+  // the listener already serving host:port in this process (fixed ports only).
   static Result<std::unique_ptr<Server>> start(const ServerConfig &config,
                                                ServerCallbacks callbacks);
   ~Server();  // stop()
@@ -146,10 +157,12 @@ class Server {
   // clear_abort_flush(), return false at once (GstBaseSink unlock).
   void abort_flush();
   void clear_abort_flush();
-  // Closes every connection and the listener, joins the I/O threads. Idempotent.
+  // Closes every connection of this stream; the last server of a listener
+  // also closes it and joins the I/O threads. Idempotent.
   void stop();
-  // New certificate, key and client CAs for handshakes that start from now on;
-  // connected clients keep their sessions. On error the current context stays.
+  // New certificate, key and client CAs for handshakes that start from now on
+  // (on every stream of the listener); connected clients keep their sessions.
+  // On error the current context stays.
   Status reload_tls(const tls::ServerTlsConfig &tls);
 
   size_t num_clients() const;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/stream.h"
 
 namespace tlsframe {
 namespace {
@@ -14,6 +15,11 @@ constexpr auto kComp = log::Component::kServer;
 constexpr size_t kWriteChunk = 65536;  // most bytes per write syscall (asio's transfer_all default)
 // Plaintext encrypted per write: what a session holds of a message beyond the shared copy.
 constexpr size_t kEncryptChunk = 65536;
+// After a handshake alert: how long the client's remaining bytes are read
+// and discarded, waiting for its close, before the socket is closed anyway.
+constexpr std::chrono::milliseconds kLingerAfterAlert{500};
+// WELCOME's `server` field.
+constexpr const char *kServerText = "tlsframe " TLSFRAME_VERSION;
 
 }  // namespace
 
@@ -27,6 +33,8 @@ const char *phase_name(Phase p) {
       return "handshaking";
     case Phase::kRefusing:
       return "refusing";
+    case Phase::kSelecting:
+      return "selecting";
     case Phase::kStreaming:
       return "streaming";
     case Phase::kLeaving:
@@ -41,8 +49,8 @@ bool holds_handshake_slot(Phase p) {
   return p == Phase::kAccepted || p == Phase::kAwaitingHello || p == Phase::kHandshaking;
 }
 
-bool is_admitted(Phase p) {
-  return p == Phase::kStreaming || p == Phase::kLeaving;
+bool holds_client_slot(Phase p) {
+  return p == Phase::kSelecting || p == Phase::kStreaming || p == Phase::kLeaving;
 }
 
 Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters *counters,
@@ -55,6 +63,7 @@ Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters 
       socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       tls_(ctx),
+      select_timer_(socket_.get_executor()),
       queue_(config.queue),
       reader_(wire::Protocol::kV2Server, wire::kMaxClientPayload, wire::kMaxClientPayload) {
   info_.id = id;
@@ -71,7 +80,7 @@ bool Session::enqueue(const MessagePtr &msg) {
       inbox->messages.erase(oldest);
       inbox->buffers--;
       inbox->gap = true;
-      if (added()) count_drop();
+      if (added()) count_drop();  // stream_counters_ was set before the session was subscribed
     }
     inbox->buffers++;
   }
@@ -149,7 +158,7 @@ void Session::deliver(const MessagePtr &msg) {
   if (phase_ != Phase::kStreaming) return;
   const ClientQueue::Decision d = queue_.offer(msg);
   for (size_t i = 0; i < d.dropped; ++i) count_drop();
-  if (d.ask_keyframe) host_->request_keyframe(info_.id);
+  if (d.ask_keyframe) stream_->request_keyframe(info_.id);
   switch (d.outcome) {
     case ClientQueue::Outcome::kDroppedOverflow:
       set_last_error("queue full: skipping to the next keyframe");
@@ -176,6 +185,7 @@ void Session::close(RemoveReason reason, const std::string &error) {
   enter(Phase::kClosed);
   std::error_code ignored;
   timer_.cancel();
+  select_timer_.cancel();
   if (queue_.writing() || writing_records_) {
     // Dropped mid-write (no progress, error, server stopping): reset the
     // connection. A plain close would leave the socket orphaned, holding
@@ -203,11 +213,14 @@ void Session::enter(Phase next) {
       ok = from == Phase::kAwaitingHello;
       break;
     case Phase::kRefusing:
-    case Phase::kStreaming:
+    case Phase::kSelecting:
       ok = from == Phase::kAwaitingHello || from == Phase::kHandshaking;
       break;
+    case Phase::kStreaming:
+      ok = from == Phase::kSelecting;
+      break;
     case Phase::kLeaving:
-      ok = from == Phase::kStreaming;
+      ok = from == Phase::kStreaming || from == Phase::kSelecting;
       break;
     case Phase::kClosed:
       ok = from != Phase::kClosed;
@@ -228,7 +241,7 @@ void Session::enter(Phase next) {
 
 void Session::shutdown() {
   if (phase_ == Phase::kClosed || phase_ == Phase::kRefusing || phase_ == Phase::kLeaving) return;
-  if (phase_ != Phase::kStreaming) {
+  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) {
     close(RemoveReason::kServerStopped, "");
     return;
   }
@@ -260,8 +273,13 @@ void Session::handshake_step() {
     if (tls_.has_output()) {
       tls_.take_output(wire_);
       auto self = shared_from_this();
-      asio::async_write(socket_, asio::buffer(wire_), [self, e](std::error_code, size_t) {
-        if (!self->closed()) self->fail_handshake(e);
+      asio::async_write(socket_, asio::buffer(wire_), [self, e](std::error_code ec, size_t) {
+        if (self->closed()) return;
+        if (ec) {
+          self->fail_handshake(e);
+          return;
+        }
+        self->linger_then_fail(e);
       });
       return;
     }
@@ -312,6 +330,12 @@ void Session::on_handshake(std::error_code ec) {
   }
   timer_.cancel();
   info_.subject = tls_.peer_subject();
+  // The ALPN callback selected "tlsframe/2" or nothing (a v1 client); it
+  // refused anything else during the handshake.
+  if (tls_.alpn() == wire::kAlpnV2) {
+    version_ = wire::Version::kV2;
+    client_messages_ = ClientMessages::kV2;
+  }
   // Admission happens only now: connections that never finish a handshake
   // cannot take max-clients slots from real clients.
   if (!host_->admit(*this)) {
@@ -321,9 +345,112 @@ void Session::on_handshake(std::error_code ec) {
                RemoveReason::kClosed);
     return;
   }
+  enter(Phase::kSelecting);
+  on_admitted();
+  // The client's first message may have come with its last handshake flight:
+  // it is already in the record layer, not in the socket.
+  if (!closed()) on_read({}, 0);
+}
+
+void Session::on_admitted() {
+  if (version_ == wire::Version::kV1) {
+    join("");
+    return;
+  }
+  limiter_.emplace(wire::kClientMessageRate, wire::kClientMessageBurst,
+                   std::chrono::steady_clock::now());
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: protocol version 2, awaiting HELLO", info_.id,
+           info_.address.c_str());
+  const auto limit = config_.handshake_timeout;
+  if (limit.count() <= 0) return;
+  // The HELLO is due within the handshake timeout, counted from the accept.
+  const auto left = std::max<std::chrono::nanoseconds>(
+      limit - (std::chrono::steady_clock::now() - accepted_at_), std::chrono::nanoseconds(1));
+  auto self = shared_from_this();
+  select_timer_.expires_after(left);
+  select_timer_.async_wait([self](std::error_code ec) {
+    if (ec || self->phase_ != Phase::kSelecting) return;
+    TF_WARNING(kComp, "client %" PRIu64 " %s: no HELLO within the handshake timeout; dropping it",
+               self->info_.id, self->info_.address.c_str());
+    self->send_final(wire::ErrorCode::kTimeout, "no HELLO within the handshake timeout",
+                     RemoveReason::kTimeout);
+  });
+}
+
+void Session::join(const std::string &name) {
+  std::vector<std::string> names;
+  std::shared_ptr<Stream> stream = host_->find_stream(name, &names);
+  Stream::Joined joined;
+  if (stream) {
+    stream_ = stream;
+    stream_counters_ = &stream->counters();
+    // Subscribed first: whatever is published from here on reaches the session.
+    joined = stream->subscribe(shared_from_this(), version_);
+  }
+  if (!joined.ok) {
+    stream_.reset();
+    stream_counters_ = nullptr;
+    TF_INFO(kComp, "client %" PRIu64 " %s: no stream named \"%s\"", info_.id,
+            info_.address.c_str(), name.c_str());
+    send_final(wire::ErrorCode::kNoSuchStream, wire::no_such_stream_reason(name, names),
+               RemoveReason::kClosed);
+    return;
+  }
+  select_timer_.cancel();
   enter(Phase::kStreaming);
   host_->on_ready(shared_from_this());
-  start_read();
+  if (version_ == wire::Version::kV2) {
+    auto welcome = std::make_shared<Message>();
+    welcome->type = wire::MessageType::kWelcome;
+    const auto interval_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(stream_->keyframe_interval()).count();
+    welcome->bytes = wire::encode_welcome(
+        stream_->name(), kServerText,
+        static_cast<uint32_t>(std::clamp<int64_t>(interval_ms, 0, UINT32_MAX)));
+    send_control(welcome);
+  }
+  if (joined.caps) deliver(joined.caps);
+  if (joined.at_eos) {
+    auto eos_msg = std::make_shared<Message>();
+    eos_msg->type = wire::MessageType::kEos;
+    eos_msg->bytes = wire::encode_eos(version_);
+    deliver(eos_msg);
+  } else if (joined.has_delta) {
+    queue_.keyframe_asked();
+    stream_->request_keyframe(info_.id);
+  }
+}
+
+void Session::send_control(const MessagePtr &msg) {
+  queue_.offer(msg);  // neither caps nor a buffer: always queued
+  queued();
+}
+
+void Session::linger_then_fail(const Error &e) {
+  // The alert is sent; a close now, with client bytes unread (a v2 client's
+  // HELLO follows its last flight), would reset the connection and could
+  // discard the alert on the client's side. So: FIN after the alert, and
+  // read and discard until the client closes too, for a bounded time.
+  std::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  auto self = shared_from_this();
+  timer_.expires_after(kLingerAfterAlert);
+  timer_.async_wait([self, e](std::error_code ec) {
+    if (!ec && !self->closed()) self->fail_handshake(e);
+  });
+  discard_until_closed(e);
+}
+
+void Session::discard_until_closed(const Error &e) {
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(read_buf_), [self, e](std::error_code ec, size_t) {
+    if (self->closed()) return;
+    if (ec) {
+      self->fail_handshake(e);
+      return;
+    }
+    self->discard_until_closed(e);
+  });
 }
 
 void Session::fail_handshake(const Error &e) {
@@ -343,7 +470,7 @@ void Session::start_read() {
 void Session::on_read(std::error_code ec, size_t n) {
   if (closed()) return;
   if (!ec) {
-    tls_.feed(read_buf_.data(), n);
+    if (n > 0) tls_.feed(read_buf_.data(), n);
     // Every whole record that arrived, then read again.
     for (;;) {
       const TlsRecord::Read r = tls_.read(plain_buf_.data(), plain_buf_.size());
@@ -375,11 +502,14 @@ void Session::on_read(std::error_code ec, size_t n) {
 }
 
 void Session::on_plaintext(const uint8_t *data, size_t size) {
-  if (client_messages_ == ClientMessages::kNone || phase_ != Phase::kStreaming) {
+  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) return;  // leaving: ignored
+  if (client_messages_ == ClientMessages::kNone) {
     // Version 1 clients only listen: their first byte is the violation.
     TF_WARNING(kComp, "client %" PRIu64 " %s sent %zu bytes of application data; dropping it",
                info_.id, info_.address.c_str(), size);
-    close(RemoveReason::kProtocol, "client sent application data");
+    send_final(wire::ErrorCode::kProtocol,
+               "protocol version 1 clients only listen: the client sent application data",
+               RemoveReason::kProtocol);
     return;
   }
   while (size > 0 && !closed()) {
@@ -398,12 +528,20 @@ void Session::on_plaintext(const uint8_t *data, size_t size) {
       return;
     }
     if (r.status == wire::DecodeStatus::kMessage) on_client_message(*reader_.take());
+    if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) return;
   }
 }
 
 void Session::on_client_message(const std::vector<uint8_t> &message) {
-  // Protocol v2 dispatches HELLO, KEYFRAME_REQUEST and LIST_STREAMS here; until
-  // then no message is expected.
+  // Every message counts, valid or not: a flood is refused before it is parsed.
+  if (!limiter_ || !limiter_->allow(std::chrono::steady_clock::now())) {
+    TF_WARNING(kComp, "client %" PRIu64 " %s: over %u messages/s (bursts of %u); dropping it",
+               info_.id, info_.address.c_str(), wire::kClientMessageRate,
+               wire::kClientMessageBurst);
+    send_final(wire::ErrorCode::kRateLimited, "rate limited: too many messages from the client",
+               RemoveReason::kProtocol);
+    return;
+  }
   wire::MessageView view;
   const wire::DecodeResult r = wire::decode(message.data(), message.size(), wire::kMaxClientPayload,
                                             wire::Protocol::kV2Server, view);
@@ -411,22 +549,55 @@ void Session::on_client_message(const std::vector<uint8_t> &message) {
     protocol_error("bad client message: " + r.error);
     return;
   }
-  protocol_error(std::string("unexpected client message ") + wire::message_type_name(view.type));
+  switch (view.type) {
+    case wire::MessageType::kHello:
+      if (phase_ != Phase::kSelecting) {
+        protocol_error("a second HELLO");
+        return;
+      }
+      join(std::string(view.stream));
+      return;
+    case wire::MessageType::kListStreams: {
+      auto list = std::make_shared<Message>();
+      list->type = wire::MessageType::kStreamList;
+      list->bytes = wire::encode_stream_list(host_->list_streams());
+      send_control(list);
+      return;
+    }
+    case wire::MessageType::kKeyframeRequest:
+      if (phase_ != Phase::kStreaming) {
+        protocol_error("KEYFRAME_REQUEST before WELCOME");
+        return;
+      }
+      TF_LOGV(kComp, "client %" PRIu64 ": KEYFRAME_REQUEST", info_.id);
+      stream_->request_keyframe(info_.id);
+      return;
+    default:
+      protocol_error(std::string("unexpected client message ") +
+                     wire::message_type_name(view.type));
+      return;
+  }
 }
 
 void Session::protocol_error(const std::string &why) {
   TF_WARNING(kComp, "client %" PRIu64 " %s: %s; dropping it", info_.id, info_.address.c_str(),
              why.c_str());
+  if (phase_ == Phase::kStreaming || phase_ == Phase::kSelecting) {
+    send_final(wire::ErrorCode::kProtocol, "protocol error: " + why, RemoveReason::kProtocol);
+    return;
+  }
   close(RemoveReason::kProtocol, why);
 }
 
-void Session::send_final(wire::ErrorCode code, const char *text, RemoveReason reason) {
+void Session::send_final(wire::ErrorCode code, const std::string &text, RemoveReason reason) {
   // No more stream messages; an admitted client stays counted until it closes.
-  enter(phase_ == Phase::kStreaming ? Phase::kLeaving : Phase::kRefusing);
+  const bool admitted = phase_ == Phase::kStreaming || phase_ == Phase::kSelecting;
+  enter(admitted ? Phase::kLeaving : Phase::kRefusing);
+  select_timer_.cancel();
   final_reason_ = reason;
   auto msg = std::make_shared<Message>();
   msg->type = wire::MessageType::kError;
-  msg->bytes = wire::encode_error(code, text);
+  msg->bytes = wire::encode_error(code, text, version_);
   const size_t dropped = queue_.push_final(msg);
   for (size_t i = 0; i < dropped; ++i) count_drop();
   queued();
@@ -540,7 +711,7 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
   }
   const size_t n = msg->wire_size();
   counters_.bytes_sent += n;
-  server_counters_->bytes_sent += n;
+  if (stream_counters_) stream_counters_->bytes_sent += n;
   queue_.end_write();
   switch (msg->type) {
     case wire::MessageType::kBuffer:
@@ -555,14 +726,32 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
     case wire::MessageType::kListStreams:
       break;
     case wire::MessageType::kEos:
-      close(RemoveReason::kEos, "");
+      finish(RemoveReason::kEos);
       return;
     case wire::MessageType::kError:
-      close(final_reason_, "");
+      finish(final_reason_);
       return;
   }
   publish_depth();
   if (!queue_.empty()) do_write();
+}
+
+void Session::finish(RemoveReason reason) {
+  // close_notify tells the client the stream ended here, not that the
+  // connection was cut (docs/PROTOCOL.md section 9). A few tens of bytes:
+  // written at once into the socket buffer, or not at all (a client that
+  // stopped reading does not hold the close up).
+  if (!writing_records_ && tls_.shutdown()) {
+    tls_.take_output(wire_);
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (!ec) socket_.write_some(asio::buffer(wire_), ec);
+    if (ec) {
+      TF_DEBUG(kComp, "client %" PRIu64 ": close_notify not sent: %s", info_.id,
+               ec.message().c_str());
+    }
+  }
+  close(reason, "");
 }
 
 void Session::set_last_error(const char *text) {
@@ -572,7 +761,7 @@ void Session::set_last_error(const char *text) {
 
 void Session::count_drop() {
   counters_.frames_dropped++;
-  server_counters_->frames_dropped++;
+  if (stream_counters_) stream_counters_->frames_dropped++;
 }
 
 void Session::publish_depth() {

@@ -15,36 +15,43 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/client_queue.h"
 #include "core/guarded.h"
 #include "core/message.h"
+#include "core/rate_limiter.h"
 #include "core/server.h"
 #include "core/tls_record.h"
 #include "core/wire_format.h"
+#include "core/wire_v2.h"
 
 namespace tlsframe {
 
 // A session's lifecycle. Session::enter() is the one place that changes it
 // and refuses a transition not listed there.
 //
-//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kStreaming ─► kLeaving
+//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kSelecting ─► kStreaming ─► kLeaving
+//                                                │        └──────────────────────► kLeaving
 //                                                └─► kRefusing
 //   any ─► kClosed
 enum class Phase {
   kAccepted,       // registered by the listener; start() has not run (holds a handshake slot)
-  kAwaitingHello,  // started; no byte from the client yet (hello timeout)
+  kAwaitingHello,  // started; no byte of the TLS ClientHello yet (hello timeout)
   kHandshaking,    // the ClientHello is arriving (handshake timeout from the accept)
   kRefusing,       // handshake done, not admitted (max-clients): the ERROR goodbye is queued
-  kStreaming,      // admitted and reported added: gets the stream
-  kLeaving,        // admitted; the ERROR goodbye is queued (server stopping)
+  kSelecting,      // admitted; choosing its stream: a v2 client's HELLO is awaited (LIST_STREAMS
+                   // answered meanwhile; handshake timeout from the accept); a v1 client passes
+                   // through at once to the default stream
+  kStreaming,      // joined its stream and reported added: gets the stream
+  kLeaving,        // admitted; the ERROR goodbye is queued (refusal, protocol error, stopping)
   kClosed,         // socket closed, reported to the server
 };
 const char *phase_name(Phase p);
 bool holds_handshake_slot(Phase p);  // counted in the listener's handshakes in progress
-bool is_admitted(Phase p);           // counted against max_clients, reported added
+bool holds_client_slot(Phase p);     // counted against max_clients
 
 // What the server tells each session (copied from ServerConfig at start).
 struct SessionConfig {
@@ -64,6 +71,8 @@ struct ServerCounters {
 };
 
 class Session;
+class Stream;
+struct StreamCounters;
 
 // What a session needs from its server. Called on the session's strand, with
 // no session lock held.
@@ -71,13 +80,17 @@ class SessionHost {
  public:
   // The handshake completed: true takes a client slot, false refuses (max-clients).
   virtual bool admit(Session &s) = 0;
-  // Admitted (now kStreaming): report it and subscribe it to the stream.
+  // The stream served under `name` ("" = the default stream), or nullptr
+  // with *names (when given) filled with the names there are.
+  virtual std::shared_ptr<Stream> find_stream(const std::string &name,
+                                              std::vector<std::string> *names) = 0;
+  // Every stream served, for a STREAM_LIST.
+  virtual std::vector<wire::StreamSummary> list_streams() = 0;
+  // Joined its stream (now kStreaming): count it and report it added.
   virtual void on_ready(const std::shared_ptr<Session> &s) = 0;
   // The session left phase `was` for kClosed.
   virtual void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                          const std::string &error) = 0;
-  // The session skipped a delta unit and has not asked for a keyframe since its join.
-  virtual void request_keyframe(uint64_t session_id) = 0;
   virtual void on_handshake_failed(const Session &s, const Error &e) = 0;
 
  protected:
@@ -95,6 +108,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const ClientInfo &info() const { return info_; }  // subject is set before the session is ready
   const std::string &source() const { return source_; }
   bool added() const { return counters_.added.load(); }  // any thread: reported as added
+  // Its stream once it chose one (strand; set before it is added, then constant).
+  const std::shared_ptr<Stream> &stream() const { return stream_; }
 
   // Publishing thread: hands msg to the session. Returns true when the caller
   // must post drain() to the session's strand (none is posted yet), so a
@@ -107,7 +122,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void start();                         // starts the handshake (kAccepted -> kAwaitingHello)
   void drain();                         // delivers what enqueue() collected
   void deliver(const MessagePtr &msg);  // one stream message, through the queue policy
-  void keyframe_asked() { queue_.keyframe_asked(); }  // the server asked for one at the join
   void close(RemoveReason reason, const std::string &error);
   // Server stopping: an admitted client gets ERROR(shutting down) after the
   // message being written, if any; stop() closes whoever has not taken it
@@ -139,19 +153,36 @@ class Session : public std::enable_shared_from_this<Session> {
   void handshake_step();
   void on_handshake(std::error_code ec);
   void fail_handshake(const Error &e);
+  // After a failed handshake's alert: FIN, then discard what the client
+  // still sends until it closes (bounded), then fail_handshake().
+  void linger_then_fail(const Error &e);
+  void discard_until_closed(const Error &e);
 
   // The read path: socket -> TLS records -> plaintext -> wire::MessageReader
   // -> on_client_message(). It also detects the client's close.
   void start_read();
   void on_read(std::error_code ec, size_t n);
   void on_plaintext(const uint8_t *data, size_t size);
-  // One whole client message (header included). Version 1 has none: every
-  // message is a protocol error until protocol v2 plugs in here.
+  // One whole v2 client message (header included): HELLO, LIST_STREAMS or
+  // KEYFRAME_REQUEST, each counted against the rate limit.
   void on_client_message(const std::vector<uint8_t> &message);
+  // ERROR PROTOCOL, then close.
   void protocol_error(const std::string &why);
 
+  // Admitted after the handshake: a v1 client joins the default stream; a v2
+  // client waits for its HELLO (until the handshake deadline).
+  void on_admitted();
+  // Subscribes to the stream named `name` ("" = default) and sends what a
+  // joiner gets first (WELCOME for v2, the caps); ERROR NO_SUCH_STREAM if
+  // there is none.
+  void join(const std::string &name);
+  // A message for this session alone (WELCOME, STREAM_LIST), queued in order.
+  void send_control(const MessagePtr &msg);
+
   // Queue one last ERROR message (after what is being written), then close.
-  void send_final(wire::ErrorCode code, const char *text, RemoveReason reason);
+  void send_final(wire::ErrorCode code, const std::string &text, RemoveReason reason);
+  // After the last message (EOS, ERROR): a TLS close_notify, then close.
+  void finish(RemoveReason reason);
   // Something was queued: publish the depth and start a write if none is in flight.
   void queued();
   void do_write();
@@ -189,6 +220,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<uint8_t> wire_;     // TLS records being written to the socket
   bool writing_records_ = false;  // wire_ holds a flush_records() write, not a message
   Phase phase_ = Phase::kAccepted;
+  asio::steady_timer select_timer_;  // kSelecting: the HELLO deadline
+  wire::Version version_ = wire::Version::kV1;  // by ALPN, at the end of the handshake
+  std::shared_ptr<Stream> stream_;              // chosen in join()
+  StreamCounters *stream_counters_ = nullptr;   // its counters (set before added(), then constant)
+  std::optional<RateLimiter> limiter_;          // v2: client messages
   std::chrono::steady_clock::time_point accepted_at_;    // start of the handshake deadline
   RemoveReason final_reason_ = RemoveReason::kClosed;    // reported once the goodbye is written
   ClientQueue queue_;                                    // what to send, and the policy deciding it
@@ -199,7 +235,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<uint8_t, 256> read_buf_{};             // ciphertext from the socket
   std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
   // Which client messages this connection reads: none for version 1 (any
-  // byte is a protocol error); v2 (ALPN tlsframe/2) will read them through reader_.
+  // byte is a protocol error); v2 (ALPN tlsframe/2) reads them through reader_.
   enum class ClientMessages { kNone, kV2 };
   ClientMessages client_messages_ = ClientMessages::kNone;
   wire::MessageReader reader_;       // client messages, as a v2 server reads them

@@ -17,80 +17,138 @@ uint64_t realtime_ns() {
                                    .count());
 }
 
+// The value of `field=` in a caps string's first structure, without its
+// "(type)" prefix; "" when absent.
+std::string caps_field(const std::string &caps, const std::string &field) {
+  const std::string end_of_structure = ";";
+  const size_t limit = std::min(caps.find(end_of_structure), caps.size());
+  size_t pos = 0;
+  while ((pos = caps.find(field + "=", pos)) != std::string::npos && pos < limit) {
+    const bool whole = pos == 0 || caps[pos - 1] == ' ' || caps[pos - 1] == ',';
+    pos += field.size() + 1;
+    if (!whole) continue;
+    if (pos < caps.size() && caps[pos] == '(') {
+      const size_t close = caps.find(')', pos);
+      if (close == std::string::npos) return "";
+      pos = close + 1;
+    }
+    size_t end = pos;
+    while (end < limit && caps[end] != ',' && caps[end] != ';' && caps[end] != ' ') end++;
+    return caps.substr(pos, end - pos);
+  }
+  return "";
+}
+
 }  // namespace
 
-Stream::Stream(asio::io_context &io, std::chrono::nanoseconds keyframe_request_interval,
-               std::function<void()> keyframe_wanted)
-    : keyframe_wanted_(std::move(keyframe_wanted)),
+std::string caps_summary(const std::string &caps) {
+  size_t end = caps.find_first_of(",; ");
+  std::string out = caps.substr(0, end == std::string::npos ? caps.size() : end);
+  const std::string width = caps_field(caps, "width");
+  const std::string height = caps_field(caps, "height");
+  const std::string rate = caps_field(caps, "framerate");
+  if (!width.empty() && !height.empty()) out += " " + width + "x" + height;
+  if (!rate.empty()) out += " " + rate;
+  return out;
+}
+
+Stream::Stream(asio::io_context &io, std::string name,
+               std::chrono::nanoseconds keyframe_request_interval, ServerCallbacks callbacks)
+    : name_(std::move(name)),
       keyframe_interval_(keyframe_request_interval),
+      callbacks_(std::move(callbacks)),
       keyframe_strand_(asio::make_strand(io)),
       keyframe_timer_(keyframe_strand_) {}
 
 void Stream::publish_caps(const std::string &caps) {
-  auto msg = std::make_shared<Message>();
-  msg->type = wire::MessageType::kCaps;
-  msg->bytes = wire::encode_caps(caps);
-  TF_DEBUG(kComp, "caps: %s", caps.c_str());
-  post_to_all(msg, [&](State &st) {
-    st.caps = msg;
+  auto v1 = std::make_shared<Message>();
+  v1->type = wire::MessageType::kCaps;
+  v1->bytes = wire::encode_caps(caps);
+  auto v2 = std::make_shared<Message>();
+  v2->type = wire::MessageType::kCaps;
+  v2->bytes = wire::encode_caps(caps, wire::Version::kV2);
+  TF_DEBUG(kComp, "stream \"%s\": caps: %s", name_.c_str(), caps.c_str());
+  post_to_all(v1, v2, [&](State &st) {
+    st.caps_text = caps;
+    st.caps = v1;
+    st.caps_v2 = v2;
     st.eos = false;
   });
 }
 
 void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data, size_t size,
                             std::shared_ptr<const void> owner) {
-  auto msg = std::make_shared<Message>();
-  msg->type = wire::MessageType::kBuffer;
-  msg->delta = (meta_in.flags & wire::kFlagDeltaUnit) != 0;
+  counters_.buffers_published++;
+  const bool delta = (meta_in.flags & wire::kFlagDeltaUnit) != 0;
   wire::BufferMeta meta = meta_in;
   meta.sequence = sequence_++;
   meta.send_time_ns = realtime_ns();
   constexpr size_t kPrefix = wire::kHeaderSize + wire::kBufferMetaSize;
-  if (owner && size) {
-    msg->bytes.resize(kPrefix);
-    msg->payload = data;
-    msg->payload_size = size;
-    msg->payload_owner = std::move(owner);
-  } else {
-    msg->bytes.resize(kPrefix + size);
-    if (size) std::memcpy(msg->bytes.data() + kPrefix, data, size);
+  if (!owner && size) {
+    // Copied once, then shared by both versions' messages as their payload.
+    auto copy = std::make_shared<std::vector<uint8_t>>(data, data + size);
+    data = copy->data();
+    owner = std::move(copy);
   }
-  wire::write_buffer_prefix(msg->bytes.data(), meta, static_cast<uint32_t>(size));
-  TF_LOGV(kComp, "publish buffer #%" PRIu64 " (%zu bytes%s)", meta.sequence, size,
-          msg->delta ? ", delta" : "");
-  post_to_all(msg, [&](State &st) {
-    msg->caps = st.caps;  // before any session can see msg
-    if (msg->delta) st.has_delta = true;
+  auto make = [&](wire::Version version) {
+    auto msg = std::make_shared<Message>();
+    msg->type = wire::MessageType::kBuffer;
+    msg->delta = delta;
+    msg->bytes.resize(kPrefix);
+    if (size) {
+      msg->payload = data;
+      msg->payload_size = size;
+      msg->payload_owner = owner;
+    }
+    wire::write_buffer_prefix(msg->bytes.data(), meta, static_cast<uint32_t>(size), version);
+    return msg;
+  };
+  auto v1 = make(wire::Version::kV1);
+  auto v2 = make(wire::Version::kV2);
+  TF_LOGV(kComp, "stream \"%s\": publish buffer #%" PRIu64 " (%zu bytes%s)", name_.c_str(),
+          meta.sequence, size, delta ? ", delta" : "");
+  post_to_all(v1, v2, [&](State &st) {
+    v1->caps = st.caps;  // before any session can see the message
+    v2->caps = st.caps_v2;
+    if (delta) st.has_delta = true;
     st.eos = false;
   });
 }
 
 void Stream::publish_eos() {
-  auto msg = std::make_shared<Message>();
-  msg->type = wire::MessageType::kEos;
-  msg->bytes = wire::encode_eos();
-  post_to_all(msg, [](State &st) { st.eos = true; });
+  auto v1 = std::make_shared<Message>();
+  v1->type = wire::MessageType::kEos;
+  v1->bytes = wire::encode_eos();
+  auto v2 = std::make_shared<Message>();
+  v2->type = wire::MessageType::kEos;
+  v2->bytes = wire::encode_eos(wire::Version::kV2);
+  post_to_all(v1, v2, [](State &st) { st.eos = true; });
 }
 
 template <typename Update>
-void Stream::post_to_all(const MessagePtr &msg, Update &&update) {
+void Stream::post_to_all(const MessagePtr &v1, const MessagePtr &v2, Update &&update) {
   snapshot_.clear();
   {
     auto st = state_.lock();
     update(*st);
     for (auto &kv : st->subscribers) snapshot_.push_back(kv.second);
   }
-  for (auto &s : snapshot_) {
-    if (s->enqueue(msg)) asio::post(s->executor(), [s] { s->drain(); });
+  for (auto &sub : snapshot_) {
+    const std::shared_ptr<Session> &s = sub.session;
+    if (s->enqueue(sub.version == wire::Version::kV2 ? v2 : v1)) {
+      asio::post(s->executor(), [s] { s->drain(); });
+    }
   }
   snapshot_.clear();
 }
 
-Stream::Joined Stream::subscribe(const std::shared_ptr<Session> &s) {
+Stream::Joined Stream::subscribe(const std::shared_ptr<Session> &s, wire::Version version) {
   auto st = state_.lock();
-  st->subscribers.emplace(s->info().id, s);
   Joined j;
-  j.caps = st->caps;
+  if (st->stopped) return j;
+  st->subscribers.emplace(s->info().id, Subscriber{s, version});
+  j.ok = true;
+  j.caps = version == wire::Version::kV2 ? st->caps_v2 : st->caps;
   j.at_eos = st->eos;
   j.has_delta = st->has_delta;
   return j;
@@ -100,20 +158,26 @@ void Stream::unsubscribe(uint64_t session_id) {
   state_.lock()->subscribers.erase(session_id);
 }
 
+std::vector<std::shared_ptr<Session>> Stream::subscribers() const {
+  std::vector<std::shared_ptr<Session>> all;
+  auto st = state_.lock();
+  for (auto &kv : st->subscribers) all.push_back(kv.second.session);
+  return all;
+}
+
 void Stream::unsubscribe_all() {
-  std::map<uint64_t, std::shared_ptr<Session>> gone;
+  std::map<uint64_t, Subscriber> gone;
   gone.swap(state_.lock()->subscribers);  // released outside the lock
 }
 
 void Stream::request_keyframe(uint64_t session_id) {
-  if (!keyframe_wanted_) return;
   const auto now = std::chrono::steady_clock::now();
   const auto interval = keyframe_interval_;
   bool now_due = false;
   std::optional<std::chrono::steady_clock::time_point> arm_at;
   {
     auto st = state_.lock();
-    if (st->stopped) return;
+    if (st->stopped || !st->has_delta) return;
     if (!st->keyframe_timer_armed && (!st->last_keyframe_request || interval.count() <= 0 ||
                                       now - *st->last_keyframe_request >= interval)) {
       st->last_keyframe_request = now;
@@ -129,14 +193,16 @@ void Stream::request_keyframe(uint64_t session_id) {
     }
   }
   if (now_due) {
-    TF_DEBUG(kComp, "client %" PRIu64 ": asking upstream for a keyframe", session_id);
-    keyframe_wanted_();
+    TF_DEBUG(kComp, "stream \"%s\", client %" PRIu64 ": asking upstream for a keyframe",
+             name_.c_str(), session_id);
+    std::lock_guard<std::mutex> lock(callbacks_lock_);
+    if (!detached_ && callbacks_.keyframe_wanted) callbacks_.keyframe_wanted();
   } else if (arm_at) {
-    // Handlers capture `this`: the server joins its I/O threads before the stream dies.
-    asio::post(keyframe_strand_, [this, at = *arm_at] {
-      keyframe_timer_.expires_at(at);
-      keyframe_timer_.async_wait([this](std::error_code ec) {
-        if (!ec) on_keyframe_timer();
+    // Handlers hold the stream: it may stop while the hub's threads run on.
+    asio::post(keyframe_strand_, [self = shared_from_this(), at = *arm_at] {
+      self->keyframe_timer_.expires_at(at);
+      self->keyframe_timer_.async_wait([self](std::error_code ec) {
+        if (!ec) self->on_keyframe_timer();
       });
     });
   }
@@ -156,14 +222,44 @@ void Stream::on_keyframe_timer() {
     if (st->stopped) wanted = false;
     if (wanted) st->last_keyframe_request = std::chrono::steady_clock::now();
   }
-  TF_DEBUG(kComp, "%zu deferred keyframe requests: %s", asked,
+  TF_DEBUG(kComp, "stream \"%s\": %zu deferred keyframe requests: %s", name_.c_str(), asked,
            wanted ? "asking upstream" : "none of those clients is still connected");
-  if (wanted) keyframe_wanted_();
+  if (!wanted) return;
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (!detached_ && callbacks_.keyframe_wanted) callbacks_.keyframe_wanted();
+}
+
+wire::StreamSummary Stream::summary() const {
+  wire::StreamSummary s;
+  s.name = name_;
+  s.caps = caps_summary(state_.lock()->caps_text);
+  s.viewers = static_cast<uint32_t>(std::min<uint64_t>(counters_.clients.load(), UINT32_MAX));
+  return s;
 }
 
 void Stream::stop() {
   state_.lock()->stopped = true;
-  asio::post(keyframe_strand_, [this] { keyframe_timer_.cancel(); });
+  asio::post(keyframe_strand_, [self = shared_from_this()] { self->keyframe_timer_.cancel(); });
+}
+
+void Stream::detach_callbacks() {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  detached_ = true;
+}
+
+void Stream::client_added(const ClientInfo &c) {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (!detached_ && callbacks_.client_added) callbacks_.client_added(c);
+}
+
+void Stream::client_removed(const ClientInfo &c, RemoveReason r, const std::string &error) {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (!detached_ && callbacks_.client_removed) callbacks_.client_removed(c, r, error);
+}
+
+void Stream::handshake_failed(const std::string &address, const Error &e) {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (!detached_ && callbacks_.handshake_failed) callbacks_.handshake_failed(address, e);
 }
 
 }  // namespace tlsframe

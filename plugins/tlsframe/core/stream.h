@@ -1,41 +1,62 @@
-// What one stream publishes and who gets it: the caps in force, whether it
-// has delta units, EOS, buffer sequence numbers, the sessions subscribed to
-// it, and keyframe requests for joiners (merged and rate-limited before they
-// reach the upstream encoder). Protocol v1 has one stream per server; v2
-// names several on one listener.
+// What one stream publishes and who gets it: its name, the caps in force,
+// whether it has delta units, EOS, buffer sequence numbers, the sessions
+// subscribed to it, keyframe requests (merged and rate-limited before they
+// reach the upstream encoder), its counters and its sink's callbacks. Each
+// message is serialized once per connection version (v1 and v2 differ in
+// the header's version byte only; a buffer's data is shared by both).
+// Several streams share one Hub (core/hub.h), found there by name.
 //
 // Threads: publish_*() on the publishing thread only (never concurrently);
 // subscribe(), unsubscribe() and request_keyframe() on session strands; the
-// keyframe timer on its own strand.
+// keyframe timer on its own strand; the rest on any thread.
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/guarded.h"
 #include "core/message.h"
+#include "core/server.h"
 #include "core/wire_format.h"
+#include "core/wire_v2.h"
 
 namespace tlsframe {
 
 class Session;
 
-class Stream {
- public:
-  // keyframe_wanted (may be empty) is called on a session strand or the
-  // keyframe timer's strand, with no lock held.
-  Stream(asio::io_context &io, std::chrono::nanoseconds keyframe_request_interval,
-         std::function<void()> keyframe_wanted);
+// "video/x-h264 1280x720 30/1" from a caps string: the media type, then
+// width x height and the framerate when the caps have them (STREAM_LIST's
+// caps summary; for people, not for parsing).
+std::string caps_summary(const std::string &caps);
 
-  // Publishing thread. Each message is serialized once and shared by every
-  // subscriber's queue.
+// A stream's figures, read by Server::stats() from any thread.
+struct StreamCounters {
+  std::atomic<uint64_t> clients{0};  // subscribed and reported added now
+  std::atomic<uint64_t> clients_total{0}, buffers_published{0}, bytes_sent{0}, frames_dropped{0};
+};
+
+class Stream : public std::enable_shared_from_this<Stream> {
+ public:
+  // callbacks.keyframe_wanted (may be empty) is called on a session strand or
+  // the keyframe timer's strand, with no lock of the stream held.
+  Stream(asio::io_context &io, std::string name, std::chrono::nanoseconds keyframe_request_interval,
+         ServerCallbacks callbacks);
+
+  const std::string &name() const { return name_; }
+  std::chrono::nanoseconds keyframe_interval() const { return keyframe_interval_; }
+  StreamCounters &counters() { return counters_; }
+
+  // Publishing thread. Each message is serialized once per version and
+  // shared by every subscriber's queue.
   void publish_caps(const std::string &caps);
   // With an owner, data is not copied (see Server::publish_buffer).
   void publish_buffer(const wire::BufferMeta &meta, const uint8_t *data, size_t size,
@@ -44,38 +65,65 @@ class Stream {
 
   // What a session joining now must get first.
   struct Joined {
-    MessagePtr caps;         // the caps in force (nullptr: none published yet)
+    bool ok = false;         // false: the stream stopped, nothing subscribed
+    MessagePtr caps;         // the caps in force, in the joiner's version (nullptr: none yet)
     bool at_eos = false;     // EOS published and no buffer since
     bool has_delta = false;  // the stream has delta units: the joiner needs a keyframe
   };
-  // A session starts getting what is published from now on; what it must
-  // get first is returned under the same lock, so nothing falls between.
-  Joined subscribe(const std::shared_ptr<Session> &s);
+  // A session starts getting what is published from now on (in `version`);
+  // what it must get first is returned under the same lock, so nothing
+  // falls between.
+  Joined subscribe(const std::shared_ptr<Session> &s, wire::Version version);
   void unsubscribe(uint64_t session_id);
+  // The subscribers now (for their stats, or to close them).
+  std::vector<std::shared_ptr<Session>> subscribers() const;
   void unsubscribe_all();
 
-  // A subscriber wants a keyframe (it joined a delta-unit stream). Calls
-  // keyframe_wanted now if the last call is an interval old, else once at the
-  // interval's end if a subscriber that asked is still subscribed then.
+  // A subscriber wants a keyframe (it joined a delta-unit stream, skipped
+  // one, or sent KEYFRAME_REQUEST). Calls keyframe_wanted now if the last
+  // call is an interval old, else once at the interval's end if a subscriber
+  // that asked is still subscribed then. Nothing on a stream without delta units.
   void request_keyframe(uint64_t session_id);
-  // No keyframe request from now on; cancels the timer.
+
+  // STREAM_LIST's view of it.
+  wire::StreamSummary summary() const;
+
+  // No subscriber and no keyframe request from now on; cancels the timer.
   void stop();
+  // No callback from now on (waits for one running now to return).
+  void detach_callbacks();
+
+  // The sink's callbacks, called with no stream lock held (each a no-op once detached).
+  void client_added(const ClientInfo &c);
+  void client_removed(const ClientInfo &c, RemoveReason r, const std::string &error);
+  void handshake_failed(const std::string &address, const Error &e);
 
  private:
   // Runs update() on the state and snapshots the subscribers under one lock,
-  // then hands msg to each.
+  // then hands each the message of its version.
   template <typename Update>
-  void post_to_all(const MessagePtr &msg, Update &&update);
+  void post_to_all(const MessagePtr &v1, const MessagePtr &v2, Update &&update);
   void on_keyframe_timer();
 
-  std::function<void()> keyframe_wanted_;
+  const std::string name_;
   const std::chrono::nanoseconds keyframe_interval_;
+  StreamCounters counters_;
 
+  std::mutex callbacks_lock_;  // protects callbacks_ and detached_
+  ServerCallbacks callbacks_;
+  bool detached_ = false;
+
+  struct Subscriber {
+    std::shared_ptr<Session> session;
+    wire::Version version;
+  };
   struct State {
-    MessagePtr caps;         // the caps in force
+    std::string caps_text;   // the caps in force, as published ("" = none)
+    MessagePtr caps;         // ... as a v1 message
+    MessagePtr caps_v2;      // ... as a v2 message
     bool has_delta = false;  // a delta unit was published: joiners ask for a keyframe
     bool eos = false;        // EOS published and no buffer since
-    std::map<uint64_t, std::shared_ptr<Session>> subscribers;  // by session id
+    std::map<uint64_t, Subscriber> subscribers;  // by session id
     std::optional<std::chrono::steady_clock::time_point> last_keyframe_request;
     std::vector<uint64_t>
         keyframe_waiters;  // subscribers whose request waits for the interval's end
@@ -88,8 +136,8 @@ class Stream {
   asio::steady_timer keyframe_timer_;  // only used on keyframe_strand_
 
   // Publishing thread only:
-  uint64_t sequence_ = 0;                           // of the next buffer
-  std::vector<std::shared_ptr<Session>> snapshot_;  // post_to_all's, kept for its capacity
+  uint64_t sequence_ = 0;              // of the next buffer
+  std::vector<Subscriber> snapshot_;  // post_to_all's, kept for its capacity
 };
 
 }  // namespace tlsframe

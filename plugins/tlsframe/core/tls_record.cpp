@@ -124,6 +124,22 @@ void TlsRecord::recycle(std::vector<uint8_t> &written, bool idle) {
   if (idle && records_.empty()) records_.shrink_to_fit();
 }
 
+std::string TlsRecord::alpn() const {
+  const unsigned char *proto = nullptr;
+  unsigned int size = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &proto, &size);
+  return proto ? std::string(reinterpret_cast<const char *>(proto), size) : std::string();
+}
+
+bool TlsRecord::shutdown() {
+  if ((SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) == 0) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_.get());  // writes the alert into records_; the peer's is not awaited
+    ERR_clear_error();
+  }
+  return has_output();
+}
+
 Error TlsRecord::describe(const std::error_code &ec) const {
   return tls::describe_failure(ssl_.get(), ec, false);
 }

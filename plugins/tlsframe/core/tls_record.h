@@ -63,6 +63,12 @@ class TlsRecord {
   // output buffer when none is building; `idle` gives its memory back.
   void recycle(std::vector<uint8_t> &written, bool idle);
 
+  // The ALPN protocol selected in the handshake ("" = none: a version 1 client).
+  std::string alpn() const;
+  // Queues a close_notify alert into output() (once; later calls do nothing).
+  // Returns true when there is output to send.
+  bool shutdown();
+
   // A failure as the user reads it (the peer's verification result included).
   Error describe(const std::error_code &ec) const;
   std::string peer_subject() const;  // client certificate subject, "" when none

@@ -26,6 +26,7 @@
 
 namespace {
 
+constexpr const char *DEFAULT_STREAM_NAME = "";  // the default stream (what v1 clients get)
 constexpr const char *DEFAULT_HOST = "0.0.0.0";
 constexpr int DEFAULT_PORT = 9999;
 constexpr gboolean DEFAULT_REQUIRE_CLIENT_CERT = FALSE;
@@ -69,6 +70,7 @@ enum {
   PROP_MAX_HANDSHAKES_PER_ADDRESS,
   PROP_HELLO_TIMEOUT,
   PROP_KEYFRAME_REQUEST_INTERVAL,
+  PROP_STREAM_NAME,
   PROP_NUM_CLIENTS,
   PROP_BYTES_SERVED,
   PROP_STATS,
@@ -83,6 +85,7 @@ guint signals[SIGNAL_LAST];
 // Copied once at start(); changes while running apply at the next start,
 // except cert-file/key-file/ca-file, which reload the TLS context (see reload_tls).
 struct Settings {
+  std::string stream_name = DEFAULT_STREAM_NAME;
   std::string host = DEFAULT_HOST;
   int port = DEFAULT_PORT;
   std::string cert_file, key_file, ca_file;
@@ -211,6 +214,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
   {
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
     const Settings &s = self->priv->settings;
+    config.stream_name = s.stream_name;
     config.host = s.host;
     config.port = static_cast<uint16_t>(s.port);
     config.tls.cert_file = s.cert_file;
@@ -412,13 +416,27 @@ static gboolean gst_tls_frame_sink_event(GstBaseSink *bsink, GstEvent *event) {
   return GST_BASE_SINK_CLASS(gst_tls_frame_sink_parent_class)->event(bsink, event);
 }
 
+static bool settable_now(GstTlsFrameSink *self) {
+  GST_OBJECT_LOCK(self);
+  bool ok = GST_STATE(self) <= GST_STATE_READY && GST_STATE_NEXT(self) <= GST_STATE_READY;
+  GST_OBJECT_UNLOCK(self);
+  return ok;
+}
+
 static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, const GValue *value,
                                             GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SINK(object);
+  if (prop_id == PROP_STREAM_NAME && !settable_now(self)) {
+    GST_WARNING_OBJECT(self, "stream-name can only be changed in the NULL or READY state");
+    return;
+  }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
   auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
+    case PROP_STREAM_NAME:
+      s.stream_name = str();
+      break;
     case PROP_HOST:
       s.host = str();
       break;
@@ -551,6 +569,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings &s = self->priv->settings;
   switch (prop_id) {
+    case PROP_STREAM_NAME:
+      g_value_set_string(value, s.stream_name.c_str());
+      break;
     case PROP_HOST:
       g_value_set_string(value, s.host.c_str());
       break;
@@ -641,6 +662,14 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   constexpr auto RW_TLS = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_PLAYING);
 
+  properties[PROP_STREAM_NAME] = g_param_spec_string(
+      "stream-name", "Stream name",
+      "Name protocol version 2 clients ask for this stream by: 1 to 64 of A-Z a-z 0-9 . _ -, not "
+      "starting with '.' (empty = the default stream, the one version 1 clients get). Sinks in "
+      "one process with the same host and a fixed port share one listener: each needs its own "
+      "name there, and their listener settings (certificates, timeouts, limits, io-threads) must "
+      "agree. Changeable in NULL and READY only",
+      DEFAULT_STREAM_NAME, RW);
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
       "Address or name to listen on (\"0.0.0.0\" = every IPv4 interface, \"::\" = every interface)",

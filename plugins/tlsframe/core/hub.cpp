@@ -1,0 +1,334 @@
+#include "core/hub.h"
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "core/log.h"
+
+namespace tlsframe {
+namespace {
+
+constexpr auto kComp = log::Component::kServer;
+
+// Hubs on a fixed port, by "host port": shared by every Server started there.
+// The lock is held while a hub starts or stops, so a port is never bound twice.
+struct SharedHubs {
+  std::map<std::string, std::shared_ptr<Hub>> by_endpoint;
+};
+Guarded<SharedHubs> &shared_hubs() {
+  static Guarded<SharedHubs> hubs;
+  return hubs;
+}
+
+std::string endpoint_key(const ServerConfig &c) {
+  return c.host + " " + std::to_string(c.port);
+}
+
+}  // namespace
+
+std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig &b) {
+  if (a.tls.cert_file != b.tls.cert_file) return "cert-file";
+  if (a.tls.key_file != b.tls.key_file) return "key-file";
+  if (a.tls.ca_file != b.tls.ca_file) return "ca-file";
+  if (a.tls.require_client_cert != b.tls.require_client_cert) return "require-client-cert";
+  if (a.tls.min_version != b.tls.min_version) return "min-tls-version";
+  if (a.handshake_timeout != b.handshake_timeout) return "handshake-timeout";
+  if (std::max(1u, a.io_threads) != std::max(1u, b.io_threads)) return "io-threads";
+  // Applied before a client names its stream, so one value per listener too:
+  if (a.max_clients != b.max_clients) return "max-clients";
+  if (a.hello_timeout != b.hello_timeout) return "hello-timeout";
+  if (a.client_timeout != b.client_timeout) return "timeout";
+  if (a.queue_max_buffers != b.queue_max_buffers) return "buffers-max";
+  if (a.queue_max_bytes != b.queue_max_bytes) return "bytes-max";
+  if (a.send_buffer_size != b.send_buffer_size) return "send-buffer-size";
+  if (a.max_handshakes != b.max_handshakes) return "max-handshakes";
+  if (a.max_handshakes_per_address != b.max_handshakes_per_address) {
+    return "max-handshakes-per-address";
+  }
+  if (a.listen_backlog != b.listen_backlog) return "listen-backlog";
+  return "";
+}
+
+Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks callbacks) {
+  auto make_stream = [&](Hub &hub) {
+    return std::make_shared<Stream>(hub.io_, config.stream_name, config.keyframe_request_interval,
+                                    std::move(callbacks));
+  };
+  const bool shareable = config.port != 0;
+  auto hubs = shared_hubs().lock();
+  if (shareable) {
+    auto it = hubs->by_endpoint.find(endpoint_key(config));
+    if (it != hubs->by_endpoint.end()) {
+      std::shared_ptr<Hub> hub = it->second;
+      const std::string where = config.host + ":" + std::to_string(config.port);
+      const std::string differs = listener_setting_mismatch(hub->config_, config);
+      if (!differs.empty()) {
+        return Error{Error::Kind::kSettings,
+                     "cannot share " + where + " with the stream already served there: " +
+                         differs + " differs (sinks on one port must agree on it)",
+                     ""};
+      }
+      auto reg = hub->registry_.lock();
+      if (reg->streams.count(config.stream_name) > 0) {
+        return Error{Error::Kind::kSettings,
+                     config.stream_name.empty()
+                         ? "stream-name: another sink already serves the default stream (no "
+                           "stream-name) on " + where
+                         : "stream-name \"" + config.stream_name + "\" is already served on " +
+                               where,
+                     ""};
+      }
+      auto stream = make_stream(*hub);
+      reg->streams.emplace(stream->name(), stream);
+      TF_INFO(kComp, "stream \"%s\" added to %s (%zu streams)", stream->name().c_str(),
+              where.c_str(), reg->streams.size());
+      return Acquired{hub, stream};
+    }
+  }
+  auto hub = std::make_shared<Hub>(config);
+  auto stream = make_stream(*hub);
+  hub->registry_.lock()->streams.emplace(stream->name(), stream);
+  if (Status st = hub->start(); !st) return st.error();
+  if (shareable) hubs->by_endpoint.emplace(endpoint_key(config), hub);
+  return Acquired{hub, stream};
+}
+
+void Hub::release(const std::shared_ptr<Hub> &hub, const std::shared_ptr<Stream> &stream) {
+  stream->stop();  // subscribes fail from now on
+  {
+    auto reg = hub->registry_.lock();
+    auto it = reg->streams.find(stream->name());
+    if (it != reg->streams.end() && it->second == stream) reg->streams.erase(it);
+  }
+  hub->close_sessions(stream->subscribers());
+  stream->unsubscribe_all();
+  auto hubs = shared_hubs().lock();
+  if (!hub->registry_.lock()->streams.empty()) return;
+  auto it = hubs->by_endpoint.find(endpoint_key(hub->config_));
+  if (it != hubs->by_endpoint.end() && it->second == hub) hubs->by_endpoint.erase(it);
+  hub->stop();  // under the lock: a sink starting now binds after the port is free
+}
+
+Hub::Hub(const ServerConfig &config) : config_(config) {
+  config_.queue_max_buffers = std::max<uint32_t>(1, config.queue_max_buffers);
+  config_.queue_max_bytes = std::max<uint64_t>(1, config.queue_max_bytes);
+  config_.io_threads = std::max(1u, config.io_threads);
+  session_config_.handshake_timeout = config_.handshake_timeout;
+  session_config_.hello_timeout = config_.hello_timeout;
+  session_config_.client_timeout = config_.client_timeout;
+  session_config_.queue = QueueLimits{config_.queue_max_buffers, config_.queue_max_bytes};
+  session_config_.max_clients = config_.max_clients;
+}
+
+Hub::~Hub() {
+  try {
+    stop();
+  } catch (...) {  // a destructor must not throw (join/lock failures are not recoverable here)
+  }
+}
+
+Status Hub::start() {
+  auto ctx = tls::make_server_context(config_.tls);
+  if (!ctx) return ctx.error();
+  ListenerConfig lc;
+  lc.host = config_.host;
+  lc.port = config_.port;
+  lc.backlog = config_.listen_backlog;
+  lc.send_buffer_size = config_.send_buffer_size;
+  max_handshakes_ = effective_max_handshakes(config_.max_handshakes);
+  lc.max_handshakes = max_handshakes_;
+  lc.max_handshakes_per_address = config_.max_handshakes_per_address;
+  lc.max_clients = config_.max_clients;
+  listener_ = std::make_unique<Listener>(io_, lc, ctx.value(), &counters_);
+  auto port = listener_->listen();
+  if (!port) return port.error();
+  bound_port_ = port.value();
+
+  work_.emplace(io_.get_executor());
+  listener_->start([this](asio::ip::tcp::socket socket, std::string address, std::string source) {
+    on_accepted(std::move(socket), std::move(address), std::move(source));
+  });
+  for (unsigned i = 0; i < config_.io_threads; ++i) {
+    registry_.lock()->running_threads++;
+    threads_.emplace_back([this] {
+      io_.run();
+      registry_.lock()->running_threads--;
+      registry_changed_.notify_all();
+    });
+  }
+  return Status::Ok();
+}
+
+void Hub::set_context(tls::ContextPtr ctx, const tls::ServerTlsConfig &tls) {
+  listener_->set_context(std::move(ctx));
+  auto hubs = shared_hubs().lock();  // config_ is read under it by acquire()
+  config_.tls = tls;
+}
+
+bool Hub::wait(std::chrono::milliseconds timeout, const std::function<bool()> &pred) {
+  auto reg = registry_.lock();
+  return reg.wait_for(registry_changed_, timeout, [&](const Registry &) { return pred(); });
+}
+
+void Hub::notify() {
+  { auto reg = registry_.lock(); }
+  registry_changed_.notify_all();
+}
+
+void Hub::on_accepted(asio::ip::tcp::socket socket, std::string address, std::string source) {
+  std::shared_ptr<Session> s;
+  {
+    auto reg = registry_.lock();
+    if (reg->stopping) {
+      listener_->end_handshake(source);
+      return;
+    }
+    const uint64_t id = reg->next_id++;
+    s = std::make_shared<Session>(this, session_config_, &counters_, std::move(socket), id,
+                                  std::move(address), std::move(source), listener_->context());
+    reg->sessions.emplace(id, s);
+  }
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: connection accepted", s->info().id,
+           s->info().address.c_str());
+  asio::dispatch(s->executor(), [s] { s->start(); });
+}
+
+std::shared_ptr<Stream> Hub::find_stream(const std::string &name,
+                                         std::vector<std::string> *names) {
+  auto reg = registry_.lock();
+  auto it = reg->streams.find(name);
+  if (it != reg->streams.end()) return it->second;
+  if (names) {
+    for (auto &kv : reg->streams) {
+      if (!kv.first.empty()) names->push_back(kv.first);
+    }
+  }
+  return nullptr;
+}
+
+std::vector<wire::StreamSummary> Hub::list_streams() {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    auto reg = registry_.lock();
+    for (auto &kv : reg->streams) streams.push_back(kv.second);
+  }
+  std::vector<wire::StreamSummary> out;
+  for (auto &st : streams) out.push_back(st->summary());
+  return out;
+}
+
+void Hub::on_ready(const std::shared_ptr<Session> &s) {
+  Stream &stream = *s->stream();
+  {
+    auto reg = registry_.lock();  // with the registry, for publish_eos_and_flush's wait
+    stream.counters().clients++;
+    stream.counters().clients_total++;
+  }
+  TF_INFO(kComp, "client %" PRIu64 " %s: connected to stream \"%s\"%s%s", s->info().id,
+          s->info().address.c_str(), stream.name().c_str(),
+          s->info().subject.empty() ? "" : " as ", s->info().subject.c_str());
+  stream.client_added(s->info());
+}
+
+void Hub::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
+                    const std::string &error) {
+  const bool added = s->added();  // reported as added, so reported as removed
+  const std::shared_ptr<Stream> stream = s->stream();
+  {
+    auto reg = registry_.lock();
+    if (reg->sessions.erase(s->info().id) == 0) return;
+    if (added && stream) stream->counters().clients--;
+  }
+  if (holds_handshake_slot(was)) listener_->end_handshake(s->source());
+  if (holds_client_slot(was)) listener_->release_client();
+  if (stream) stream->unsubscribe(s->info().id);
+  registry_changed_.notify_all();
+  if (added && stream) {
+    TF_INFO(kComp, "client %" PRIu64 " %s: removed (%s%s%s)", s->info().id,
+            s->info().address.c_str(), remove_reason_name(reason), error.empty() ? "" : ": ",
+            error.c_str());
+    stream->client_removed(s->info(), reason, error);
+  }
+}
+
+void Hub::on_handshake_failed(const Session &s, const Error &e) {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    auto reg = registry_.lock();
+    for (auto &kv : reg->streams) streams.push_back(kv.second);
+  }
+  for (auto &st : streams) st->handshake_failed(s.info().address, e);
+}
+
+void Hub::close_sessions(const std::vector<std::shared_ptr<Session>> &sessions) {
+  std::vector<uint64_t> ids;
+  for (auto &s : sessions) {
+    ids.push_back(s->info().id);
+    asio::post(s->executor(), [s] { s->shutdown(); });
+  }
+  auto left = [&](const Registry &r) {
+    return std::none_of(ids.begin(), ids.end(),
+                        [&](uint64_t id) { return r.sessions.count(id) > 0; });
+  };
+  std::vector<std::shared_ptr<Session>> stalled;
+  {
+    auto reg = registry_.lock();
+    // Grace period for the goodbye; short, so a stalled client delays stop() little.
+    reg.wait_for(registry_changed_, std::chrono::milliseconds(500), left);
+    for (uint64_t id : ids) {
+      auto it = reg->sessions.find(id);
+      if (it != reg->sessions.end()) stalled.push_back(it->second);
+    }
+  }
+  // Whoever did not take its goodbye in time is closed now.
+  for (auto &s : stalled) {
+    asio::post(s->executor(), [s] { s->close(RemoveReason::kServerStopped, ""); });
+  }
+  if (!stalled.empty()) {
+    auto reg = registry_.lock();
+    reg.wait_for(registry_changed_, std::chrono::seconds(2), left);
+  }
+}
+
+void Hub::stop() {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    auto reg = registry_.lock();
+    if (reg->stopping) return;
+    reg->stopping = true;
+    for (auto &kv : reg->sessions) all.push_back(kv.second);
+  }
+  if (!listener_) return;  // never started
+  listener_->close();
+  {
+    std::vector<std::shared_ptr<Stream>> streams;
+    {
+      auto reg = registry_.lock();
+      for (auto &kv : reg->streams) streams.push_back(kv.second);
+    }
+    for (auto &st : streams) st->stop();
+  }
+  if (!threads_.empty()) close_sessions(all);
+  all.clear();
+  work_.reset();
+  {
+    // Let in-flight handlers finish for a bounded time, then stop the loop regardless.
+    auto reg = registry_.lock();
+    reg.wait_for(registry_changed_, std::chrono::seconds(2),
+                 [](const Registry &r) { return r.running_threads == 0; });
+  }
+  io_.stop();
+  for (auto &t : threads_) t.join();
+  threads_.clear();
+  std::map<uint64_t, std::shared_ptr<Session>> gone;
+  std::map<std::string, std::shared_ptr<Stream>> streams;
+  {
+    auto reg = registry_.lock();
+    gone.swap(reg->sessions);  // destroyed outside the lock
+    streams.swap(reg->streams);
+  }
+  for (auto &kv : streams) kv.second->unsubscribe_all();
+  TF_INFO(kComp, "listener on port %u stopped", bound_port_);
+}
+
+}  // namespace tlsframe
