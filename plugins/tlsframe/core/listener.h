@@ -8,8 +8,13 @@
 // context calls on any thread (their own lock).
 #pragma once
 
-#include <asio.hpp>
+// <cstddef> before <asio.hpp>: asio chooses aligned_alloc/free or operator
+// new/delete from libstdc++'s macros, so every file must have them first,
+// else two files inline different versions and one frees what the other
+// allocated (ASan: alloc-dealloc-mismatch).
 #include <cstddef>
+
+#include <asio.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>

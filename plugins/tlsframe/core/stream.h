@@ -11,6 +11,12 @@
 // keyframe timer on its own strand; the rest on any thread.
 #pragma once
 
+// <cstddef> before <asio.hpp>: asio chooses aligned_alloc/free or operator
+// new/delete from libstdc++'s macros, so every file must have them first,
+// else two files inline different versions and one frees what the other
+// allocated (ASan: alloc-dealloc-mismatch).
+#include <cstddef>
+
 #include <asio.hpp>
 #include <atomic>
 #include <chrono>
