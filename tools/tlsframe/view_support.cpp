@@ -283,6 +283,8 @@ std::string client_error_hint(GstMessage *msg) {
           "--mtls also needs --client NAME";
     } else if (err->code == GST_RESOURCE_ERROR_OPEN_READ) {
       hint = "is the server running, and are host and port right?";
+    } else if (err->code == GST_RESOURCE_ERROR_NOT_FOUND) {
+      hint = "tlsframe view --list HOST[:PORT] shows the streams a server has";
     } else if (err->code == GST_RESOURCE_ERROR_SETTINGS) {
       hint = "check the certificate options";
     }

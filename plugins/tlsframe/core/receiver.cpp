@@ -188,7 +188,7 @@ struct Receiver::Impl {
                  ""});
       return;
     } else if (!config.stream_name.empty()) {
-      fail(Error{Error::Kind::kSettings,
+      fail(Error{Error::Kind::kNotFound,
                  "the server at " + where +
                      " speaks protocol version 1 and has no named streams; leave stream-name "
                      "empty (asked for \"" +

@@ -16,6 +16,7 @@ struct Error {
     kTls,          // TLS handshake or record layer failure (not verification)
     kVerify,       // the peer's certificate was refused (chain, name, dates)
     kPeerRefused,  // the peer refused us (our client certificate, protocol version)
+    kNotFound,     // the peer has no such stream (or, a version 1 server, no named streams)
     kBusy,         // the peer is at capacity (server full); trying again later may work
     kProtocol,     // the peer sent bytes that are not valid tlsframe protocol
     kTimeout,      // a deadline passed

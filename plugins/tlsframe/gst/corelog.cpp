@@ -112,6 +112,8 @@ GstResourceError resource_error_for(const Error &e) {
     case Error::Kind::kVerify:
     case Error::Kind::kPeerRefused:
       return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+    case Error::Kind::kNotFound:
+      return GST_RESOURCE_ERROR_NOT_FOUND;
     case Error::Kind::kBusy:
       return GST_RESOURCE_ERROR_BUSY;
     case Error::Kind::kNetwork:

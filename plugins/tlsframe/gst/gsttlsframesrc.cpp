@@ -326,7 +326,7 @@ static tlsframe::Error server_error(const tlsframe::Received &m, bool *retry) {
       *retry = true;
       break;
     case Code::kNoSuchStream:  // the server's text lists the streams it has
-      e.kind = tlsframe::Error::Kind::kPeerRefused;
+      e.kind = tlsframe::Error::Kind::kNotFound;
       e.message = "The server has no such stream: " + printable(m.error_text);
       *retry = false;
       break;
@@ -341,7 +341,8 @@ static tlsframe::Error server_error(const tlsframe::Received &m, bool *retry) {
 
 static bool is_fatal(const tlsframe::Error &e) {
   using K = tlsframe::Error::Kind;
-  return e.kind == K::kSettings || e.kind == K::kVerify || e.kind == K::kPeerRefused;
+  return e.kind == K::kSettings || e.kind == K::kVerify || e.kind == K::kPeerRefused ||
+         e.kind == K::kNotFound;
 }
 
 // The connection is gone: with reconnect on and a retryable error, report it
