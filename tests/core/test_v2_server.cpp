@@ -566,5 +566,32 @@ TEST_F(V2ServerTest, KeyframeRequestFloodIsRateLimitedAndMergedOthersKeepFullRat
   expect_still_receives(*server, *good, 40);
 }
 
+// A client whose queue overflows on a delta-unit stream skips to the next
+// keyframe, and asks for one through the stream's merged path (not only at
+// its join).
+TEST_F(V2ServerTest, ClientSkippingOnOverflowAsksForAKeyframe) {
+  ServerConfig cfg = server_config();
+  cfg.queue_max_buffers = 2;
+  cfg.send_buffer_size = 4096;
+  cfg.keyframe_request_interval = std::chrono::nanoseconds(0);  // every request goes upstream
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  server->publish_caps(kCaps);
+  auto stalled = connect_raw(server->port(), /*rcvbuf=*/4096);  // never reads
+  ASSERT_TRUE(stalled);
+  ASSERT_TRUE(events_.wait([](const EventLog &l) { return l.added.size() == 1; }));
+  publish(*server, 0, 0, 65536);  // the keyframe it starts on
+  const int before = events_.snapshot().keyframe_wanted;
+  bool asked = false;
+  for (uint64_t i = 1; i < 2000 && !asked; ++i) {
+    publish(*server, i, wire::kFlagDeltaUnit, 65536);
+    asked = events_.wait([&](const EventLog &l) { return l.keyframe_wanted > before; }, 5ms);
+  }
+  EXPECT_TRUE(asked) << "the overflowing client never asked for a keyframe";
+  auto st = server->client_stats();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_GT(st[0].frames_dropped, 0u);
+}
+
 }  // namespace
 }  // namespace tlsframe

@@ -107,6 +107,7 @@ void Session::drain() {
   if (gap && phase_ == Phase::kStreaming) {
     queue_.resync();  // what follows the dropped buffers may depend on them
     set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
+    stream_->request_keyframe(info_.id);  // nothing on a stream without delta units
   }
   for (const auto &m : draining_) deliver(m);
   draining_.clear();
@@ -164,6 +165,8 @@ void Session::deliver(const MessagePtr &msg) {
       set_last_error("queue full: skipping to the next keyframe");
       TF_LOGV(kComp, "client %" PRIu64 " %s: queue full, dropping delta unit", info_.id,
               info_.address.c_str());
+      // Waits for the next keyframe from now: ask for one (merged per stream).
+      stream_->request_keyframe(info_.id);
       return;
     case ClientQueue::Outcome::kQueuedAfterPurge:
       set_last_error("queue full: dropped the queued buffers, resumed on a keyframe");
