@@ -13,29 +13,6 @@ constexpr size_t kKeyLengthSize = 1;
 constexpr size_t kValueLengthSize = 2;
 constexpr size_t kMaxValueSize = UINT16_MAX;
 
-#if defined(__GNUC__)
-#define TLSF_FIELDS_PRINTF(fmt_index, first_arg) \
-  __attribute__((format(printf, fmt_index, first_arg)))
-#else
-#define TLSF_FIELDS_PRINTF(fmt_index, first_arg)
-#endif
-
-Verdict refuse(const char *fmt, ...) TLSF_FIELDS_PRINTF(1, 2);
-
-Verdict refuse(const char *fmt, ...) {
-  Verdict v;
-  v.ok = false;
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(v.why, sizeof v.why, fmt, args);
-  va_end(args);
-  return v;
-}
-
-uint16_t get_u16(const uint8_t *p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
-
 std::string_view view_of(const uint8_t *p, size_t n) {
   return std::string_view(reinterpret_cast<const char *>(p), n);
 }
@@ -48,7 +25,7 @@ size_t read_field(const uint8_t *data, size_t avail, size_t offset, Field &out) 
   const size_t key_size = data[offset];
   const size_t key_at = offset + kKeyLengthSize;
   if (avail - key_at < key_size + kValueLengthSize) return 0;
-  const size_t value_size = get_u16(data + key_at + key_size);
+  const size_t value_size = get_be16(data + key_at + key_size);
   const size_t value_at = key_at + key_size + kValueLengthSize;
   if (avail - value_at < value_size) return 0;
   out.key = view_of(data + key_at, key_size);
@@ -66,6 +43,16 @@ bool name_char(char c) {
 }
 
 }  // namespace
+
+Verdict refused(const char *fmt, ...) {
+  Verdict v;
+  v.ok = false;
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(v.why, sizeof v.why, fmt, args);
+  va_end(args);
+  return v;
+}
 
 std::optional<std::string_view> FieldBlock::find(std::string_view key) const {
   size_t offset = 0;
@@ -86,7 +73,7 @@ bool FieldBlock::next(size_t &offset, Field &out) const {
 
 bool StreamListView::next(size_t &offset, FieldBlock &out) const {
   if (data == nullptr || offset + kValueLengthSize > size) return false;
-  const size_t block_size = get_u16(data + offset);
+  const size_t block_size = get_be16(data + offset);
   const size_t at = offset + kValueLengthSize;
   if (size - at < block_size) return false;
   FieldBlock block;
@@ -163,24 +150,24 @@ bool parse_decimal_u32(std::string_view text, uint32_t &out) {
 
 Verdict check_field_block(const uint8_t *bytes, size_t len, FieldBlock &out) {
   if (len > kMaxFieldBlock)
-    return refuse("field block of %zu bytes exceeds the maximum of %zu", len, kMaxFieldBlock);
-  if (bytes == nullptr && len != 0) return refuse("field block has no bytes");
+    return refused("field block of %zu bytes exceeds the maximum of %zu", len, kMaxFieldBlock);
+  if (bytes == nullptr && len != 0) return refused("field block has no bytes");
   size_t offset = 0;
   size_t count = 0;
   while (offset < len) {
-    if (count == kMaxFields) return refuse("field block has more than %zu fields", kMaxFields);
+    if (count == kMaxFields) return refused("field block has more than %zu fields", kMaxFields);
     Field f;
     const size_t key_size = bytes[offset];
-    if (key_size == 0) return refuse("field %zu has an empty key", count);
+    if (key_size == 0) return refused("field %zu has an empty key", count);
     if (key_size > kMaxKeySize)
-      return refuse("field %zu has a key of %zu bytes (at most %zu)", count, key_size, kMaxKeySize);
+      return refused("field %zu has a key of %zu bytes (at most %zu)", count, key_size, kMaxKeySize);
     const size_t after = read_field(bytes, len, offset, f);
-    if (after == 0) return refuse("field %zu runs past the end of its block", count);
+    if (after == 0) return refused("field %zu runs past the end of its block", count);
     if (!valid_key(f.key))
-      return refuse("field %zu has a key with a byte outside [a-z0-9-]", count);
+      return refused("field %zu has a key with a byte outside [a-z0-9-]", count);
     size_t bad = 0;
     if (!valid_text(f.value, &bad))
-      return refuse("field \"%.*s\" has a control byte or invalid UTF-8 at value offset %zu",
+      return refused("field \"%.*s\" has a control byte or invalid UTF-8 at value offset %zu",
                     static_cast<int>(f.key.size()), f.key.data(), bad);
     // Duplicates: compare with every earlier key (at most kMaxFields^2 / 2).
     size_t earlier = 0;
@@ -189,7 +176,7 @@ Verdict check_field_block(const uint8_t *bytes, size_t len, FieldBlock &out) {
       const size_t next = read_field(bytes, offset, earlier, e);
       if (next == 0) break;
       if (e.key == f.key)
-        return refuse("field \"%.*s\" appears twice", static_cast<int>(f.key.size()), f.key.data());
+        return refused("field \"%.*s\" appears twice", static_cast<int>(f.key.size()), f.key.data());
       earlier = next;
     }
     offset = after;

@@ -56,6 +56,19 @@ struct Verdict {
   explicit operator bool() const { return ok; }
 };
 
+#if defined(__GNUC__)
+#define TLSF_WIRE_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define TLSF_WIRE_PRINTF(fmt_index, first_arg)
+#endif
+// A failed Verdict whose reason is printf-formatted into why (cut to fit).
+Verdict refused(const char *fmt, ...) TLSF_WIRE_PRINTF(1, 2);
+
+// The big-endian u16 at p (field value lengths, STREAM_LIST counts and block lengths).
+inline uint16_t get_be16(const uint8_t *p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+
 // Checks bytes[0..len) as one field block: at most kMaxFieldBlock bytes and
 // kMaxFields fields, each key 1..32 bytes of [a-z0-9-], each value valid
 // text (valid_text()), no key twice, no byte left over. On success fills out.

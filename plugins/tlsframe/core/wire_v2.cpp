@@ -3,7 +3,6 @@
 // own check, so the two can never disagree.
 #include "core/wire_v2.h"
 
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 
@@ -12,28 +11,6 @@ namespace {
 
 constexpr size_t kCountSize = 2;        // STREAM_LIST: u16 entry count
 constexpr size_t kBlockLengthSize = 2;  // STREAM_LIST: u16 length before each entry
-
-#if defined(__GNUC__)
-#define TLSF_V2_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
-#else
-#define TLSF_V2_PRINTF(fmt_index, first_arg)
-#endif
-
-Verdict refuse(const char *fmt, ...) TLSF_V2_PRINTF(1, 2);
-
-Verdict refuse(const char *fmt, ...) {
-  Verdict v;
-  v.ok = false;
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(v.why, sizeof v.why, fmt, args);
-  va_end(args);
-  return v;
-}
-
-uint16_t get_u16(const uint8_t *p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
 
 bool stream_value_ok(std::string_view v) {
   return v.empty() || valid_stream_name(v);
@@ -90,18 +67,18 @@ Verdict check_entry(const FieldBlock &block, size_t index, StreamEntry &out) {
   const auto name = block.find("name");
   const auto caps = block.find("caps");
   const auto viewers = block.find("viewers");
-  if (!name) return refuse("entry %zu has no `name` field", index);
+  if (!name) return refused("entry %zu has no `name` field", index);
   if (!stream_value_ok(*name))
-    return refuse("entry %zu has an invalid stream name \"%.*s\"", index, shown_size(*name),
+    return refused("entry %zu has an invalid stream name \"%.*s\"", index, shown_size(*name),
                   name->data());
-  if (!caps) return refuse("entry %zu has no `caps` field", index);
+  if (!caps) return refused("entry %zu has no `caps` field", index);
   if (caps->size() > kMaxCapsSummary)
-    return refuse("entry %zu has a caps summary of %zu bytes (at most %zu)", index, caps->size(),
+    return refused("entry %zu has a caps summary of %zu bytes (at most %zu)", index, caps->size(),
                   kMaxCapsSummary);
-  if (!viewers) return refuse("entry %zu has no `viewers` field", index);
+  if (!viewers) return refused("entry %zu has no `viewers` field", index);
   uint32_t n = 0;
   if (!parse_decimal_u32(*viewers, n))
-    return refuse("entry %zu has `viewers` that is not a canonical decimal number", index);
+    return refused("entry %zu has `viewers` that is not a canonical decimal number", index);
   out.name = *name;
   out.caps = *caps;
   out.viewers = n;
@@ -137,9 +114,9 @@ Verdict check_hello(const uint8_t *payload, size_t size, MessageView &out) {
   Verdict v = check_field_block(payload, size, block);
   if (!v) return v;
   const auto stream = block.find("stream");
-  if (!stream) return refuse("no `stream` field (it is required; \"\" = the default stream)");
+  if (!stream) return refused("no `stream` field (it is required; \"\" = the default stream)");
   if (!stream_value_ok(*stream))
-    return refuse(
+    return refused(
         "invalid stream name \"%.*s\" (1..%zu bytes of [A-Za-z0-9._-], not starting "
         "with '.')",
         shown_size(*stream), stream->data(), kMaxStreamName);
@@ -153,17 +130,17 @@ Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out) {
   Verdict v = check_field_block(payload, size, block);
   if (!v) return v;
   const auto stream = block.find("stream");
-  if (!stream) return refuse("no `stream` field (it is required)");
+  if (!stream) return refused("no `stream` field (it is required)");
   if (!stream_value_ok(*stream))
-    return refuse("invalid stream name \"%.*s\"", shown_size(*stream), stream->data());
+    return refused("invalid stream name \"%.*s\"", shown_size(*stream), stream->data());
   const auto server = block.find("server");
-  if (!server) return refuse("no `server` field (it is required)");
+  if (!server) return refused("no `server` field (it is required)");
   if (server->size() > kMaxServerText)
-    return refuse("`server` of %zu bytes (at most %zu)", server->size(), kMaxServerText);
+    return refused("`server` of %zu bytes (at most %zu)", server->size(), kMaxServerText);
   uint32_t interval = 0;
   if (const auto text = block.find("keyframe-interval-ms")) {
     if (!parse_decimal_u32(*text, interval))
-      return refuse("`keyframe-interval-ms` is not a canonical decimal number");
+      return refused("`keyframe-interval-ms` is not a canonical decimal number");
   }
   out.fields = block;
   out.stream = *stream;
@@ -174,32 +151,32 @@ Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out) {
 
 Verdict check_stream_list(const uint8_t *payload, size_t size, StreamListView &out) {
   if (payload == nullptr || size < kCountSize)
-    return refuse("payload of %zu bytes has no room for its count", size);
+    return refused("payload of %zu bytes has no room for its count", size);
   if (size > kMaxStreamListPayload)
-    return refuse("payload of %zu bytes exceeds the maximum of %zu", size, kMaxStreamListPayload);
-  const size_t count = get_u16(payload);
+    return refused("payload of %zu bytes exceeds the maximum of %zu", size, kMaxStreamListPayload);
+  const size_t count = get_be16(payload);
   if (count > kMaxStreamListEntries)
-    return refuse("%zu entries (at most %zu)", count, kMaxStreamListEntries);
+    return refused("%zu entries (at most %zu)", count, kMaxStreamListEntries);
   const uint8_t *entries = payload + kCountSize;
   const size_t entries_size = size - kCountSize;
   size_t off = 0;
   for (size_t i = 0; i < count; ++i) {
     if (entries_size - off < kBlockLengthSize)
-      return refuse("entry %zu of %zu: no room for its length", i, count);
-    const size_t block_size = get_u16(entries + off);
+      return refused("entry %zu of %zu: no room for its length", i, count);
+    const size_t block_size = get_be16(entries + off);
     off += kBlockLengthSize;
     if (entries_size - off < block_size)
-      return refuse("entry %zu of %zu runs past the end of the payload", i, count);
+      return refused("entry %zu of %zu runs past the end of the payload", i, count);
     FieldBlock block;
     Verdict v = check_field_block(entries + off, block_size, block);
-    if (!v) return refuse("entry %zu: %s", i, v.why);
+    if (!v) return refused("entry %zu: %s", i, v.why);
     StreamEntry entry;
     v = check_entry(block, i, entry);
     if (!v) return v;
     off += block_size;
   }
   if (off != entries_size)
-    return refuse("%zu bytes after the last of %zu entries", entries_size - off, count);
+    return refused("%zu bytes after the last of %zu entries", entries_size - off, count);
   out.data = entries;
   out.size = entries_size;
   out.count = count;
