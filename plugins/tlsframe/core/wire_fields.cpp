@@ -160,7 +160,8 @@ Verdict check_field_block(const uint8_t *bytes, size_t len, FieldBlock &out) {
     const size_t key_size = bytes[offset];
     if (key_size == 0) return refused("field %zu has an empty key", count);
     if (key_size > kMaxKeySize)
-      return refused("field %zu has a key of %zu bytes (at most %zu)", count, key_size, kMaxKeySize);
+      return refused("field %zu has a key of %zu bytes (at most %zu)", count, key_size,
+                     kMaxKeySize);
     const size_t after = read_field(bytes, len, offset, f);
     if (after == 0) return refused("field %zu runs past the end of its block", count);
     if (!valid_key(f.key))
@@ -168,7 +169,7 @@ Verdict check_field_block(const uint8_t *bytes, size_t len, FieldBlock &out) {
     size_t bad = 0;
     if (!valid_text(f.value, &bad))
       return refused("field \"%.*s\" has a control byte or invalid UTF-8 at value offset %zu",
-                    static_cast<int>(f.key.size()), f.key.data(), bad);
+                     static_cast<int>(f.key.size()), f.key.data(), bad);
     // Duplicates: compare with every earlier key (at most kMaxFields^2 / 2).
     size_t earlier = 0;
     Field e;
@@ -176,7 +177,8 @@ Verdict check_field_block(const uint8_t *bytes, size_t len, FieldBlock &out) {
       const size_t next = read_field(bytes, offset, earlier, e);
       if (next == 0) break;
       if (e.key == f.key)
-        return refused("field \"%.*s\" appears twice", static_cast<int>(f.key.size()), f.key.data());
+        return refused("field \"%.*s\" appears twice", static_cast<int>(f.key.size()),
+                       f.key.data());
       earlier = next;
     }
     offset = after;

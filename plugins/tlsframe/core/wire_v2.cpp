@@ -70,11 +70,11 @@ Verdict check_entry(const FieldBlock &block, size_t index, StreamEntry &out) {
   if (!name) return refused("entry %zu has no `name` field", index);
   if (!stream_value_ok(*name))
     return refused("entry %zu has an invalid stream name \"%.*s\"", index, shown_size(*name),
-                  name->data());
+                   name->data());
   if (!caps) return refused("entry %zu has no `caps` field", index);
   if (caps->size() > kMaxCapsSummary)
     return refused("entry %zu has a caps summary of %zu bytes (at most %zu)", index, caps->size(),
-                  kMaxCapsSummary);
+                   kMaxCapsSummary);
   if (!viewers) return refused("entry %zu has no `viewers` field", index);
   uint32_t n = 0;
   if (!parse_decimal_u32(*viewers, n))
