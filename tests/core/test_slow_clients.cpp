@@ -307,7 +307,10 @@ TEST_F(ServerReceiverTest, StalledClientsHoldABoundedSendQueueAndAreDroppedUnder
     if (all) break;
     std::this_thread::sleep_for(10ms);  // polling interval, not synchronisation
   }
-  const uint64_t bound = 2 * static_cast<uint64_t>(cfg.send_buffer_size);
+  // Linux doubles SO_SNDBUF, and admits a write while the queue is below the limit, so
+  // the queue can end up past it by at most one write (a 64 KiB part): seen 528,384 bytes
+  // against 524,288 under TSan. Unbounded, it was 3,801,088 per socket.
+  const uint64_t bound = 2 * static_cast<uint64_t>(cfg.send_buffer_size) + 64 * 1024;
   for (uint16_t p : stalled_ports) {
     SCOPED_TRACE("stalled client port " + std::to_string(p));
     ASSERT_TRUE(queues.count(p)) << "no server socket found for it";
