@@ -1,5 +1,5 @@
 // Long descriptions of the elements, for gst_element_class_set_static_metadata()
-// and so for gst-inspect-1.0. Plain text with newlines, each under 1,500
+// and so for gst-inspect-1.0. Plain text with newlines, each at most 1,600
 // characters; the full reference (every property, signal, statistic and bus
 // message) is docs/ELEMENTS.md.
 #pragma once
@@ -77,23 +77,26 @@ constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "TLS server that sends every buffer it receives, with the stream's caps, to any\n"
     "number of tlsframesrc clients. Each buffer is encoded once and shared; each client\n"
     "has its own queue (buffers-max, bytes-max) and a slow one skips to the next\n"
-    "keyframe on its own connection only. A client joining a delta-unit stream makes\n"
-    "the sink ask upstream for a keyframe. TLS 1.3 by default (min-tls-version);\n"
+    "keyframe on its own connection only, asking upstream for one on a delta-unit\n"
+    "stream, as a joining client does. TLS 1.3 by default (min-tls-version);\n"
     "cert-file and key-file are required and reload for new clients when set while\n"
     "running. ca-file with require-client-cert=true: mutual TLS. port=0 picks a free\n"
-    "port (current-port). Signals client-added/client-removed come from the element's\n"
-    "signal thread; stats and get-stats give per-client figures.\n"
+    "port (current-port). stream-name names the stream for protocol version 2\n"
+    "clients (empty: the default stream, the one version 1 clients get); sinks in\n"
+    "one process on the same host and fixed port share one listener, each with its\n"
+    "own name, and must agree on the listener settings (certificates, timeouts,\n"
+    "limits, io-threads). Signals come from the element's signal thread.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc !\n"
     "    tlsframesink cert-file=server.pem key-file=server.key\n"
     "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! jpegdec !\n"
     "    videoconvert ! autovideosink\n"
-    "H.264:\n"
-    "  gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency\n"
-    "    key-int-max=60 ! tlsframesink cert-file=server.pem key-file=server.key\n"
-    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! h264parse !\n"
-    "    avdec_h264 ! videoconvert ! autovideosink\n"
+    "Two named streams on one port (viewers set stream-name=cam1 or cam2):\n"
+    "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink\n"
+    "    stream-name=cam1 cert-file=server.pem key-file=server.key\n"
+    "    videotestsrc is-live=true pattern=ball ! jpegenc ! tlsframesink\n"
+    "    stream-name=cam2 cert-file=server.pem key-file=server.key\n"
     "Mutual TLS: add ca-file=ca.pem require-client-cert=true to the sink and\n"
     "  cert-file=client.pem key-file=client.key to tlsframesrc.";
 
