@@ -324,6 +324,9 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
             break;
           case wire::MessageType::kEos:
             break;
+          default:  // version 2 types: parse_header (version 1, client side) refuses them
+            close_conn(c, "protocol error: unexpected message type");
+            return false;
         }
       } else if (c.hdr.type == wire::MessageType::kBuffer) {
         const uint8_t *m = c.acc + wire::kHeaderSize;

@@ -234,7 +234,7 @@ std::vector<uint8_t> v2_buffer(uint64_t sequence, bool keyframe, const std::vect
   meta.pts = sequence * 33'333'333;
   meta.duration = 33'333'333;
   meta.sequence = sequence;
-  meta.flags = keyframe ? 0 : wire::kFlagDeltaUnit;
+  meta.flags = keyframe ? 0u : static_cast<uint32_t>(wire::kFlagDeltaUnit);
   return wire::encode_buffer(meta, data.data(), data.size(), wire::Version::kV2);
 }
 

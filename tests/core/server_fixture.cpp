@@ -14,6 +14,8 @@ const char *kind_name(Error::Kind k) {
       return "kVerify";
     case Error::Kind::kPeerRefused:
       return "kPeerRefused";
+    case Error::Kind::kNotFound:
+      return "kNotFound";
     case Error::Kind::kBusy:
       return "kBusy";
     case Error::Kind::kProtocol:

@@ -88,7 +88,9 @@ TEST(StreamUri, RefusesOtherSchemesUserinfoQueryFragmentAndBadParts) {
     SCOPED_TRACE(uri);
     auto a = parse_stream_uri(uri);
     EXPECT_FALSE(a.ok()) << "accepted as host " << (a.ok() ? a->host : "");
-    if (!a.ok()) EXPECT_EQ(a.error().kind, Error::Kind::kSettings);
+    if (!a.ok()) {
+      EXPECT_EQ(a.error().kind, Error::Kind::kSettings);
+    }
   }
 }
 

@@ -96,7 +96,7 @@ class SrcV2Test : public ::testing::Test {
       wire::BufferMeta meta;
       meta.pts = i * 1'000'000;
       meta.sequence = i;
-      meta.flags = i == 0 ? 0 : wire::kFlagDeltaUnit;
+      meta.flags = i == 0 ? 0u : static_cast<uint32_t>(wire::kFlagDeltaUnit);
       out.push_back(wire::encode_buffer(meta, data.data(), data.size(), v));
     }
     return out;

@@ -98,10 +98,6 @@ Bytes RawEntry(const Bytes &block) {
   return Concat({U16(block.size()), block});
 }
 
-Bytes AsBytes(const std::string &s) {
-  return Bytes(s.begin(), s.end());
-}
-
 DecodeResult DecodeAs(Protocol p, const Bytes &b, MessageView &v, size_t max = kDefaultMaxPayload) {
   Exact in(b);
   return decode(in.data(), in.size(), max, p, v);
@@ -304,7 +300,9 @@ TEST(WireFields, EveryCutThroughAFieldIsRejectedAndEveryCutBetweenFieldsAccepted
     const bool boundary =
         std::find(std::begin(boundaries), std::end(boundaries), len) != std::end(boundaries);
     EXPECT_EQ(v.ok, boundary) << "len " << len << ": " << v.why;
-    if (!boundary) EXPECT_NE(std::string(v.why).find("runs past the end"), std::string::npos);
+    if (!boundary) {
+      EXPECT_NE(std::string(v.why).find("runs past the end"), std::string::npos);
+    }
   }
 }
 
