@@ -198,10 +198,10 @@ std::shared_ptr<Stream> Hub::find_stream(const std::string &name,
   auto reg = registry_.lock();
   auto it = reg->streams.find(name);
   if (it != reg->streams.end()) return it->second;
+  // Every stream, the default one ("") included: a server with only its default stream
+  // must not say it has none.
   if (names) {
-    for (auto &kv : reg->streams) {
-      if (!kv.first.empty()) names->push_back(kv.first);
-    }
+    for (auto &kv : reg->streams) names->push_back(kv.first);
   }
   return nullptr;
 }
