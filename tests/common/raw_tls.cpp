@@ -173,31 +173,38 @@ void RawTlsClient::close_reset() {
   fd_ = -1;
 }
 
-RawTlsServer::RawTlsServer(const std::string &cert_file, const std::string &key_file) {
+bool open_loopback_tls_server(const std::string &cert_file, const std::string &key_file,
+                              SSL_CTX **ctx, int *listen_fd, int *port, std::string *error) {
   ERR_clear_error();
-  ctx_ = SSL_CTX_new(TLS_server_method());
-  if (!ctx_ || SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    error_ = "TLS context: " + openssl_errors();
-    if (ctx_) SSL_CTX_free(ctx_);
-    ctx_ = nullptr;
-    return;
+  *ctx = SSL_CTX_new(TLS_server_method());
+  if (!*ctx || SSL_CTX_use_certificate_chain_file(*ctx, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(*ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    *error = "TLS context: " + openssl_errors();
+    if (*ctx) SSL_CTX_free(*ctx);
+    *ctx = nullptr;
+    return false;
   }
-  SSL_CTX_set_num_tickets(ctx_, 0);
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  SSL_CTX_set_num_tickets(*ctx, 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 8) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
-    error_ = "listen failed";
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = -1;
-    return;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+      ::listen(fd, 8) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+    *error = "listen failed";
+    if (fd >= 0) ::close(fd);
+    SSL_CTX_free(*ctx);
+    *ctx = nullptr;
+    return false;
   }
-  port_ = ntohs(addr.sin_port);
+  *listen_fd = fd;
+  *port = ntohs(addr.sin_port);
+  return true;
+}
+
+RawTlsServer::RawTlsServer(const std::string &cert_file, const std::string &key_file) {
+  open_loopback_tls_server(cert_file, key_file, &ctx_, &listen_fd_, &port_, &error_);
 }
 
 RawTlsServer::~RawTlsServer() {

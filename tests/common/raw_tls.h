@@ -68,6 +68,12 @@ class RawTlsClient {
 // Sets SO_RCVTIMEO and SO_SNDTIMEO on fd.
 void set_io_timeout(int fd, std::chrono::milliseconds timeout);
 
+// What the raw test servers share: a TLS server context for cert_file/key_file (no
+// session tickets) in *ctx, and a socket listening on 127.0.0.1 at a free port in
+// *listen_fd and *port. False with *error set on failure, and nothing left open.
+bool open_loopback_tls_server(const std::string &cert_file, const std::string &key_file,
+                              SSL_CTX **ctx, int *listen_fd, int *port, std::string *error);
+
 // A bare OpenSSL TLS server on 127.0.0.1 (port 0), for tests that need a
 // server the sink would never be: one that announces a huge message and
 // stalls, or sends timestamps the sink would never produce. Blocking calls,

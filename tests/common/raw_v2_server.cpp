@@ -1,7 +1,5 @@
 #include "common/raw_v2_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,6 +7,7 @@
 
 #include <algorithm>
 
+#include "common/raw_tls.h"
 #include "core/wire_v2.h"
 
 namespace tlsframe::test {
@@ -51,31 +50,8 @@ int select_v2(SSL *, const unsigned char **out, unsigned char *outlen, const uns
 }  // namespace
 
 RawV2Server::RawV2Server(const std::string &cert_file, const std::string &key_file, Alpn alpn) {
-  ERR_clear_error();
-  ctx_ = SSL_CTX_new(TLS_server_method());
-  if (!ctx_ || SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    error_ = "TLS context: " + ssl_errors();
-    if (ctx_) SSL_CTX_free(ctx_);
-    ctx_ = nullptr;
-    return;
-  }
-  SSL_CTX_set_num_tickets(ctx_, 0);
+  if (!open_loopback_tls_server(cert_file, key_file, &ctx_, &listen_fd_, &port_, &error_)) return;
   if (alpn == Alpn::kV2) SSL_CTX_set_alpn_select_cb(ctx_, select_v2, nullptr);
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 8) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
-    error_ = "listen failed";
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = -1;
-    return;
-  }
-  port_ = ntohs(addr.sin_port);
 }
 
 RawV2Server::~RawV2Server() {
