@@ -1,0 +1,248 @@
+"""The table of a run, from its results JSON alone (results.json or
+results-compact.json): medians, ratios A/B and A/C, markers. Standard library
+only; imports nothing from the runner.
+
+  python3 -m tlsframebench.report RESULTS.json      (from bench/)
+  python3 bench/run.py --table RESULTS.json
+
+Markers: `*` a repetition failed, `!` not every client had a first frame before
+the window, `t/o K/N` only K of N clients had a first frame at the connect limit,
+`fail` no result.
+"""
+
+import json
+import statistics
+import sys
+
+SERVER_NAMES = {
+    "A": "tlsframesink",
+    "B": "tcpserversink",
+    "C": "stunnel+tcpserversink",
+}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, spec=".1f", none="fail"):
+    return none if x is None else format(x, spec)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def make_table(doc):
+    meta, cfg, R = doc["meta"], doc["config"], doc["results"]
+    servers = meta["servers"]
+    L = []
+    w = L.append
+    w(f"tlsframe benchmark  commit {meta['git_commit']}{' (+ uncommitted changes in the tree)' if meta.get('git_dirty') else ''}"
+      f"  {meta['started_utc']}  mode {meta['mode']}")
+    w(f"machine: {meta['nproc']} cores; uptime before: {meta['uptime_before']}")
+    if meta.get("uptime_after"):
+        w(f"                uptime after:  {meta['uptime_after']}")
+    w("servers: " + ", ".join(f"{s} = {SERVER_NAMES[s]}" for s in servers)
+      + f"; tcpserversink: {meta['tcpserversink_queue']}; loadgen threads {meta['loadgen_threads']}")
+    w(f"frames: 720p JPEG q85, fast = {meta['fast_frame_bytes']} B mean (90 files looped), "
+      f"30 fps = {meta['mkv_frame_bytes']} B mean (Matroska, {meta['mkv_seconds']:.0f} s)")
+    w("")
+
+    def by(fig, kind, n):
+        return [r for r in R.get(fig, []) if r["server"] == kind and r["clients"] == n]
+
+    # 1 + 2 + 7
+    if R.get("throughput"):
+        w(f"[1] throughput as fast as possible, MB/s delivered (median of {cfg['reps']} rep(s); "
+          f"window {cfg['tput_duration']} s)")
+        w("[2] server CPU-seconds per GB delivered (median); [7] loadgen CPU % of one core "
+          "(median of reps, max in brackets)")
+        hdr = f"{'N':>5} | " + " | ".join(f"{s + ' MB/s':>9} {'cpu/GB':>7} {'lg%':>9}"
+                                         for s in servers)
+        hdr += " | " + "  ".join(f"{x:>6}" for x in ("A/B", "A/C") if x[2] in servers
+                                  and "A" in servers)
+        w(hdr)
+        for n in cfg["tput_clients"]:
+            row, mb = [], {}
+            for s in servers:
+                rs = [r for r in by("throughput", s, n) if r.get("ok")]
+                mbs = med([r["loadgen"]["mb_per_s"] for r in rs])
+                mb[s] = mbs
+                cpg = med([r.get("server_cpu_s_per_gb") for r in rs])
+                lgs = [r["loadgen"].get("loadgen_cpu_pct") for r in rs]
+                lgm = med(lgs)
+                lgx = max([x for x in lgs if x is not None], default=None)
+                lgtxt = f"{fmt(lgm, '.0f', '-')}({fmt(lgx, '.0f', '-')})"
+                nfail = len(by("throughput", s, n)) - len(rs)
+                late = any(not r["loadgen"].get("all_streaming_before_window", True) for r in rs)
+                mbtxt = (fmt(mbs) + ("*" if nfail and mbs is not None else "")
+                         + ("!" if late else ""))
+                row.append(f"{mbtxt:>9} {fmt(cpg, '.2f', '-'):>7} {lgtxt:>9}")
+            line = f"{n:>5} | " + " | ".join(row)
+            if "A" in servers:
+                line += " | " + "  ".join(f"{ratio(mb.get('A'), mb.get(x)):>6}"
+                                          for x in ("B", "C") if x in servers)
+            w(line)
+        if "C" in servers:
+            parts = []
+            for n in cfg["tput_clients"]:
+                rs = [r for r in by("throughput", "C", n) if r.get("ok")
+                      and r.get("server_cpu_s_per_gb_split")]
+                st = med([r["server_cpu_s_per_gb_split"].get("stunnel") for r in rs])
+                ts = med([r["server_cpu_s_per_gb_split"].get("tcpserversink") for r in rs])
+                parts.append(f"N={n}: stunnel {fmt(st, '.2f', '-')} + tcpserversink "
+                             f"{fmt(ts, '.2f', '-')}")
+            w("    C cpu/GB split: " + "; ".join(parts))
+        w("    cpu/GB ratios (lower is better for A): " + "; ".join(
+            f"N={n}: A/B {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'B', n) if r.get('ok')]))}"
+            f" A/C {ratio(med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'A', n) if r.get('ok')]), med([r.get('server_cpu_s_per_gb') for r in by('throughput', 'C', n) if r.get('ok')]))}"
+            for n in cfg["tput_clients"]))
+        if cfg["reps"] > 1:
+            w("    MB/s of each rep: " + "; ".join(
+                f"N={n}: " + " ".join(
+                    f"{s} " + "/".join(fmt(r["loadgen"]["mb_per_s"], ".0f") if r.get("ok")
+                                       else "fail" for r in by("throughput", s, n))
+                    for s in servers) for n in cfg["tput_clients"]))
+        w("    fps min per client (median of reps): " + "; ".join(
+            f"N={n}: " + " ".join(
+                f"{s} {fmt(med([r['loadgen'].get('fps_min') for r in by('throughput', s, n) if r.get('ok')]), '.0f', '-')}"
+                for s in servers) for n in cfg["tput_clients"]))
+        lates = [r for r in R["throughput"] if r.get("ok")
+                 and not r["loadgen"].get("all_streaming_before_window", True)]
+        if lates:
+            w(f"    ! in {len(lates)} rep(s) not every client had a first frame within "
+              f"{cfg['first_frame_timeout']:.0f} s; the window was measured anyway: " + ", ".join(
+                  f"{r['server']} N={r['clients']}" for r in lates))
+        fails = [r for r in R["throughput"] if not r.get("ok")]
+        if fails:
+            w(f"    * {len(fails)} failed rep(s): " + "; ".join(
+                f"{r['server']} N={r['clients']}: {r.get('error', '?')[:120]}" for r in fails[:4]))
+        w("")
+
+    # 3
+    if R.get("ladder"):
+        w(f"[3] largest N held at 30 fps, every client at full rate (>= 30*window-2 frames, "
+          f"no server skips); steps {cfg['ladder']}; 1 rep each; a server's ladder stops "
+          f"at its first failure")
+        best = {}
+        for s in servers:
+            rs = [r for r in R["ladder"] if r["server"] == s]
+            held = [r["clients"] for r in rs if r.get("held")]
+            failed = [r for r in rs if not r.get("held")]
+            best[s] = max(held) if held else None
+            steps = "  ".join(
+                f"{r['clients']}:{'ok' if r.get('held') else 'FAIL'}"
+                f"({(r.get('loadgen') or {}).get('full_rate', '-')},"
+                f"lg{fmt((r.get('loadgen') or {}).get('loadgen_cpu_pct'), '.0f', '-')}%,"
+                f"srv{fmt(r.get('server_cpu_pct'), '.0f', '-')}%)" for r in rs)
+            top = (f"{best[s]}" if best[s] else f"< {cfg['ladder'][0]}")
+            if not failed and rs:
+                top = f">= {best[s]} (top step)"
+            w(f"    {s}: {top:<16} {steps}")
+            if failed and not failed[0].get("ok"):
+                w(f"       first failure error: {failed[0].get('error', '')[:200]}")
+        w("    (per step: full-rate clients, loadgen CPU %, server CPU %)")
+        if "A" in servers:
+            w("    ratio " + "  ".join(f"A/{x} {ratio(best.get('A'), best.get(x))}"
+                                     for x in ("B", "C") if x in servers))
+        w("")
+
+    # 4
+    if R.get("connect"):
+        w("[4] time until all N clients are connected and have a first frame (30 fps stream, "
+          "all N connect at once, failed connects retried)")
+        w(f"{'N':>5} | " + " | ".join(f"{s + ' all s':>12} {'p50':>6} {'p99':>6} {'att':>5} "
+                                       f"{'lgcpu':>5}" for s in servers)
+          + (" | " + "  ".join(f"{x:>6}" for x in ("A/B", "A/C") if x[2] in servers)
+             if "A" in servers else ""))
+        for n in cfg["connect_clients"]:
+            row, al = [], {}
+            for s in servers:
+                rs = by("connect", s, n)
+                r = rs[0] if rs else {}
+                lg = r.get("loadgen") or {}
+                a = lg.get("first_frame_all_s")
+                al[s] = a if (a is not None and a >= 0) else None
+                at = lg.get("first_frame_all_s")
+                atxt = ("fail" if not lg else (f"t/o {lg.get('with_first_frame')}/{n}"
+                                                if at is not None and at < 0
+                                                else fmt(at, ".2f")))
+                row.append(f"{atxt:>12} {fmt(lg.get('first_frame_p50_s'), '.2f', '-'):>6} "
+                           f"{fmt(lg.get('first_frame_p99_s'), '.2f', '-'):>6} "
+                           f"{lg.get('connect_attempts', '-'):>5} "
+                           f"{fmt(r.get('loadgen_total_cpu_s'), '.1f', '-'):>5}")
+            line = f"{n:>5} | " + " | ".join(row)
+            if "A" in servers:
+                line += " | " + "  ".join(f"{ratio(al.get('A'), al.get(x)):>6}"
+                                          for x in ("B", "C") if x in servers)
+            w(line)
+        w("    all s = until the last client's first frame (t/o K/N: only K had one when the "
+          f"{cfg['connect_timeout']:.0f} s limit passed); p50/p99 over the clients that got one;")
+        w("    att = connect attempts (> N: refused/failed connects were retried); "
+          "lgcpu = loadgen CPU-s for the whole run")
+        w("")
+
+    # 5
+    if R.get("rss"):
+        n = cfg["rss_clients"]
+        w(f"[5] server RSS per connected client at 30 fps: (RSS with {n} clients - RSS with 0) / {n}")
+        vals = {}
+        for s in servers:
+            rs = [r for r in R["rss"] if r["server"] == s]
+            r = rs[0] if rs else {}
+            v = r.get("rss_kib_per_client")
+            vals[s] = v
+            if r.get("ok") and v is not None:
+                r0 = sum(x for x in r["server_rss_kib_0"].values() if x)
+                r1 = sum(x for x in r["server_rss_kib_end"].values() if x)
+                split = ""
+                if len(r.get("rss_kib_per_client_split", {})) > 1:
+                    split = " (" + ", ".join(f"{k} {x:.1f}" for k, x in
+                                             r["rss_kib_per_client_split"].items()) + ")"
+                fr = (r.get("loadgen") or {}).get("full_rate")
+                w(f"    {s}: {v:7.1f} KiB/client{split}; RSS {r0} -> {r1} KiB; "
+                  f"full-rate {fr}/{n}")
+            else:
+                w(f"    {s}: fail: {r.get('error', '?')[:200]}")
+        if "A" in servers:
+            w("    ratio " + "  ".join(f"A/{x} {ratio(vals.get('A'), vals.get(x))}"
+                                     for x in ("B", "C") if x in servers))
+        w("")
+
+    # 6
+    if R.get("latency") or "A" in servers:
+        w("[6] added latency at 30 fps (sink render timestamp -> loadgen receive), "
+          "tlsframesink only")
+        for r in R.get("latency", []):
+            lg = r.get("loadgen") or {}
+            if r.get("ok") and lg.get("latency_samples"):
+                w(f"    A N={r['clients']:>4}: p50 {lg['latency_ms_p50']:.2f} ms, p99 "
+                  f"{lg['latency_ms_p99']:.2f} ms, max {lg['latency_ms_max']:.2f} ms "
+                  f"({lg['latency_samples']} frames; full-rate {lg.get('full_rate')}/"
+                  f"{r['clients']}; loadgen CPU {lg.get('loadgen_cpu_pct', 0):.0f}%)")
+            else:
+                w(f"    A N={r['clients']:>4}: fail: {r.get('error', '?')[:200]}")
+        w("    B, C: n/a - a raw byte stream carries no send timestamps, so the receiver "
+          "cannot tell when a byte left the server")
+        w("")
+    w("[7] loadgen CPU is in every row above (lg% = % of one core in the measured window; "
+      f"{meta['nproc']} cores shared by server(s) and loadgen)")
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        sys.stderr.write("usage: python3 -m tlsframebench.report RESULTS.json\n")
+        return 2
+    with open(argv[0]) as f:
+        sys.stdout.write(make_table(json.load(f)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
