@@ -4,12 +4,12 @@ starts its server(s) fresh; results go to results.json after each run."""
 import os
 import time
 
-from . import results
+from . import results, threadcount
 from .common import BenchError, log
 from .loadgen import run_loadgen
 from .servers import SERVERS, Server
 
-FIGURES = ("throughput", "ladder", "connect", "rss", "latency")
+FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads")
 
 FULL = dict(
     reps=3,
@@ -27,6 +27,8 @@ FULL = dict(
     latency_warmup=2.0,
     latency_duration=10.0,
     first_frame_timeout=30.0,
+    threads_streams=16,
+    threads_io=[1, 2],
 )
 QUICK = dict(
     reps=1,
@@ -44,6 +46,8 @@ QUICK = dict(
     latency_warmup=1.0,
     latency_duration=3.0,
     first_frame_timeout=20.0,
+    threads_streams=16,
+    threads_io=[1, 2],
 )
 
 
@@ -56,7 +60,8 @@ class Bench:
         self.logdir = os.path.join(out, "logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.servers = [s for s in SERVERS if s in args.servers]
-        self.results = dict(throughput=[], ladder=[], connect=[], rss=[], latency=[])
+        self.results = dict(throughput=[], ladder=[], connect=[], rss=[], latency=[],
+                            threads=[])
         self.seq = 0
 
     def _tag(self, fig, kind, n, rep=None):
@@ -165,6 +170,16 @@ class Bench:
                 "latency", "A", n, live=True, warmup=c["latency_warmup"],
                 duration=c["latency_duration"], expect_fps=30))
             self.save()
+
+    def threads(self):
+        c = self.cfg
+        log(f"[8] threads of one process with {c['threads_streams']} streams, tlsframesink "
+            f"only: one port vs {c['threads_streams']} ports, io-threads {c['threads_io']}")
+        if "A" not in self.servers:
+            return
+        self.results["threads"] = threadcount.measure(
+            c["threads_streams"], c["threads_io"], self.inp.certs, self.inp.gst_env, log=log)
+        self.save()
 
     def save(self):
         results.write(self.out, dict(meta=self.meta, config=self.cfg, results=self.results))

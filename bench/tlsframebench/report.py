@@ -231,7 +231,42 @@ def make_table(doc):
         w("")
     w("[7] loadgen CPU is in every row above (lg% = % of one core in the measured window; "
       f"{meta['nproc']} cores shared by server(s) and loadgen)")
+    if R.get("threads"):
+        w("")
+        L.extend(threads_lines(R["threads"]))
     return "\n".join(L) + "\n"
+
+
+def threads_lines(rows):
+    """Figure 8: threads of one process with STREAMS branches, per layout; the sinks'
+    threads are the ones a layout adds over fakesink's."""
+    streams = rows[0].get("streams", 16) if rows else 16
+    L = [f"[8] threads of one process with {streams} streams (videotestsrc ! jpegenc ! sink, "
+         "no clients): /proc/PID/task before the sinks start -> all playing"]
+    base = next((r for r in rows if r.get("layout") == "fakesink" and r.get("ok")), None)
+    base_added = base["threads_playing"] - base["threads_before"] if base else None
+    names = {"fakesink": f"{streams} fakesinks (no server)",
+             "one-port": f"{streams} tlsframesinks, one port",
+             "ports": f"{streams} tlsframesinks, {streams} ports"}
+    for r in rows:
+        layout = r.get("layout")
+        label = names.get(layout, str(layout))
+        if "io_threads" in r:
+            label = f"io-threads {r['io_threads']}: " + label
+        if not r.get("ok"):
+            L.append(f"    {label:<40} fail: {r.get('error', '?')[:200]}")
+            continue
+        added = r["threads_playing"] - r["threads_before"]
+        line = f"    {label:<40} {r['threads_before']:>4} -> {r['threads_playing']:>4} (+{added})"
+        if layout != "fakesink" and base_added is not None and "io_threads" in r:
+            sink = added - base_added
+            want = r["io_threads"] * (1 if layout == "one-port" else streams)
+            line += (f"; sinks +{sink} = {sink - streams} I/O + {streams} signal "
+                     f"(expected {want} I/O)")
+        L.append(line)
+    L.append("    (sinks = threads added over fakesink's; every tlsframesink has one signal "
+             "thread, its listener io-threads I/O threads)")
+    return L
 
 
 def main(argv=None):
