@@ -42,8 +42,11 @@ inline constexpr size_t kMaxErrorText = 1024;
 // Longest CAPS string accepted or produced, in bytes (stream headers included).
 inline constexpr size_t kMaxCapsSize = 64u * 1024u;
 // Deepest bracket nesting accepted in a CAPS string: ( [ { < each open a level.
-// Bounds the recursion of any caps parser fed with it.
-inline constexpr int kMaxCapsNesting = 16;
+// Bounds the work of any caps parser fed with it: gst_caps_from_string() backtracks
+// over unterminated nested lists, measured on GStreamer 1.22 at 0.02 s for depth 12,
+// 0.05 s for 14 and 1 s for 16 (a 106-byte string); depth 8 takes under 1 ms. The real
+// caps of the fuzz seed corpus (JPEG, H.264, raw, Opus stream headers) nest 1 deep.
+inline constexpr int kMaxCapsNesting = 8;
 // "No timestamp" on the wire (GST_CLOCK_TIME_NONE has the same value).
 inline constexpr uint64_t kNoTime = UINT64_MAX;
 // Default maximum payload size a decoder accepts (64 MiB).
