@@ -575,7 +575,7 @@ TEST(WireMalformed, CapsNestedDeeperThanTheLimitAreRejected) {
   EXPECT_EQ(decode(ok.data(), ok.size(), kDefaultMaxPayload, view).status, DecodeStatus::kMessage);
   std::string deep = "a=" + std::string(kMaxCapsNesting + 1, '(') + "1";
   Bytes raw(deep.begin(), deep.end());
-  ExpectError(RawMessage(1, raw), "nests deeper than 16 levels");
+  ExpectError(RawMessage(1, raw), "nests deeper than " + std::to_string(kMaxCapsNesting) + " levels");
   // Closing brackets never take the depth below zero, so they cannot buy extra levels.
   std::string tricky = std::string(100, ')') + std::string(kMaxCapsNesting + 1, '[');
   ExpectError(RawMessage(1, Bytes(tricky.begin(), tricky.end())), "nests deeper");
@@ -775,11 +775,12 @@ TEST(WireGarbage, RandomBytesAndMutatedMessagesNeverCrashAndGiveConsistentResult
 // check_caps is what decode() applies to a CAPS payload; a sender uses it on
 // what it is about to send (tlsframesink's set_caps).
 TEST(CheckCaps, AgreesWithTheDecoderOnWhatIsAcceptable) {
-  const std::string deep16 = "a/b, x=" + std::string(16, '<') + "1" + std::string(16, '>');
-  const std::string deep17 = "a/b, x=" + std::string(17, '<') + "1" + std::string(17, '>');
+  const std::string deep_max = "a/b, x=" + std::string(kMaxCapsNesting, '<') + "1" + std::string(kMaxCapsNesting, '>');
+  const std::string deep_over =
+      "a/b, x=" + std::string(kMaxCapsNesting + 1, '<') + "1" + std::string(kMaxCapsNesting + 1, '>');
   const std::string cases[] = {"video/x-raw",
-                               deep16,
-                               deep17,
+                               deep_max,
+                               deep_over,
                                std::string("a/b\x01"),
                                std::string(kMaxCapsSize, 'a'),
                                std::string(kMaxCapsSize + 1, 'a'),
@@ -798,8 +799,9 @@ TEST(CheckCaps, AgreesWithTheDecoderOnWhatIsAcceptable) {
     EXPECT_EQ(checked.status, decoded.status);
     EXPECT_EQ(checked.error, decoded.error);
   }
-  EXPECT_EQ(check_caps(deep16).status, DecodeStatus::kMessage);
-  EXPECT_NE(check_caps(deep17).error.find("nests deeper than 16 levels"), std::string::npos);
+  EXPECT_EQ(check_caps(deep_max).status, DecodeStatus::kMessage);
+  EXPECT_NE(check_caps(deep_over).error.find("nests deeper than " + std::to_string(kMaxCapsNesting) + " levels"),
+            std::string::npos);
 }
 
 // ---------------------------------------------------------------------------
