@@ -9,6 +9,7 @@
 
 #include "common/pki.h"
 #include "common/raw_tls.h"
+#include "core/wire_format.h"
 #include "element/gst_util.h"
 
 using namespace std::chrono_literals;
@@ -306,13 +307,14 @@ TEST_F(SinkSrcTest, StalledClientDoesNotSlowOthersAndItsQueueStaysBounded) {
 // The sink re-serializes caps (gst_caps_to_string adds "(type)" annotations),
 // which can nest deeper than what it was given. It applies the wire
 // decoder's own caps checks before sending, so a relay never forwards caps its
-// clients refuse (issue 14, item 7): an array nested 16 deep is accepted by a
-// tlsframesrc, but serializes 17 deep.
+// clients refuse (issue 14, item 7): an array nested kMaxCapsNesting deep is
+// accepted by a tlsframesrc, but serializes one level deeper.
 TEST_F(SinkSrcTest, SinkRefusesCapsItsClientsWouldRejectWithAClearError) {
   auto server = start_appsrc_server();
   int port = tlsframe::test::current_port(server->element("sink"));
   ASSERT_GT(port, 0);
-  std::string deep = "application/x-test, a=" + std::string(16, '<') + "1" + std::string(16, '>');
+  const int n = tlsframe::wire::kMaxCapsNesting;
+  std::string deep = "application/x-test, a=" + std::string(n, '<') + "1" + std::string(n, '>');
   GstCaps *caps = gst_caps_from_string(deep.c_str());
   ASSERT_NE(caps, nullptr);
   GstElement *appsrc = server->element("src");
@@ -328,7 +330,7 @@ TEST_F(SinkSrcTest, SinkRefusesCapsItsClientsWouldRejectWithAClearError) {
   gst_message_parse_error(msg, &err, &dbg);
   EXPECT_EQ(std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))), "sink");
   std::string text = err ? err->message : "";
-  EXPECT_NE(text.find("nests deeper than 16"), std::string::npos) << text;
+  EXPECT_NE(text.find("nests deeper than " + std::to_string(n)), std::string::npos) << text;
   g_clear_error(&err);
   g_free(dbg);
   gst_message_unref(msg);
