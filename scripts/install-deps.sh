@@ -33,9 +33,9 @@ fuzz_pkgs=(clang-14 libclang-rt-14-dev libfuzzer-14-dev python3)
 # sslscan lists the protocols, cipher suites, compression and renegotiation a TLS server
 # accepts: the TLS configuration scan (tests/tls-scan/scan.sh) is part of the test suite.
 scan_pkgs=(sslscan)
-# bench/run.py (Python standard library only) compares tlsframesink with tcpserversink
-# and with stunnel4 in front of tcpserversink.
-bench_pkgs=(stunnel4 python3)
+# bench/run.py compares tlsframesink with tcpserversink and with stunnel4 in front of
+# tcpserversink; its thread-count figure runs pipelines through PyGObject.
+bench_pkgs=(stunnel4 python3 python3-gi gir1.2-gstreamer-1.0)
 # The tlsframe tool's OpenCV camera source and window (meson feature opencv) need
 # libopencv-dev. Its tests (tests/tools) run Xvfb and ImageMagick's import for the window
 # screenshot, xdotool to press q and Esc in it, and gst-discoverer-1.0
