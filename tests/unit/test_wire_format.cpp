@@ -3,57 +3,22 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/alloc_count.h"
 #include "core/wire_format.h"
-
-// Counts heap allocations so a test can prove the decoder makes none. The
-// replacements are kept out of line so GCC does not pair the inlined free()
-// with operator new and report a false -Wmismatched-new-delete.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-__attribute__((noinline)) void *operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void *p = std::malloc(size != 0 ? size : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void operator delete(void *p) noexcept {
-  std::free(p);
-}
-__attribute__((noinline)) void operator delete(void *p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace tlsframe::wire {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// A heap copy of exactly size bytes, so AddressSanitizer reports any read
-// past the end (a std::vector may have spare capacity after its data).
-class Exact {
- public:
-  Exact(const uint8_t *data, size_t size) : bytes_(new uint8_t[size]), size_(size) {
-    if (size != 0) std::memcpy(bytes_.get(), data, size);
-  }
-  explicit Exact(const Bytes &b) : Exact(b.data(), b.size()) {}
-  const uint8_t *data() const { return bytes_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  std::unique_ptr<uint8_t[]> bytes_;
-  size_t size_;
-};
+using Exact = tlsframe::test::ExactBytes;
 
 // The test's own header writer, independent of the implementation.
 Bytes RawHeader(uint8_t type, uint32_t payload_size) {
@@ -401,7 +366,7 @@ TEST(WireStream, DecodingValidOrIncompleteInputDoesNotAllocate) {
   const Bytes stream = Concat({messages[0], messages[2], messages[4]});
   MessageView v;
   Header h;
-  const long before = g_allocations.load();
+  const long before = tlsframe::test::allocation_count();
   for (const Bytes &m : messages) {
     for (size_t len = 0; len <= m.size(); ++len) {
       DecodeResult r = decode(m.data(), len, kDefaultMaxPayload, v);
@@ -413,13 +378,13 @@ TEST(WireStream, DecodingValidOrIncompleteInputDoesNotAllocate) {
     if (r.status != DecodeStatus::kMessage) break;
     off += r.size;
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(tlsframe::test::allocation_count(), before);
 
   // The counter works: an error result does allocate, for its explanation.
   const Bytes bad = RawHeader(9, 0);
   DecodeResult r = decode(bad.data(), bad.size(), kDefaultMaxPayload, v);
   EXPECT_EQ(r.status, DecodeStatus::kError);
-  EXPECT_GT(g_allocations.load(), before);
+  EXPECT_GT(tlsframe::test::allocation_count(), before);
 }
 
 // ---------------------------------------------------------------------------

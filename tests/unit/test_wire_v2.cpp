@@ -4,57 +4,24 @@
 // asserted here are the ones documented in docs/PROTOCOL.md, section 8.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/alloc_count.h"
 #include "core/wire_fields.h"
 #include "core/wire_format.h"
 #include "core/wire_v2.h"
-
-// Counts heap allocations so a test can prove the decoder makes none (as in
-// test_wire_format.cpp; out of line for the same -Wmismatched-new-delete reason).
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-__attribute__((noinline)) void *operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void *p = std::malloc(size != 0 ? size : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void operator delete(void *p) noexcept {
-  std::free(p);
-}
-__attribute__((noinline)) void operator delete(void *p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace tlsframe::wire {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// A heap copy of exactly size bytes, so AddressSanitizer reports any read past the end.
-class Exact {
- public:
-  Exact(const uint8_t *data, size_t size) : bytes_(new uint8_t[size == 0 ? 1 : size]), size_(size) {
-    if (size != 0) std::memcpy(bytes_.get(), data, size);
-  }
-  explicit Exact(const Bytes &b) : Exact(b.data(), b.size()) {}
-  const uint8_t *data() const { return bytes_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  std::unique_ptr<uint8_t[]> bytes_;
-  size_t size_;
-};
+using Exact = tlsframe::test::ExactBytes;
 
 // The test's own writers, independent of the implementation.
 Bytes RawField(const std::string &key, const std::string &value) {
@@ -816,7 +783,7 @@ TEST(WireV2Stream, DecodingValidOrIncompleteV2InputDoesNotAllocate) {
   const std::vector<Bytes> client = ClientSent();
   const std::vector<Bytes> server = ServerSent();
   MessageView v;
-  long before = g_allocations.load();
+  long before = tlsframe::test::allocation_count();
   size_t off = 0;
   StreamEntry e;
   for (const Bytes &m : client) {
@@ -833,7 +800,7 @@ TEST(WireV2Stream, DecodingValidOrIncompleteV2InputDoesNotAllocate) {
     }
     (void)v.fields.find("stream");
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(tlsframe::test::allocation_count(), before);
 }
 
 TEST(WireV2Stream, MessageReaderReadsClientMessagesWithTheClientMaximum) {
