@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace tlsframe::test {
 
@@ -266,6 +267,64 @@ std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
 void unref_samples(std::vector<GstSample *> &samples) {
   for (GstSample *s : samples) gst_sample_unref(s);
   samples.clear();
+}
+
+namespace {
+struct PlaybinProbe {
+  std::string ca;
+  std::atomic<int> frames{0};
+  Waiter waiter;
+};
+}  // namespace
+
+PlaybinResult play_uri(const std::string &uri, const std::string &ca, int min_frames,
+                       std::chrono::milliseconds timeout,
+                       const std::function<void()> &while_playing) {
+  PlaybinResult result;
+  GstElement *playbin = gst_element_factory_make("playbin", nullptr);
+  GstElement *vsink = gst_element_factory_make("fakesink", "vsink");
+  GstElement *asink = gst_element_factory_make("fakesink", "asink");
+  if (!playbin || !vsink || !asink) {
+    result.errors = "playbin or fakesink is missing";
+    if (playbin) gst_object_unref(playbin);
+    if (vsink) gst_object_unref(vsink);
+    if (asink) gst_object_unref(asink);
+    return result;
+  }
+  PlaybinProbe probe;
+  probe.ca = ca;
+  g_object_set(vsink, "sync", TRUE, "signal-handoffs", TRUE, nullptr);
+  g_signal_connect(vsink, "handoff",
+                   G_CALLBACK(+[](GstElement *, GstBuffer *, GstPad *, gpointer d) {
+                     auto *p = static_cast<PlaybinProbe *>(d);
+                     p->frames++;
+                     p->waiter.notify();
+                   }),
+                   &probe);
+  g_object_set(playbin, "uri", uri.c_str(), "video-sink", vsink, "audio-sink", asink, nullptr);
+  g_signal_connect(
+      playbin, "source-setup", G_CALLBACK(+[](GstElement *, GstElement *src, gpointer d) {
+        g_object_set(src, "ca-file", static_cast<PlaybinProbe *>(d)->ca.c_str(), nullptr);
+      }),
+      &probe);
+  if (gst_element_set_state(playbin, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) {
+    probe.waiter.wait_for([&] { return probe.frames.load() >= min_frames; }, timeout);
+    gst_element_get_state(playbin, &result.state, nullptr, 5 * GST_SECOND);
+  }
+  result.frames = probe.frames.load();
+  GstBus *bus = gst_element_get_bus(playbin);
+  while (GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+    GError *err = nullptr;
+    gst_message_parse_error(m, &err, nullptr);
+    result.errors += std::string(err ? err->message : "?") + "; ";
+    g_clear_error(&err);
+    gst_message_unref(m);
+  }
+  gst_object_unref(bus);
+  if (while_playing) while_playing();
+  gst_element_set_state(playbin, GST_STATE_NULL);
+  gst_object_unref(playbin);
+  return result;
 }
 
 static size_t count_dir(const char *path) {

@@ -109,6 +109,23 @@ std::vector<GstSample *> pull_samples(GstElement *appsink, size_t max_count,
                                       std::chrono::milliseconds timeout);
 void unref_samples(std::vector<GstSample *> &samples);
 
+// What play_uri() saw: frames that reached playbin's video sink, the state it
+// reached, and the text of every error on its bus.
+struct PlaybinResult {
+  int frames = 0;
+  GstState state = GST_STATE_NULL;
+  std::string errors;
+};
+
+// Plays uri in a playbin (fakesink video and audio sinks, sync on) whose
+// tlsframesrc gets ca-file ca from "source-setup", as an application would set
+// the trust a URI cannot carry. Waits until min_frames frames reached the video
+// sink or timeout passed, calls while_playing (if any) with playbin still
+// playing, then stops it.
+PlaybinResult play_uri(const std::string &uri, const std::string &ca, int min_frames,
+                       std::chrono::milliseconds timeout,
+                       const std::function<void()> &while_playing = {});
+
 // File descriptors and threads of this process, for leak checks.
 size_t open_fd_count();
 size_t thread_count();

@@ -184,12 +184,6 @@ std::vector<uint8_t> make_jpeg() {
   return out;
 }
 
-struct PlaybinProbe {
-  std::string ca;
-  std::atomic<int> frames{0};
-  Waiter waiter;
-};
-
 TEST_F(SrcUriTest, PlaybinPlaysANamedStreamFromItsUri) {
   const std::vector<uint8_t> jpeg = make_jpeg();
   ASSERT_FALSE(jpeg.empty()) << "jpegenc made no picture";
@@ -211,48 +205,11 @@ TEST_F(SrcUriTest, PlaybinPlaysANamedStreamFromItsUri) {
       if (!server.send(v2_buffer(i, true, jpeg))) break;
     }
   });
-  GstElement *playbin = gst_element_factory_make("playbin", nullptr);
-  ASSERT_NE(playbin, nullptr);
   const std::string uri = "tlsframe://127.0.0.1:" + std::to_string(server.port()) + "/cam1";
-  PlaybinProbe probe;
-  probe.ca = pki.ca();
-  GstElement *vsink = gst_element_factory_make("fakesink", "vsink");
-  ASSERT_NE(vsink, nullptr);
-  g_object_set(vsink, "sync", TRUE, "signal-handoffs", TRUE, nullptr);
-  g_signal_connect(vsink, "handoff",
-                   G_CALLBACK(+[](GstElement *, GstBuffer *, GstPad *, gpointer d) {
-                     auto *p = static_cast<PlaybinProbe *>(d);
-                     p->frames++;
-                     p->waiter.notify();
-                   }),
-                   &probe);
-  g_object_set(playbin, "uri", uri.c_str(), "video-sink", vsink, "audio-sink",
-               gst_element_factory_make("fakesink", "asink"), nullptr);
-  // The URI has no trust settings: the application sets them on the source.
-  g_signal_connect(
-      playbin, "source-setup", G_CALLBACK(+[](GstElement *, GstElement *src, gpointer d) {
-        g_object_set(src, "ca-file", static_cast<PlaybinProbe *>(d)->ca.c_str(), nullptr);
-      }),
-      &probe);
-  ASSERT_NE(gst_element_set_state(playbin, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  bool decoded = probe.waiter.wait_for([&] { return probe.frames.load() >= 3; }, 2 * kWait);
-  GstState state = GST_STATE_NULL;
-  gst_element_get_state(playbin, &state, nullptr, 5 * GST_SECOND);
-  GstBus *bus = gst_element_get_bus(playbin);
-  std::string errors;
-  while (GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-    GError *err = nullptr;
-    gst_message_parse_error(m, &err, nullptr);
-    errors += std::string(err ? err->message : "?") + "; ";
-    g_clear_error(&err);
-    gst_message_unref(m);
-  }
-  gst_object_unref(bus);
-  EXPECT_TRUE(decoded) << "frames decoded: " << probe.frames.load() << " " << errors;
-  EXPECT_EQ(state, GST_STATE_PLAYING) << errors;
+  const PlaybinResult r = play_uri(uri, pki.ca(), 3, 2 * kWait);
+  EXPECT_GE(r.frames, 3) << r.errors;
+  EXPECT_EQ(r.state, GST_STATE_PLAYING) << r.errors;
   stop = true;
-  gst_element_set_state(playbin, GST_STATE_NULL);
-  gst_object_unref(playbin);
   peer.join();
   EXPECT_EQ(asked, "cam1");
 }

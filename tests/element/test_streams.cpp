@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -169,12 +168,6 @@ TEST_F(StreamsTest, OneStreamsEosLeavesTheOthersStreaming) {
   EXPECT_EQ(num_clients(going.element("sink")), 1u);
 }
 
-struct PlaybinProbe {
-  std::string ca;
-  std::atomic<int> frames{0};
-  Waiter waiter;
-};
-
 TEST_F(StreamsTest, PlaybinPlaysANamedStreamOfARealSinkFromItsUri) {
   Pipeline other(jpeg_server("other", 96));
   Pipeline server(jpeg_server("cam1", 64));
@@ -182,48 +175,16 @@ TEST_F(StreamsTest, PlaybinPlaysANamedStreamOfARealSinkFromItsUri) {
   ASSERT_NE(other.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
   ASSERT_NE(server.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
 
-  GstElement *playbin = gst_element_factory_make("playbin", nullptr);
-  ASSERT_NE(playbin, nullptr);
   const std::string uri = "tlsframe://127.0.0.1:" + std::to_string(port_) + "/cam1";
-  PlaybinProbe probe;
-  probe.ca = pki_.ca();
-  GstElement *vsink = gst_element_factory_make("fakesink", "vsink");
-  ASSERT_NE(vsink, nullptr);
-  g_object_set(vsink, "sync", TRUE, "signal-handoffs", TRUE, nullptr);
-  g_signal_connect(vsink, "handoff",
-                   G_CALLBACK(+[](GstElement *, GstBuffer *, GstPad *, gpointer d) {
-                     auto *p = static_cast<PlaybinProbe *>(d);
-                     p->frames++;
-                     p->waiter.notify();
-                   }),
-                   &probe);
-  g_object_set(playbin, "uri", uri.c_str(), "video-sink", vsink, "audio-sink",
-               gst_element_factory_make("fakesink", "asink"), nullptr);
-  g_signal_connect(
-      playbin, "source-setup", G_CALLBACK(+[](GstElement *, GstElement *src, gpointer d) {
-        g_object_set(src, "ca-file", static_cast<PlaybinProbe *>(d)->ca.c_str(), nullptr);
-      }),
-      &probe);
-  ASSERT_NE(gst_element_set_state(playbin, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  const bool decoded = probe.waiter.wait_for([&] { return probe.frames.load() >= 3; }, kWait);
-  GstState state = GST_STATE_NULL;
-  gst_element_get_state(playbin, &state, nullptr, 5 * GST_SECOND);
-  GstBus *bus = gst_element_get_bus(playbin);
-  std::string errors;
-  while (GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-    GError *err = nullptr;
-    gst_message_parse_error(m, &err, nullptr);
-    errors += std::string(err ? err->message : "?") + "; ";
-    g_clear_error(&err);
-    gst_message_unref(m);
-  }
-  gst_object_unref(bus);
-  EXPECT_TRUE(decoded) << "frames decoded: " << probe.frames.load() << " " << errors;
-  EXPECT_EQ(state, GST_STATE_PLAYING) << errors;
-  EXPECT_EQ(num_clients(server.element("sink")), 1u);
-  EXPECT_EQ(num_clients(other.element("sink")), 0u);
-  gst_element_set_state(playbin, GST_STATE_NULL);
-  gst_object_unref(playbin);
+  guint on_cam1 = 0, on_other = 0;
+  const PlaybinResult r = play_uri(uri, pki_.ca(), 3, kWait, [&] {
+    on_cam1 = num_clients(server.element("sink"));
+    on_other = num_clients(other.element("sink"));
+  });
+  EXPECT_GE(r.frames, 3) << r.errors;
+  EXPECT_EQ(r.state, GST_STATE_PLAYING) << r.errors;
+  EXPECT_EQ(on_cam1, 1u);
+  EXPECT_EQ(on_other, 0u);
 }
 
 }  // namespace
