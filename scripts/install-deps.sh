@@ -19,7 +19,8 @@ set -euo pipefail
 
 # gstreamer-check-1.0 (tests) comes with libgstreamer1.0-dev, gstreamer-app-1.0 with
 # libgstreamer-plugins-base1.0-dev.
-build_pkgs=(g++ meson ninja-build pkg-config libssl-dev libasio-dev
+# libhttp-parser-dev: the browser front's HTTP request parser (core/http_request.cpp).
+build_pkgs=(g++ meson ninja-build pkg-config libssl-dev libasio-dev libhttp-parser-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgtest-dev)
 # gstreamer1.0-x (ximagesink/xvimagesink for autovideosink) is only a Recommends of
 # plugins-good, which --no-install-recommends would leave out.
@@ -44,6 +45,9 @@ bench_pkgs=(stunnel4 python3 python3-gi gir1.2-gstreamer-1.0)
 tools_build_pkgs=(libopencv-dev)
 tools_test_pkgs=(gstreamer1.0-plugins-base-apps xvfb imagemagick xdotool python3-gi
   gir1.2-gstreamer-1.0)
+# The browser front's tests (tests/browser) drive a real headless Chromium with Selenium;
+# certutil (libnss3-tools) puts the test CA and client certificate in its NSS database.
+browser_test_pkgs=(chromium chromium-driver python3-selenium libnss3-tools)
 
 usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -79,7 +83,7 @@ done
 for g in "${groups[@]}"; do
   case "$g" in
     build) wanted+=("${tools_build_pkgs[@]}") ;;
-    test) wanted+=("${tools_build_pkgs[@]}" "${tools_test_pkgs[@]}") ;;
+    test) wanted+=("${tools_build_pkgs[@]}" "${tools_test_pkgs[@]}" "${browser_test_pkgs[@]}") ;;
   esac
 done
 # Drop duplicates, keep the order.
