@@ -162,14 +162,20 @@ GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
   *status = kExitError;
   auto description = pipeline_from_template(name, run.pipeline_file, vars);
   if (!description) return nullptr;
+  return prepare_description(*description, run, values, status);
+}
+
+GstElement *prepare_description(const std::string &description, const RunOptions &run,
+                                const PropertyValues &values, int *status) {
+  *status = kExitError;
   if (run.print) {
-    auto printable = printable_pipeline(*description, values);
+    auto printable = printable_pipeline(description, values);
     if (!printable) return nullptr;
     std::cout << *printable << std::endl;
     *status = kExitOk;
     return nullptr;
   }
-  return launch_with_values(*description, values);
+  return launch_with_values(description, values);
 }
 
 Runner::Runner(GstElement *pipeline) : pipeline_(pipeline) {
@@ -257,7 +263,7 @@ gboolean Runner::on_bus(GstBus *, GstMessage *msg, gpointer data) {
       break;
     case GST_MESSAGE_ELEMENT: {
       const GstStructure *s = gst_message_get_structure(msg);
-      if (s && self->on_element_message) self->on_element_message(s);
+      if (s && self->on_element_message) self->on_element_message(s, GST_MESSAGE_SRC(msg));
       break;
     }
     default:

@@ -38,6 +38,10 @@ GstElement *launch(const std::string &description);
 GstElement *prepare_pipeline(const std::string &name, const RunOptions &run,
                              const std::map<std::string, std::string> &vars,
                              const PropertyValues &values, int *status);
+// The same for a description already expanded (serve and relay join one expanded template
+// per stream into one pipeline).
+GstElement *prepare_description(const std::string &description, const RunOptions &run,
+                                const PropertyValues &values, int *status);
 
 class Runner {
  public:
@@ -53,8 +57,8 @@ class Runner {
 
   // Called once when the pipeline reaches PLAYING.
   std::function<void()> on_playing;
-  // Element messages (e.g. tlsframesrc-connected).
-  std::function<void(const GstStructure *)> on_element_message;
+  // Element messages (e.g. tlsframesrc-connected) and the element that posted them.
+  std::function<void(const GstStructure *, GstObject *)> on_element_message;
   // Adds a hint to an error line (e.g. which option to check); "" for none.
   std::function<std::string(GstMessage *)> hint_for_error;
   // Called when EOS reached the application (before the pipeline stops).

@@ -1,5 +1,11 @@
-// `tlsframe serve`: camera (or test pattern, or file) -> encoder -> tlsframesink.
+// `tlsframe serve`: camera (or test pattern, or file) -> encoder -> tlsframesink; with
+// --stream NAME=SOURCE, several named streams on one port, each from its own source(s):
+// a stream given several sources has an input-selector before its encoder, switched by
+// commands on standard input.
+#include <unistd.h>
+
 #include <map>
+#include <memory>
 
 #include "cli.h"
 #include "commands.h"
@@ -7,6 +13,9 @@
 #include "runner.h"
 #include "server_output.h"
 #include "source.h"
+#include "streams.h"
+#include "switcher.h"
+#include "templates.h"
 #include "tls_files.h"
 
 namespace tlsframe::tool {
@@ -18,22 +27,46 @@ constexpr const char *kSummary =
     "--source: auto (default): a V4L2 camera if one delivers a frame, else OpenCV camera 0,\n"
     "else a test pattern; or v4l2[:DEVICE], opencv[:INDEX] (opencv:FILE reads a video file\n"
     "through OpenCV), test[:PATTERN] (a videotestsrc pattern: ball, smpte, ...), file:PATH.\n\n"
+    "--stream NAME=SOURCE (instead of --source, repeatable): serves the named stream NAME from\n"
+    "SOURCE (same syntax), all streams on one port; viewers run tlsframe view HOST:PORT/NAME.\n"
+    "NAME given again adds a source to that stream: the first is shown, and the command\n"
+    "`switch NAME INDEX|SOURCE` on standard input switches to another while viewers stay\n"
+    "connected (also `list`, `help`). An empty NAME is the default stream.\n\n"
     "Certificates: --certs DIR holds server.pem, server.key (and ca.pem for --mtls). The\n"
     "default is the per-user directory ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; on the\n"
     "first run serve makes a CA and a certificate for this machine there (existing files\n"
     "are never replaced) and prints what viewers run.";
 constexpr const char *kDescription = "Ctrl-C sends end of stream to every viewer and exits.";
 
+// One stream as planned from the command line.
+struct Planned {
+  std::string name;                 // stream-name ("" = the default stream)
+  std::string sink;                 // element names
+  std::string selector;             // "" with one source
+  std::vector<std::string> labels;  // the sources as given
+  std::vector<Source> sources;
+};
+
+// True when commands can be read from standard input without stopping the process: not a
+// terminal, or a terminal whose foreground we are (a background read would get SIGTTIN).
+bool stdin_readable() {
+  if (!isatty(STDIN_FILENO)) return true;
+  return tcgetpgrp(STDIN_FILENO) == getpgrp();
+}
+
 }  // namespace
 
 int cmd_serve(int argc, char **argv) {
-  std::string source_spec = "auto", codec = "jpeg", width = "640", height = "480", fps = "30",
-              quality = "85", bitrate = "2000", gop = "60", port = "9999", bind = "0.0.0.0",
-              max_clients = "0";
+  std::string source_spec, codec = "jpeg", width = "640", height = "480", fps = "30",
+                           quality = "85", bitrate = "2000", gop = "60", port = "9999",
+                           bind = "0.0.0.0", max_clients = "0";
+  std::vector<std::string> stream_options;
   bool no_zerolatency = false;
   TlsOptions tls;
   Options opts("", kSummary, kDescription);
   opts.value("source", &source_spec, "S", "Video source (default auto; see above)");
+  opts.repeated("stream", &stream_options, "NAME=SOURCE",
+                "A named stream and its source (repeatable; see above)");
   opts.value("codec", &codec, "C", "jpeg (default) or h264");
   opts.value("width", &width, "W", "Width sent (default 640)");
   opts.value("height", &height, "H", "Height sent (default 480)");
@@ -67,37 +100,131 @@ int cmd_serve(int argc, char **argv) {
     error("--codec must be jpeg or h264, not '" + codec + "'");
     return kExitUsage;
   }
+  // Without --stream: one default stream from --source, with the single-stream element
+  // names ("source", "sink") that --pipeline templates and --print-pipeline users know.
+  const bool several = !stream_options.empty();
+  if (several && !source_spec.empty()) {
+    error("--source and --stream do not go together: give each stream its source with "
+          "--stream NAME=SOURCE");
+    return kExitUsage;
+  }
+  std::vector<StreamSpec> specs = {{"", {source_spec.empty() ? "auto" : source_spec}}};
+  if (several) {
+    auto parsed = parse_stream_options(stream_options);
+    if (!parsed) return kExitUsage;
+    specs = *parsed;
+  }
   if (!init_gstreamer()) return kExitError;
 
-  // The source first: a bad --source must not leave certificates behind. --print-pipeline
+  // The sources first: a bad --source must not leave certificates behind. --print-pipeline
   // must not touch devices: auto prints the test pattern choice as well.
-  auto source = choose_source(run.print && source_spec == "auto" ? "test" : source_spec);
-  if (!source) return kExitError;
+  std::vector<Planned> plan;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    Planned ps{specs[i].name, several ? sink_element(i) : "sink",
+               specs[i].sources.size() > 1 ? selector_element(i) : "", specs[i].sources, {}};
+    for (size_t k = 0; k < ps.labels.size(); ++k) {
+      const std::string &spec = ps.labels[k];
+      auto source = choose_source(run.print && spec == "auto" ? "test" : spec,
+                                  several ? source_element(i, k) : "source");
+      if (!source) {
+        if (several) error("in --stream " + specs[i].name + "=" + spec);
+        return kExitError;
+      }
+      ps.sources.push_back(*source);
+    }
+    plan.push_back(std::move(ps));
+  }
 
   // First run: make the per-user certificates (not for --print-pipeline, which prints the
   // paths serve would use and changes nothing).
   bool fresh = false;
   if (!ensure_server_certs(tls, run.print, &fresh)) return kExitError;
-  PropertyValues values;
-  values.push_back({"sink", "host", bind});
-  if (!sink_tls_values(tls, "sink", &values, !(run.print && fresh))) return kExitError;
-  values.insert(values.end(), source->values.begin(), source->values.end());
+
+  // Sinks share one listener only on a fixed port: for several streams and --port 0, a
+  // free port is reserved now and given to every sink (released once they listen).
+  PortReservation reservation;
+  if (p == 0 && plan.size() > 1 && !run.print) {
+    if (!reservation.reserve(bind)) return kExitError;
+    p = reservation.port();
+  }
 
   std::map<std::string, std::string> vars = {
-      {"SOURCE", source->launch},     {"WIDTH", std::to_string(w)},
-      {"HEIGHT", std::to_string(h)},  {"FRAMERATE", std::to_string(f) + "/1"},
+      {"WIDTH", std::to_string(w)},   {"HEIGHT", std::to_string(h)},
+      {"FRAMERATE", std::to_string(f) + "/1"},
       {"QUALITY", std::to_string(q)}, {"BITRATE", std::to_string(br)},
       {"GOP", std::to_string(g)},     {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
       {"PORT", std::to_string(p)},    {"MAX_CLIENTS", std::to_string(mc)},
+      {"FORMAT", codec == "h264" ? ",format=I420" : ""},
   };
+  std::string description;
+  PropertyValues values;
+  for (const auto &ps : plan) {
+    values.push_back({ps.sink, "host", bind});
+    if (several && !ps.name.empty()) values.push_back({ps.sink, "stream-name", ps.name});
+    if (!sink_tls_values(tls, ps.sink, &values, !(run.print && fresh))) return kExitError;
+    // Each source scaled and paced to the stream's raw video; with several, to the very same
+    // caps, into an input-selector that drops what inactive sources send (each is live and
+    // timestamps on the pipeline clock, so nothing of theirs is worth keeping) and frames
+    // older than the last one sent (from a source a little behind the previous one).
+    auto stream_vars = vars;
+    stream_vars["SINK"] = ps.sink;
+    stream_vars["SHAPE"] =
+        ps.selector.empty() ? ""
+                            : ",pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601";
+    std::vector<std::string> inputs;
+    for (const auto &src : ps.sources) {
+      values.insert(values.end(), src.values.begin(), src.values.end());
+      stream_vars["SOURCE"] = src.launch;
+      auto input = pipeline_from_template("serve-input", "", stream_vars);
+      if (!input) return kExitError;
+      inputs.push_back(*input);
+    }
+    if (ps.selector.empty()) {
+      stream_vars["INPUT"] = inputs[0];
+    } else {
+      stream_vars["INPUT"] =
+          "input-selector name=" + ps.selector + " sync-streams=false drop-backwards=true";
+      stream_vars["SOURCE"] = stream_vars["INPUT"];  // for --pipeline templates that want it
+    }
+    auto part = pipeline_from_template("serve-" + codec, run.pipeline_file, stream_vars);
+    if (!part) return kExitError;
+    description += (description.empty() ? "" : " ") + *part;
+    for (size_t k = 0; inputs.size() > 1 && k < inputs.size(); ++k) {
+      description += " " + inputs[k] + " ! " + ps.selector + ".sink_" + std::to_string(k);
+    }
+  }
+
   int prepared = kExitError;
-  GstElement *pipeline = prepare_pipeline("serve-" + codec, run, vars, values, &prepared);
+  GstElement *pipeline = prepare_description(description, run, values, &prepared);
   if (!pipeline) return prepared;
   Runner runner(pipeline);
-  GstElement *sink = runner.require("sink", "tlsframesink");
-  if (!sink) return kExitError;
-  std::string source_line =
-      "source: " + source->what + (source->why.empty() ? "" : ": " + source->why);
+  std::vector<ServedStream> served;
+  Switcher switcher;
+  // Element name -> the stream (and source) it belongs to, for error lines.
+  std::map<std::string, std::string> owner;
+  for (const auto &ps : plan) {
+    GstElement *sink = runner.require(ps.sink.c_str(), "tlsframesink");
+    if (!sink) return kExitError;
+    served.push_back({sink, ps.name});
+    GstElement *selector = nullptr;
+    if (!ps.selector.empty()) {
+      selector = runner.require(ps.selector.c_str(), "input-selector");
+      if (!selector) return kExitError;
+    }
+    std::vector<Switcher::Input> inputs;
+    for (size_t k = 0; k < ps.sources.size(); ++k) {
+      inputs.push_back({ps.labels[k], ps.sources[k].what});
+      if (several) {
+        owner[source_element(&ps - plan.data(), k)] =
+            "stream " + stream_label(ps.name) + ", source [" + std::to_string(k) + "] " +
+            ps.labels[k];
+      }
+    }
+    if (several) owner[ps.sink] = "stream " + stream_label(ps.name);
+    if (!switcher.add(ps.name, selector, sink, std::move(inputs))) return kExitError;
+  }
+  const bool switchable = !switcher.example().empty();
+
   std::string codec_line = codec == "jpeg"
                                ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
                                      std::to_string(f) + " fps, quality " + std::to_string(q)
@@ -105,9 +232,12 @@ int cmd_serve(int argc, char **argv) {
                                      std::to_string(f) + " fps, " + std::to_string(br) +
                                      " kbit/s, keyframe every " + std::to_string(g) + " frames" +
                                      (no_zerolatency ? "" : ", zero-latency tuning");
-  ServerOutput output(sink, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
+  ServerOutput output(served, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   ViewerHint hint;
   std::string client = tls.mtls ? " --client NAME" : "";
+  std::string ca_here = tls.ca.empty() ? tls.dir + "/ca.pem" : tls.ca;
+  hint.gst_options = " " + launch_argument("ca-file", ca_here);
+  if (tls.mtls) hint.gst_options += " cert-file=client-NAME.pem key-file=client-NAME.key";
   if (!tls.ca.empty()) {
     hint.options = " --ca " + tls.ca + client;
   } else if (default_dir(tls)) {
@@ -116,9 +246,22 @@ int cmd_serve(int argc, char **argv) {
   } else {
     hint.options = " --certs " + tls.dir + client;
   }
+  std::unique_ptr<CommandReader> commands;
   // Printed once running, so a failure to start is the only line.
   runner.on_playing = [&] {
-    info(source_line);
+    reservation.release();  // every sink listens on the port now
+    for (const auto &ps : plan) {
+      for (size_t k = 0; k < ps.sources.size(); ++k) {
+        const Source &src = ps.sources[k];
+        std::string what = src.what + (src.why.empty() ? "" : ": " + src.why);
+        if (!several) {
+          info("source: " + what);
+        } else {
+          info("stream " + stream_label(ps.name) + ": source [" + std::to_string(k) + "] " +
+               ps.labels[k] + ": " + what + (ps.sources.size() > 1 && k == 0 ? " (active)" : ""));
+        }
+      }
+    }
     info(codec_line);
     output.announce(hint);
     if (tls.mtls && default_dir(tls)) {
@@ -129,6 +272,15 @@ int cmd_serve(int argc, char **argv) {
           "); a viewer elsewhere needs ca.pem, client-NAME.pem and "
           "client-NAME.key in its own per-user directory");
     }
+    if (switchable && stdin_readable()) {
+      commands = std::make_unique<CommandReader>([&](const std::string &line) {
+        for (const auto &reply : switcher.command(line)) output.say(reply.text, !reply.ok);
+      });
+      info("commands on standard input: switch [NAME] INDEX|SOURCE, list, help (e.g. " +
+           switcher.example() + ")");
+    } else if (switchable) {
+      info("standard input is a terminal this process is in the background of: no commands");
+    }
   };
   runner.on_eos = [&] {
     output.finish();
@@ -138,14 +290,25 @@ int cmd_serve(int argc, char **argv) {
     GError *err = nullptr;
     gst_message_parse_error(msg, &err, nullptr);
     std::string hint_text;
+    bool from_sink = false;
+    for (const auto &st : served) from_sink |= GST_MESSAGE_SRC(msg) == GST_OBJECT(st.sink);
     if (err && g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ) &&
-        GST_MESSAGE_SRC(msg) == GST_OBJECT(sink)) {
+        from_sink) {
       hint_text = "is another server using port " + std::to_string(p) + "? try --port 0";
     }
     g_clear_error(&err);
+    // Which stream (and source) failed: the first named ancestor we made.
+    for (GstObject *o = GST_MESSAGE_SRC(msg); o; o = GST_OBJECT_PARENT(o)) {
+      auto it = owner.find(GST_OBJECT_NAME(o));
+      if (it != owner.end()) {
+        hint_text = it->second + (hint_text.empty() ? "" : "; " + hint_text);
+        break;
+      }
+    }
     return hint_text;
   };
   int status = runner.run();
+  commands.reset();
   output.finish();
   return status;
 }

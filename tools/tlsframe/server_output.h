@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "status.h"
 
@@ -16,36 +17,54 @@ namespace tlsframe::tool {
 struct ViewerHint {
   std::string options;     // after the address, e.g. " --certs DIR --client NAME"
   std::string ca_to_copy;  // set for the per-user directory: the CA file viewers elsewhere copy
+  std::string gst_options; // tlsframesrc properties for the gst-launch-1.0 line (" ca-file=...")
+};
+
+// One stream the process serves: its tlsframesink (borrowed) and stream-name.
+struct ServedStream {
+  GstElement *sink;
+  std::string name;
 };
 
 class ServerOutput {
  public:
-  // sink: the pipeline's tlsframesink (borrowed); cert: its certificate file.
-  ServerOutput(GstElement *sink, std::string bind, std::string cert, unsigned status_interval);
+  // streams: every sink (one port); cert: their certificate file. With one stream
+  // named "" (the default) the lines are those of a single-stream server; otherwise
+  // client lines and viewer commands name the stream.
+  ServerOutput(std::vector<ServedStream> streams, std::string bind, std::string cert,
+               unsigned status_interval);
   ~ServerOutput();
   ServerOutput(const ServerOutput &) = delete;
   ServerOutput &operator=(const ServerOutput &) = delete;
 
   // Once PLAYING: "listening on port N", every address, the fingerprint;
-  // starts the status line, and says what viewers run.
+  // starts the status line, and says what viewers run, for each stream.
   void announce(const ViewerHint &hint);
+  // A line of our own (main thread): ends an in-place status line first.
+  void say(const std::string &text, bool is_error = false);
   void finish() { status_.finish(); }
 
  private:
+  struct Served {
+    ServerOutput *self;
+    ServedStream stream;
+    SinkStatus status;
+    gulong added = 0, removed = 0;
+  };
   static void on_client_added(GstElement *, guint64 id, const gchar *address, const gchar *subject,
                               gpointer data);
   static void on_client_removed(GstElement *, guint64 id, const gchar *address, gint status,
                                 const gchar *error, gpointer data);
   static gboolean on_tick(gpointer data);
-  void print_line(const std::string &text);  // main thread
   static void print_on_main_thread(ServerOutput *self, const std::string &text);
+  std::string status_text();
+  std::string to_stream(const Served &s) const;  // " to stream cam1" or ""
 
-  GstElement *sink_;
+  std::vector<std::unique_ptr<Served>> served_;
+  bool named_ = false;  // several streams, or a named one
   std::string bind_, cert_;
   StatusLine status_;
-  SinkStatus sink_status_;
   guint tick_ = 0;
-  gulong added_ = 0, removed_ = 0;
 };
 
 }  // namespace tlsframe::tool

@@ -51,20 +51,23 @@ std::vector<std::string> video_devices() {
   return out;
 }
 
-Source test_source(const std::string &pattern, const std::string &why) {
-  return {"videotestsrc name=source is-live=true",
-          {{"source", "pattern", pattern}},
+Source test_source(const std::string &element, const std::string &pattern,
+                   const std::string &why) {
+  return {"videotestsrc name=" + element + " is-live=true",
+          {{element, "pattern", pattern}},
           "test pattern " + pattern + " (videotestsrc)",
           why};
 }
 
-Source device_source(const std::string &dev, const std::string &why) {
-  return {"v4l2src name=source", {{"source", "device", dev}}, "camera " + dev + " (v4l2src)", why};
+Source device_source(const std::string &element, const std::string &dev,
+                     const std::string &why) {
+  return {"v4l2src name=" + element, {{element, "device", dev}}, "camera " + dev + " (v4l2src)",
+          why};
 }
 
 }  // namespace
 
-std::optional<Source> choose_source(const std::string &spec) {
+std::optional<Source> choose_source(const std::string &spec, const std::string &element) {
   std::string kind = spec, arg;
   auto colon = spec.find(':');
   if (colon != std::string::npos) {
@@ -81,19 +84,19 @@ std::optional<Source> choose_source(const std::string &spec) {
         return std::nullopt;
       }
     }
-    return test_source(pattern, "");
+    return test_source(element, pattern, "");
   }
   if (kind == "v4l2") {
     if (!require_element("v4l2src", "--source v4l2")) return std::nullopt;
-    return device_source(arg.empty() ? "/dev/video0" : arg, "");
+    return device_source(element, arg.empty() ? "/dev/video0" : arg, "");
   }
   if (kind == "opencv") {
     if (!require_element("cvcamsrc", "--source opencv")) return std::nullopt;
     if (!arg.empty() && arg.find_first_not_of("0123456789") != std::string::npos) {
       // Not an index: a video file, which cvcamsrc opens only if it is a regular file, and
       // only with OpenCV's FFmpeg backend (never as a pipeline or URL).
-      return Source{"cvcamsrc name=source",
-                    {{"source", "location", arg}},
+      return Source{"cvcamsrc name=" + element,
+                    {{element, "location", arg}},
                     "video " + arg + " through OpenCV (cvcamsrc)",
                     ""};
     }
@@ -101,7 +104,7 @@ std::optional<Source> choose_source(const std::string &spec) {
     if (!arg.empty() && !parse_int("source opencv:INDEX", arg, 0, 1000, &index)) {
       return std::nullopt;
     }
-    return Source{"cvcamsrc name=source device-index=" + std::to_string(index),
+    return Source{"cvcamsrc name=" + element + " device-index=" + std::to_string(index),
                   {},
                   "OpenCV camera " + std::to_string(index) + " (cvcamsrc)",
                   ""};
@@ -113,8 +116,8 @@ std::optional<Source> choose_source(const std::string &spec) {
     }
     // gst_parse_launch links decodebin's first video pad; other streams stay unlinked, which a
     // demuxer tolerates while one of its pads is linked.
-    return Source{"filesrc name=source ! decodebin",
-                  {{"source", "location", arg}},
+    return Source{"filesrc name=" + element + " ! decodebin",
+                  {{element, "location", arg}},
                   "video file " + arg + " (decodebin)",
                   ""};
   }
@@ -134,7 +137,7 @@ std::optional<Source> choose_source(const std::string &spec) {
   } else {
     for (const auto &dev : devices) {
       if (probe("v4l2src name=source num-buffers=1 ! fakesink", {{"source", "device", dev}})) {
-        return device_source(dev, "it delivered a test frame");
+        return device_source(element, dev, "it delivered a test frame");
       }
     }
     why = "no /dev/video* device delivered a frame";
@@ -142,14 +145,14 @@ std::optional<Source> choose_source(const std::string &spec) {
   if (!have_element("cvcamsrc")) {
     why += "; OpenCV camera source not built";
   } else if (probe("cvcamsrc device-index=0 num-buffers=1 ! fakesink", {})) {
-    return Source{"cvcamsrc name=source device-index=0",
+    return Source{"cvcamsrc name=" + element + " device-index=0",
                   {},
                   "OpenCV camera 0 (cvcamsrc)",
                   why + "; OpenCV camera 0 delivered a test frame"};
   } else {
     why += "; OpenCV camera 0 did not open";
   }
-  return test_source("ball", why);
+  return test_source(element, "ball", why);
 }
 
 }  // namespace tlsframe::tool

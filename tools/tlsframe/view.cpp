@@ -155,7 +155,7 @@ int cmd_view(int argc, char **argv) {
   // A snapshot alone ends the viewer once it is written.
   bool snapshot_only = !snapshot.empty() && record.empty() && *chosen == Display::kNone;
   bool snapshot_done = false;
-  runner.on_element_message = [&](const GstStructure *s) {
+  runner.on_element_message = [&](const GstStructure *s, GstObject *) {
     if (gst_structure_has_name(s, "tlsframesrc-connected")) {
       status.finish();
       const gchar *addr = gst_structure_get_string(s, "address");

@@ -221,11 +221,11 @@ std::string target_text(const StreamTarget &t) {
          std::to_string(t.port);
 }
 
-int print_stream_list(const PropertyValues &src_values) {
+std::optional<std::vector<StreamEntry>> list_streams(const PropertyValues &src_values) {
   // The element reads the values (same checks and defaults as for viewing);
   // the core does the one request.
   GstElement *p = launch_with_values("tlsframesrc name=src ! fakesink", src_values);
-  if (!p) return kExitError;
+  if (!p) return std::nullopt;
   GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
   gchar *host = nullptr, *server_name = nullptr, *ca = nullptr, *cert = nullptr, *key = nullptr;
   int port = 0, min_tls = 13;
@@ -254,8 +254,16 @@ int print_stream_list(const PropertyValues &src_values) {
   auto list = tlsframe::Receiver::list_streams(c);
   if (!list) {
     error(list.error().message);
-    return kExitError;
+    return std::nullopt;
   }
+  std::vector<StreamEntry> out;
+  for (const tlsframe::StreamInfo &s : *list) out.push_back({s.name, s.caps, s.viewers});
+  return out;
+}
+
+int print_stream_list(const PropertyValues &src_values) {
+  auto list = list_streams(src_values);
+  if (!list) return kExitError;
   if (list->empty()) {
     info("the server has no streams");
     return kExitOk;
@@ -263,7 +271,7 @@ int print_stream_list(const PropertyValues &src_values) {
   // Fixed columns for people; the names are plain ASCII (valid_stream_name), the
   // caps summary was checked as text by the decoder.
   std::printf("%-24s %-40s %s\n", "NAME", "CAPS", "VIEWERS");
-  for (const tlsframe::StreamInfo &s : *list) {
+  for (const StreamEntry &s : *list) {
     std::printf("%-24s %-40s %u\n", s.name.empty() ? "(default)" : s.name.c_str(),
                 s.caps.empty() ? "(no caps yet)" : s.caps.c_str(), s.viewers);
   }

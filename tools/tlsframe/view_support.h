@@ -7,6 +7,7 @@
 #include <atomic>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "status.h"
 #include "values.h"
@@ -45,6 +46,16 @@ struct StreamTarget {
 std::optional<StreamTarget> read_target(const std::string &text, int default_port);
 // "host:port" or "[v6]:port" for messages.
 std::string target_text(const StreamTarget &t);
+
+// One stream of a server's list (LIST_STREAMS).
+struct StreamEntry {
+  std::string name;  // "" = the default stream
+  std::string caps;  // short caps summary ("" = no caps yet)
+  uint32_t viewers = 0;
+};
+// Connects once and asks a protocol version 2 server for its streams.
+// src_values as for print_stream_list. nullopt after an error line.
+std::optional<std::vector<StreamEntry>> list_streams(const PropertyValues &src_values);
 
 // Connects once, asks a protocol version 2 server for its streams and prints
 // one line per stream (name, caps, viewers). src_values: the properties of the
