@@ -149,7 +149,9 @@ struct Receiver::Impl {
 
   void on_handshake(std::error_code ec) {
     if (ec) {
-      fail(tls::describe_failure(stream->native_handle(), ec, true));
+      // A pinned server certificate that does not match: both fingerprints.
+      std::optional<Error> pin = tls::pin_mismatch(stream->native_handle());
+      fail(pin ? *pin : tls::describe_failure(stream->native_handle(), ec, true));
       return;
     }
     {

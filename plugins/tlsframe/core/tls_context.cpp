@@ -1,12 +1,14 @@
 #include "core/tls_context.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <asio/ssl/error.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -225,6 +227,149 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
   return made;
 }
 
+namespace {
+
+// Server certificate pinning (ClientTlsConfig::server_fingerprint). The pin
+// replaces OpenSSL's whole chain verification through
+// SSL_CTX_set_cert_verify_callback, so what is checked is stated in one
+// place. The handshake itself is unchanged: TLS 1.3 CertificateVerify (and
+// the signed key exchange of TLS 1.2) still makes the server prove it holds
+// the private key of the very leaf whose digest is compared here.
+constexpr size_t kSha256Size = 32;
+
+struct Pin {
+  unsigned char digest[kSha256Size];  // the expected SHA-256 of the leaf (DER)
+  std::string text;                   // the same as "AB:CD:...", for messages
+  bool with_chain = false;            // ca_file set too: the usual verification must also pass
+};
+
+void free_pin(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {  // NOLINT(google-runtime-int)
+  delete static_cast<Pin *>(ptr);
+}
+
+// The SSL_CTX ex_data slot owning a context's Pin (freed with the context).
+int pin_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_pin);
+  return index;
+}
+
+std::string hex_pairs(const unsigned char *bytes, size_t n) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += ':';
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 0xF];
+  }
+  return out;
+}
+
+bool leaf_digest(X509 *leaf, unsigned char (&md)[EVP_MAX_MD_SIZE]) {
+  unsigned int len = 0;
+  return leaf && X509_digest(leaf, EVP_sha256(), md, &len) == 1 && len == kSha256Size;
+}
+
+int fail_verify(X509_STORE_CTX *store, X509 *leaf, int error) {
+  X509_STORE_CTX_set_error_depth(store, 0);
+  X509_STORE_CTX_set_current_cert(store, leaf);
+  X509_STORE_CTX_set_error(store, error);
+  return 0;
+}
+
+// Replaces X509_verify_cert for a pinned client context: the leaf's digest
+// must equal the pin. Without a CA file the leaf must also be within its
+// dates and usable for a TLS server; with one, X509_verify_cert (chain, name,
+// dates, purpose) must pass as well. A mismatch is
+// X509_V_ERR_APPLICATION_VERIFICATION, which pin_mismatch() recognises.
+int verify_pinned(X509_STORE_CTX *store, void *arg) {
+  const Pin *pin = static_cast<const Pin *>(arg);
+  X509 *leaf = X509_STORE_CTX_get0_cert(store);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  if (!leaf_digest(leaf, md)) return fail_verify(store, leaf, X509_V_ERR_UNSPECIFIED);
+  if (CRYPTO_memcmp(md, pin->digest, kSha256Size) != 0) {
+    return fail_verify(store, leaf, X509_V_ERR_APPLICATION_VERIFICATION);
+  }
+  if (pin->with_chain) return X509_verify_cert(store) == 1 ? 1 : 0;
+  if (X509_cmp_current_time(X509_get0_notBefore(leaf)) != -1) {
+    return fail_verify(store, leaf, X509_V_ERR_CERT_NOT_YET_VALID);
+  }
+  if (X509_cmp_current_time(X509_get0_notAfter(leaf)) != 1) {
+    return fail_verify(store, leaf, X509_V_ERR_CERT_HAS_EXPIRED);
+  }
+  if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1) {
+    return fail_verify(store, leaf, X509_V_ERR_INVALID_PURPOSE);
+  }
+  return 1;
+}
+
+Status pin_server_certificate(SSL_CTX *ctx, const std::string &fingerprint, bool with_chain) {
+  auto text = normalize_fingerprint(fingerprint);
+  if (!text) return text.error();
+  auto pin = std::make_unique<Pin>();
+  pin->text = *text;
+  for (size_t i = 0; i < kSha256Size; ++i) {
+    pin->digest[i] = static_cast<unsigned char>(std::stoi(pin->text.substr(i * 3, 2), nullptr, 16));
+  }
+  pin->with_chain = with_chain;
+  ERR_clear_error();
+  if (pin_index() < 0 || SSL_CTX_set_ex_data(ctx, pin_index(), pin.get()) != 1) {
+    return settings_error("cannot attach the server fingerprint to the TLS context");
+  }
+  Pin *owned = pin.release();  // now owned by the context (free_pin)
+  SSL_CTX_set_cert_verify_callback(ctx, verify_pinned, owned);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> normalize_fingerprint(const std::string &text) {
+  std::string digits;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c)) || digits.size() == 2 * kSha256Size) {
+      digits.clear();
+      break;
+    }
+    digits += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  if (digits.size() != 2 * kSha256Size) {
+    return Error{Error::Kind::kSettings,
+                 "invalid server fingerprint '" + text.substr(0, 120) +
+                     "': expected a SHA-256 fingerprint, 64 hex digits (colons optional), as "
+                     "tlsframe serve prints it",
+                 ""};
+  }
+  std::string out;
+  for (size_t i = 0; i < digits.size(); i += 2) {
+    if (i > 0) out += ':';
+    out += digits.substr(i, 2);
+  }
+  return out;
+}
+
+std::optional<Error> pin_mismatch(SSL *ssl) {
+  if (!ssl || SSL_get_verify_result(ssl) != X509_V_ERR_APPLICATION_VERIFICATION) {
+    return std::nullopt;
+  }
+  const auto *pin = static_cast<const Pin *>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), pin_index()));
+  if (!pin) return std::nullopt;
+  // A failed verification leaves no peer certificate, but the chain the
+  // server sent (leaf first, on the client side) is kept.
+  X509 *leaf = SSL_get0_peer_certificate(ssl);
+  STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+  if (!leaf && chain && sk_X509_num(chain) > 0) leaf = sk_X509_value(chain, 0);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  std::string got = leaf_digest(leaf, md) ? hex_pairs(md, kSha256Size) : "(no certificate)";
+  Error e;
+  e.kind = Error::Kind::kVerify;
+  e.message = "the server's certificate does not match the pinned fingerprint: expected " +
+              pin->text + ", got " + got +
+              " (a new server certificate needs the new fingerprint; otherwise this is not the "
+              "server you pinned)";
+  e.detail = drain_errors();
+  return e;
+}
+
 Result<ContextPtr> make_client_context(const ClientTlsConfig &config) {
   auto made = new_context(asio::ssl::context::tls_client);
   if (!made) return made.error();
@@ -233,8 +378,10 @@ Result<ContextPtr> make_client_context(const ClientTlsConfig &config) {
   if (!SSL_CTX_set_max_proto_version(ctx, proto_version(config.max_version))) {
     return settings_error("cannot set the maximum TLS version");
   }
+  const bool pinned = !config.server_fingerprint.empty();
   if (config.ca_file.empty()) {
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    // Pinned without a CA file: the pin is the whole trust, no store needed.
+    if (!pinned && SSL_CTX_set_default_verify_paths(ctx) != 1) {
       return settings_error("cannot load the system's trusted CA store");
     }
   } else if (Status s = load_trust(ctx, config.ca_file, "CA file"); !s) {
@@ -242,6 +389,10 @@ Result<ContextPtr> make_client_context(const ClientTlsConfig &config) {
   }
   // The server is always verified; there is no switch to turn this off.
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (pinned) {
+    Status s = pin_server_certificate(ctx, config.server_fingerprint, !config.ca_file.empty());
+    if (!s) return s.error();
+  }
   if (!config.cert_file.empty() || !config.key_file.empty()) {
     if (Status s = load_chain_and_key(ctx, config.cert_file, config.key_file, "client"); !s) {
       return s.error();

@@ -6,6 +6,7 @@
 
 #include <asio/ssl/context.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -29,6 +30,12 @@ struct ClientTlsConfig {
   std::string key_file;   // its private key
   Version min_version = Version::kTls13;
   Version max_version = Version::kTls13;  // tests use kTls12 to act as an old client
+  // SHA-256 fingerprint of the server's leaf certificate: 64 hex digits, colons
+  // optional, any case ("" = no pin). When set, the pin is the trust: without
+  // ca_file, the leaf must match it and be within its dates, and neither the
+  // chain nor the server name is checked (nor the system store loaded); with
+  // ca_file, both the pin and the usual verification must hold.
+  std::string server_fingerprint;
 };
 
 using ContextPtr = std::shared_ptr<asio::ssl::context>;
@@ -38,6 +45,15 @@ using ContextPtr = std::shared_ptr<asio::ssl::context>;
 Result<ContextPtr> make_server_context(const ServerTlsConfig &config);
 // Client context: always verifies the server (SSL_VERIFY_PEER).
 Result<ContextPtr> make_client_context(const ClientTlsConfig &config);
+
+// "AB:CD:..." (32 uppercase pairs) from a SHA-256 fingerprint written as 64 hex
+// digits, colons optional, any case; a kSettings error for anything else.
+Result<std::string> normalize_fingerprint(const std::string &text);
+
+// A client handshake that failed because the server's leaf certificate does
+// not match ClientTlsConfig::server_fingerprint: the kVerify error naming
+// both fingerprints (expected and got). nullopt for any other outcome.
+std::optional<Error> pin_mismatch(SSL *ssl);
 
 // Per connection, before the client handshake: expected server name (checked
 // against DNS or IP subjectAltName) and SNI (for DNS names only).

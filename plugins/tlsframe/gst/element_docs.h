@@ -47,12 +47,18 @@
  * server. The element is a URI handler for tlsframe://HOST[:PORT][/NAME]
  * (the uri property sets host, port and stream-name). With reconnect=true a
  * lost connection is reported with a tlsframesrc-disconnected element message
- * and retried with backoff. See also the tlsframesink examples.
+ * and retried with backoff. server-fingerprint pins the server's certificate
+ * (SHA-256 of the leaf, as tlsframe serve prints it) instead of a CA: the pin
+ * is then the trust and the name is not checked; with ca-file too, both must
+ * hold. See also the tlsframesink examples.
  *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 tlsframesrc host=localhost stream-name=cam1 ca-file=ca.pem ! queue ! jpegdec ! videoconvert ! autovideosink
  * ]| The stream "cam1" of a server with named streams.
+ * |[
+ * gst-launch-1.0 tlsframesrc host=192.168.1.20 server-fingerprint=AB:CD:...:EF ! queue ! jpegdec ! videoconvert ! autovideosink
+ * ]| A server trusted by its certificate's fingerprint, without a CA file.
  * |[
  * gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1 uridecodebin0::source::ca-file=ca.pem
  * ]| playbin: a URI carries no trust settings, so the server's certificate must
@@ -105,8 +111,11 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "server's caps, flags and durations, timestamps re-based onto the running time.\n"
     "The server is always verified: its chain against ca-file (unset: the system's\n"
     "CAs) and its name against server-name (unset: host); no property turns this\n"
-    "off. cert-file and key-file present a client certificate to a server that\n"
-    "requires one. stream-name picks a named stream of a server that has them\n"
+    "off. server-fingerprint pins the server's certificate instead (SHA-256, as\n"
+    "tlsframe serve prints it): without ca-file the pin alone is the trust, with\n"
+    "ca-file both must hold. cert-file and key-file present a client certificate\n"
+    "to a server that requires one. stream-name picks a named stream of a server\n"
+    "that has them\n"
     "(protocol version 2; empty: the default stream, the only one of a version 1\n"
     "server). uri sets host, port and stream-name from tlsframe://HOST[:PORT][/NAME].\n"
     "With reconnect=true a lost connection posts tlsframesrc-disconnected and is\n"
@@ -123,6 +132,9 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "  gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1\n"
     "    uridecodebin0::source::ca-file=ca.pem\n"
     "Mutual TLS: add cert-file=client.pem key-file=client.key.\n"
+    "Pinned server, no CA file (the fingerprint tlsframe serve printed):\n"
+    "  gst-launch-1.0 tlsframesrc host=192.168.1.20 server-fingerprint=AB:CD:...:EF !\n"
+    "    queue ! jpegdec ! videoconvert ! autovideosink\n"
     "Relay (serves the stream again without decoding):\n"
     "  gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue !\n"
     "    tlsframesink port=10000 cert-file=server.pem key-file=server.key";

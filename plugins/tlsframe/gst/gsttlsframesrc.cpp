@@ -61,6 +61,7 @@ enum {
   PROP_MAX_RECONNECT_INTERVAL,
   PROP_STREAM_NAME,
   PROP_URI,
+  PROP_SERVER_FINGERPRINT,
   PROP_LAST
 };
 GParamSpec *properties[PROP_LAST];
@@ -77,6 +78,7 @@ struct Settings {
   bool reconnect = DEFAULT_RECONNECT;
   guint max_reconnect_interval = DEFAULT_MAX_RECONNECT_INTERVAL;
   std::string stream_name = DEFAULT_STREAM_NAME;  // "" = the default stream
+  std::string server_fingerprint;                 // as set ("" = no pin); the core checks it
 };
 
 struct Private {
@@ -123,6 +125,7 @@ static tlsframe::ReceiverConfig make_config(GstTlsFrameSrc *self) {
   c.tls.ca_file = s.ca_file;
   c.tls.cert_file = s.cert_file;
   c.tls.key_file = s.key_file;
+  c.tls.server_fingerprint = s.server_fingerprint;
   c.tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
   c.max_payload = s.max_message_size;
   c.connect_timeout = std::chrono::seconds(s.connect_timeout ? s.connect_timeout : 3600u * 24u);
@@ -595,6 +598,18 @@ static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const
     case PROP_KEY_FILE:
       s.key_file = str();
       break;
+    case PROP_SERVER_FINGERPRINT:
+      // Kept even when invalid: start() then fails with the reason, so a
+      // mistyped pin never leaves the connection trusting something else.
+      s.server_fingerprint = str();
+      if (!s.server_fingerprint.empty()) {
+        auto checked = tlsframe::tls::normalize_fingerprint(s.server_fingerprint);
+        if (!checked) {
+          GST_WARNING_OBJECT(self, "%s; the element will refuse to start",
+                             checked.error().message.c_str());
+        }
+      }
+      break;
     case PROP_MIN_TLS_VERSION:
       s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
       break;
@@ -649,6 +664,9 @@ static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValu
       break;
     case PROP_KEY_FILE:
       set_str(s.key_file);
+      break;
+    case PROP_SERVER_FINGERPRINT:
+      set_str(s.server_fingerprint);
       break;
     case PROP_MIN_TLS_VERSION:
       g_value_set_enum(value, s.min_tls_version);
@@ -712,6 +730,14 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
   properties[PROP_CA_FILE] = g_param_spec_string(
       "ca-file", "CA file",
       "PEM file with the CA certificates trusted for the server (unset = the system's trusted CAs)",
+      nullptr, RW);
+  properties[PROP_SERVER_FINGERPRINT] = g_param_spec_string(
+      "server-fingerprint", "Server fingerprint",
+      "SHA-256 fingerprint of the server's certificate (the leaf), 64 hex digits, colons "
+      "optional, any case, as tlsframe serve prints it. When set, this pin is the trust: no "
+      "ca-file is needed, and the chain and server name are not checked; with ca-file set too, "
+      "both must hold. A mismatch is an element error naming both fingerprints, never retried "
+      "(unset = no pin: ca-file or the system's trusted CAs, and the server name)",
       nullptr, RW);
   properties[PROP_CERT_FILE] = g_param_spec_string(
       "cert-file", "Certificate file",
