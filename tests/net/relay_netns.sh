@@ -108,16 +108,23 @@ start_in() {
     "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
 }
-# wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds (bounded).
+show_logs() {
+  log "origin log:" && sed 's/^/  origin: /' "$work/origin.log" 2>/dev/null
+  log "relay log:" && sed 's/^/  relay: /' "$work/relay.log" 2>/dev/null
+}
+# wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds (bounded);
+# fails at once when a process started here has exited.
 wait_for() {
-  local what=$1 seconds=$2 i
+  local what=$1 seconds=$2 i pid
   shift 2
   for ((i = 0; i < seconds * 10; i++)); do
     "$@" && return 0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null || { show_logs; fail "a process exited while waiting for: $what"; }
+    done
     sleep 0.1
   done
-  log "origin log:" && sed 's/^/  origin: /' "$work/origin.log" 2>/dev/null
-  log "relay log:" && sed 's/^/  relay: /' "$work/relay.log" 2>/dev/null
+  show_logs
   fail "$what did not happen within $seconds s"
 }
 listening() { ip netns exec "$1" ss -Hltn "sport = :9999" | grep -q .; }
@@ -151,7 +158,7 @@ t_first=$(awk '/out: last-message = chain/ { print $1; exit }' "$viewer_out")
 frames=$(grep -c 'out: last-message = chain' "$viewer_out")
 if [[ -z $t_playing || -z $t_first ]]; then
   sed 's/^/  viewer: /' "$viewer_out" | tail -30
-  sed 's/^/  relay: /' "$work/relay.log"
+  show_logs
   fail "the viewer decoded no frame (gst-launch-1.0 exit $viewer_status)"
 fi
 first_ms=$(awk -v a="$t_playing" -v b="$t_first" 'BEGIN { printf "%d", (b - a) * 1000 }')
