@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 extern char **environ;
@@ -14,12 +15,16 @@ extern char **environ;
 namespace tlsframe::test {
 
 Process::Process(const std::vector<std::string> &argv,
-                 const std::map<std::string, std::string> &env) {
-  int out[2], err[2];
+                 const std::map<std::string, std::string> &env, Stdin in) {
+  int out[2], err[2], input[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0) return;
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]);
     close(out[1]);
+    return;
+  }
+  if (in == Stdin::kPipe && pipe2(input, O_CLOEXEC) != 0) {
+    for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
     return;
   }
   // Environment: ours with env applied.
@@ -49,7 +54,11 @@ Process::Process(const std::vector<std::string> &argv,
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (in == Stdin::kPipe) {
+    posix_spawn_file_actions_adddup2(&actions, input[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   // Default signal handling in the child (the test runner may ignore SIGINT).
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -66,9 +75,12 @@ Process::Process(const std::vector<std::string> &argv,
   posix_spawnattr_destroy(&attr);
   close(out[1]);
   close(err[1]);
+  if (input[0] >= 0) close(input[0]);
+  stdin_fd_ = input[1];
   if (rc != 0) {
     close(out[0]);
     close(err[0]);
+    close_stdin();
     all_.push_back(std::string("spawn failed: ") + strerror(rc));
     return;
   }
@@ -77,6 +89,7 @@ Process::Process(const std::vector<std::string> &argv,
 }
 
 Process::~Process() {
+  close_stdin();
   if (pid_ > 0 && !status_) {
     kill(pid_, SIGKILL);
     wait_exit(std::chrono::seconds(10));
@@ -147,6 +160,25 @@ std::string match_group(const std::string &line, const std::string &re, size_t n
   std::smatch m;
   if (!std::regex_search(line, m, std::regex(re)) || m.size() <= n) return "";
   return m[n].str();
+}
+
+bool Process::write_stdin(const std::string &text) {
+  if (stdin_fd_ < 0) return false;
+  // A child that has gone would raise SIGPIPE in the test: EPIPE instead.
+  ::signal(SIGPIPE, SIG_IGN);
+  size_t done = 0;
+  for (int i = 0; i < 1000 && done < text.size(); ++i) {
+    ssize_t n = write(stdin_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return done == text.size();
+}
+
+void Process::close_stdin() {
+  if (stdin_fd_ >= 0) close(stdin_fd_);
+  stdin_fd_ = -1;
 }
 
 void Process::signal(int sig) {

@@ -1,6 +1,7 @@
 // A child process for tool tests: argv and extra environment, stdout and
 // stderr collected line by line on a reader thread, waits on lines with
-// deadlines (never sleeps), signals, and a kill on destruction.
+// deadlines (never sleeps), signals, and a kill on destruction. Standard input
+// is /dev/null, or a pipe the test writes to (Stdin::kPipe).
 #pragma once
 
 #include <sys/types.h>
@@ -19,8 +20,10 @@ namespace tlsframe::test {
 
 class Process {
  public:
+  enum class Stdin { kNull, kPipe };
   // env: variables to set (an empty value unsets the variable).
-  Process(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env = {});
+  Process(const std::vector<std::string> &argv, const std::map<std::string, std::string> &env = {},
+          Stdin in = Stdin::kNull);
   ~Process();  // SIGKILL if still running
   Process(const Process &) = delete;
   Process &operator=(const Process &) = delete;
@@ -29,6 +32,10 @@ class Process {
   // First line (stdout or stderr) matching re (ECMAScript), waiting up to timeout.
   std::optional<std::string> wait_line(const std::string &re, std::chrono::milliseconds timeout);
   void signal(int sig);
+  // Stdin::kPipe only: writes text to the child's standard input (false once it is closed or
+  // the child has gone), and closes it (the child reads end of file).
+  bool write_stdin(const std::string &text);
+  void close_stdin();
   // Exit status (WEXITSTATUS, or 128+signal) once the process ended, nullopt on timeout.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   std::vector<std::string> out_lines();  // stdout so far
@@ -39,6 +46,7 @@ class Process {
   void read_loop(int out_fd, int err_fd);
 
   pid_t pid_ = -1;
+  int stdin_fd_ = -1;  // write end of the child's standard input, -1 when none
   std::thread reader_;
   std::mutex mutex_;
   std::condition_variable cond_;
