@@ -338,6 +338,87 @@ TEST_F(CertgenChain, IssuingWithANonCaOrMismatchedIssuerFails) {
   EXPECT_EQ(ERR_peek_error(), 0U) << "error queue should be drained";
 }
 
+// X509_V_OK or the error of cert against trusted with crl_pem checked (CRL_CHECK).
+int verify_with_crl(const std::string &cert_pem, const std::string &ca_pem,
+                    const std::string &crl_pem) {
+  X509Ptr cert = parse_cert(cert_pem);
+  X509Ptr ca = parse_cert(ca_pem);
+  BioPtr bio(BIO_new_mem_buf(crl_pem.data(), static_cast<int>(crl_pem.size())));
+  X509_CRL *crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
+  if (!cert || !ca || !crl) {
+    X509_CRL_free(crl);
+    return -1;
+  }
+  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+  bool ok = X509_STORE_add_cert(store.get(), ca.get()) == 1 &&
+            X509_STORE_add_crl(store.get(), crl) == 1;
+  X509_CRL_free(crl);
+  if (!ok) return -1;
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) return -1;
+  int verified = X509_verify_cert(ctx.get());
+  int err = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  return verified == 1 ? X509_V_OK : (err == X509_V_OK ? -1 : err);
+}
+
+TEST_F(CertgenChain, CrlRevokesExactlyItsSerialsAndReadsBack) {
+  Result<std::string> serial = certgen::serial_hex(client_.cert_pem);
+  ASSERT_TRUE(serial.ok()) << serial.error().message;
+  certgen::CrlSpec spec;
+  spec.revoked = {{*serial, 1700000000}};
+  spec.crl_number = 7;
+  Result<std::string> crl = certgen::make_crl(spec, ca_);
+  ASSERT_TRUE(crl.ok()) << crl.error().message << ": " << crl.error().detail;
+  EXPECT_EQ(verify_with_crl(client_.cert_pem, ca_.cert_pem, *crl), X509_V_ERR_CERT_REVOKED);
+  EXPECT_EQ(verify_with_crl(server_.cert_pem, ca_.cert_pem, *crl), X509_V_OK);
+
+  Result<certgen::CrlContents> back = certgen::read_crl(*crl, ca_.cert_pem);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->revoked.size(), 1U);
+  EXPECT_EQ(back->revoked[0].serial_hex, *serial);
+  EXPECT_EQ(back->revoked[0].revoked_at, 1700000000);
+  EXPECT_EQ(back->crl_number, 7U);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  EXPECT_NEAR(static_cast<double>(back->next_update - now), 30.0 * kDay, 60.0);
+
+  // Another CA's certificate does not read it as its own.
+  Result<Issued> other = certgen::make_self_signed(ca_spec());
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(certgen::read_crl(*crl, other->cert_pem).ok());
+  EXPECT_FALSE(certgen::read_crl("garbage", ca_.cert_pem).ok());
+  Result<bool> ours = certgen::issued_by(client_.cert_pem, ca_.cert_pem);
+  ASSERT_TRUE(ours.ok());
+  EXPECT_TRUE(*ours);
+  Result<bool> theirs = certgen::issued_by(client_.cert_pem, other->cert_pem);
+  ASSERT_TRUE(theirs.ok());
+  EXPECT_FALSE(*theirs);
+}
+
+TEST_F(CertgenChain, CrlMayBeEmptyOrExpiredButNotListASerialTwice) {
+  certgen::CrlSpec empty;
+  Result<std::string> crl = certgen::make_crl(empty, ca_);
+  ASSERT_TRUE(crl.ok()) << crl.error().message;
+  EXPECT_EQ(verify_with_crl(client_.cert_pem, ca_.cert_pem, *crl), X509_V_OK);
+
+  certgen::CrlSpec expired;
+  expired.this_update_offset_s = -2 * kDay;
+  expired.next_update_offset_s = -kDay;
+  Result<std::string> old = certgen::make_crl(expired, ca_);
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_EQ(verify_with_crl(server_.cert_pem, ca_.cert_pem, *old), X509_V_ERR_CRL_HAS_EXPIRED);
+
+  Result<std::string> serial = certgen::serial_hex(client_.cert_pem);
+  ASSERT_TRUE(serial.ok());
+  certgen::CrlSpec twice;
+  twice.revoked = {{*serial, 0}, {*serial, 1}};
+  EXPECT_FALSE(certgen::make_crl(twice, ca_).ok());
+  certgen::CrlSpec bad;
+  bad.revoked = {{"not hex", 0}};
+  EXPECT_FALSE(certgen::make_crl(bad, ca_).ok());
+}
+
 TEST(Certgen, InvalidSpecIsRefusedWithAMessage) {
   CertSpec bad_ip = server_spec();
   bad_ip.ip_addresses = {"300.1.2.3"};

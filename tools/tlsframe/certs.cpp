@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -30,7 +31,13 @@ constexpr const char *kSummary =
     "Keys are written with mode 0600, the directory (when made) with 0700. Existing files\n"
     "are never replaced without --force. With --client only (no --host) and a CA already in\n"
     "DIR (such as the one `tlsframe serve` makes on its first run), only the client\n"
-    "certificates are made, signed by that CA. Bare words are more --host names.";
+    "certificates are made, signed by that CA. Bare words are more --host names.\n\n"
+    "--revoke NAME revokes DIR/client-NAME.pem (or a certificate file, when NAME holds a\n"
+    "'/' or ends in .pem) in DIR/crl.pem, the CRL beside the CA: made when missing,\n"
+    "otherwise read (it must be signed by DIR/ca.pem) and re-signed with the CA key, the\n"
+    "earlier entries kept. Revoking a certificate again changes nothing but the CRL's\n"
+    "dates. The CRL's next update is --crl-days ahead (default 30): re-sign before then\n"
+    "(any --revoke run does).";
 
 bool valid_name(const std::string &name) {
   if (name.empty() || name.size() > 64) return false;
@@ -60,6 +67,96 @@ int issue_clients_from_existing_ca(const std::string &out, const std::vector<std
     info("wrote " + out + "/client-" + name + ".pem and client-" + name + ".key (CN=" + name +
          "), signed by the CA already in " + out);
   }
+  return kExitOk;
+}
+
+// "2025-01-31 12:00 UTC" for Unix seconds.
+std::string utc_text(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  char buf[64];
+  if (gmtime_r(&tt, &tm) == nullptr || strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm) == 0) {
+    return "?";
+  }
+  return buf;
+}
+
+// The certificate file --revoke NAME means: a path when it looks like one,
+// else DIR/client-NAME.pem as `certs --client NAME` wrote it.
+std::string revoke_target(const std::string &dir, const std::string &name) {
+  bool path = name.find('/') != std::string::npos ||
+              (name.size() > 4 && name.compare(name.size() - 4, 4, ".pem") == 0);
+  return path ? name : dir + "/client-" + name + ".pem";
+}
+
+// certs --revoke: adds each certificate's serial to DIR/crl.pem (made when
+// missing) and re-signs it with the CA key. Idempotent: a serial already
+// listed keeps its first revocation date.
+int revoke(const std::string &dir, const std::vector<std::string> &names, long crl_days) {
+  const std::string ca_pem = dir + "/ca.pem", ca_key = dir + "/ca.key", crl_path = dir + "/crl.pem";
+  if (!file_readable(ca_pem) || !file_readable(ca_key)) {
+    error("--revoke needs the CA that signed the certificates: " + ca_pem + " and " + ca_key +
+          " (pass --out DIR for another directory)");
+    return kExitError;
+  }
+  certgen::Issued ca{read_file(ca_pem), read_file(ca_key)};
+  certgen::CrlSpec spec;
+  spec.next_update_offset_s = static_cast<int64_t>(crl_days) * 86400;
+  if (file_readable(crl_path)) {
+    auto old = certgen::read_crl(read_file(crl_path), ca.cert_pem);
+    if (!old) {
+      error("cannot update " + crl_path + ": " + old.error().message +
+            " (move it away to start a new CRL)");
+      return kExitError;
+    }
+    spec.revoked = old->revoked;
+    spec.crl_number = old->crl_number + 1;
+  }
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  for (const std::string &name : names) {
+    const std::string file = revoke_target(dir, name);
+    if (!file_readable(file)) {
+      error("no certificate " + file + " to revoke (NAME is the --client NAME it was made "
+            "with, or a certificate file)");
+      return kExitError;
+    }
+    const std::string pem = read_file(file);
+    auto serial = certgen::serial_hex(pem);
+    auto ours = certgen::issued_by(pem, ca.cert_pem);
+    if (!serial || !ours) {
+      error("cannot read " + file + ": " + (!serial ? serial.error() : ours.error()).message);
+      return kExitError;
+    }
+    if (!*ours) {
+      error(file + " was not signed by the CA in " + ca_pem + ": its CRL cannot revoke it");
+      return kExitError;
+    }
+    bool listed = false;
+    for (const certgen::RevokedCert &r : spec.revoked) {
+      if (r.serial_hex == *serial) {
+        listed = true;
+        info(file + " (serial " + *serial + ") was already revoked on " + utc_text(r.revoked_at));
+      }
+    }
+    if (!listed) {
+      spec.revoked.push_back({*serial, now});
+      info("revoked " + file + " (serial " + *serial + ")");
+    }
+  }
+  auto crl = certgen::make_crl(spec, ca);
+  if (!crl) {
+    error("making the CRL failed: " + crl.error().message);
+    return kExitError;
+  }
+  Status written = certgen::write_file(crl_path, *crl, false, /*overwrite=*/true);
+  if (!written) {
+    error(written.error().message);
+    return kExitError;
+  }
+  info("wrote " + crl_path + ": " + std::to_string(spec.revoked.size()) +
+       " revoked certificate(s), CRL number " + std::to_string(spec.crl_number) +
+       ", signed by " + ca_pem + ", next update " + utc_text(now + spec.next_update_offset_s) +
+       " (re-sign before then: certs --revoke again)");
   return kExitOk;
 }
 
@@ -161,8 +258,8 @@ bool write_cert_set(const std::string &dir, const std::vector<CertFile> &files, 
 }
 
 int cmd_certs(int argc, char **argv) {
-  std::string out = default_cert_dir(), days_text = "825";
-  std::vector<std::string> hosts, clients;
+  std::string out = default_cert_dir(), days_text = "825", crl_days_text = "30";
+  std::vector<std::string> hosts, clients, revoked;
   bool rsa = false, force = false;
   Options opts("[NAME…]", kSummary);
   opts.value("out", &out, "DIR",
@@ -173,10 +270,24 @@ int cmd_certs(int argc, char **argv) {
   opts.flag("rsa", &rsa, "RSA 2048 keys instead of ECDSA P-256");
   opts.value("days", &days_text, "N", "Validity of the certificates in days (default 825)");
   opts.flag("force", &force, "Replace existing files");
+  opts.repeated("revoke", &revoked, "NAME",
+                "Revoke client-NAME.pem (or a certificate file) in DIR/crl.pem, signed by the "
+                "CA in DIR (repeatable; nothing else is made)");
+  opts.value("crl-days", &crl_days_text, "N",
+             "With --revoke: the CRL's next update, in days from now (default 30)");
   std::vector<std::string> positional;
   if (!opts.parse(argc, argv, &positional)) return kExitUsage;
   // Bare words are taken as more --host names (as make-dev-certs.sh does).
   hosts.insert(hosts.end(), positional.begin(), positional.end());
+  if (!revoked.empty()) {
+    if (!hosts.empty() || !clients.empty() || force || rsa) {
+      error("--revoke only updates the CRL: make certificates in another run");
+      return kExitUsage;
+    }
+    long crl_days = 0;
+    if (!parse_int("crl-days", crl_days_text, 1, 3650, &crl_days)) return kExitUsage;
+    return revoke(out, revoked, crl_days);
+  }
   long days = 0;
   if (!parse_int("days", days_text, 1, 36500, &days)) return kExitUsage;
   for (const auto &c : clients) {

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -356,6 +357,168 @@ Result<std::string> fingerprint_sha256(const std::string &cert_pem) {
     out += kHex[md[i] & 0xF];
   }
   return out;
+}
+
+namespace {
+
+using CrlPtr = Ptr<X509_CRL, X509_CRL_free>;
+using RevokedPtr = Ptr<X509_REVOKED, X509_REVOKED_free>;
+using IntegerPtr = Ptr<ASN1_INTEGER, ASN1_INTEGER_free>;
+using TimePtr = Ptr<ASN1_TIME, ASN1_TIME_free>;
+
+// Uppercase hex of an ASN1_INTEGER serial ("" on failure).
+std::string integer_hex(const ASN1_INTEGER *serial) {
+  BnPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  if (!bn) return "";
+  char *hex = BN_bn2hex(bn.get());
+  if (hex == nullptr) return "";
+  std::string out(hex);
+  OPENSSL_free(hex);
+  return out;
+}
+
+Result<IntegerPtr> integer_from_hex(const std::string &hex) {
+  BIGNUM *raw = nullptr;
+  if (hex.empty() || BN_hex2bn(&raw, hex.c_str()) != static_cast<int>(hex.size())) {
+    BN_free(raw);
+    return Error{Error::Kind::kSettings, "'" + hex + "' is not a hex serial number", ""};
+  }
+  BnPtr bn(raw);
+  IntegerPtr out(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+  if (!out) return ssl_error("converting serial number " + hex + " failed");
+  return out;
+}
+
+Result<TimePtr> time_at(int64_t unix_seconds) {
+  TimePtr t(ASN1_TIME_set(nullptr, static_cast<time_t>(unix_seconds)));
+  if (!t) return ssl_error("setting a CRL time failed");
+  return t;
+}
+
+int64_t unix_time(const ASN1_TIME *t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+Result<std::string> make_crl(const CrlSpec &spec, const Issued &issuer) {
+  ERR_clear_error();
+  Result<X509Ptr> ca = read_cert(issuer.cert_pem, "CA certificate");
+  if (!ca) return ca.error();
+  Result<PkeyPtr> key = read_key(issuer.key_pem, "CA key");
+  if (!key) return key.error();
+  if (X509_check_private_key(ca->get(), key->get()) != 1) {
+    return ssl_error("the CA key does not match the CA certificate");
+  }
+  CrlPtr crl(X509_CRL_new());
+  if (!crl) return ssl_error("allocating a CRL failed");
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  Result<TimePtr> this_update = time_at(now + spec.this_update_offset_s);
+  if (!this_update) return this_update.error();
+  Result<TimePtr> next_update = time_at(now + spec.next_update_offset_s);
+  if (!next_update) return next_update.error();
+  if (X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca->get())) != 1 ||
+      X509_CRL_set1_lastUpdate(crl.get(), this_update->get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next_update->get()) != 1) {
+    return ssl_error("setting the CRL's version, issuer or dates failed");
+  }
+  std::vector<std::string> seen;
+  for (const RevokedCert &r : spec.revoked) {
+    Result<IntegerPtr> serial = integer_from_hex(r.serial_hex);
+    if (!serial) return serial.error();
+    std::string canonical = integer_hex(serial->get());
+    for (const std::string &s : seen) {
+      if (s == canonical) {
+        return Error{Error::Kind::kSettings, "serial " + canonical + " is listed twice", ""};
+      }
+    }
+    seen.push_back(canonical);
+    RevokedPtr entry(X509_REVOKED_new());
+    Result<TimePtr> when = time_at(r.revoked_at);
+    if (!entry || !when || X509_REVOKED_set_serialNumber(entry.get(), serial->get()) != 1 ||
+        X509_REVOKED_set_revocationDate(entry.get(), when->get()) != 1) {
+      return ssl_error("making the CRL entry for serial " + canonical + " failed");
+    }
+    if (X509_CRL_add0_revoked(crl.get(), entry.get()) != 1) {
+      return ssl_error("adding serial " + canonical + " to the CRL failed");
+    }
+    static_cast<void>(entry.release());  // now owned by the CRL
+  }
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca->get(), nullptr, nullptr, crl.get(), 0);
+  ExtPtr aki(X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (!aki || X509_CRL_add_ext(crl.get(), aki.get(), -1) != 1) {
+    return ssl_error("adding the CRL's authorityKeyIdentifier failed");
+  }
+  BnPtr number_bn(BN_new());
+  if (!number_bn || BN_set_word(number_bn.get(), spec.crl_number) != 1) {
+    return ssl_error("setting the CRL number failed");
+  }
+  IntegerPtr number(BN_to_ASN1_INTEGER(number_bn.get(), nullptr));
+  if (!number || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
+    return ssl_error("adding the CRL number failed");
+  }
+  if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), key->get(), EVP_sha256()) <= 0) {
+    return ssl_error("signing the CRL failed");
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) {
+    return ssl_error("writing the CRL as PEM failed");
+  }
+  return bio_to_string(bio.get());
+}
+
+Result<CrlContents> read_crl(const std::string &crl_pem, const std::string &issuer_cert_pem) {
+  ERR_clear_error();
+  Result<X509Ptr> ca = read_cert(issuer_cert_pem, "CA certificate");
+  if (!ca) return ca.error();
+  BioPtr bio(BIO_new_mem_buf(crl_pem.data(), static_cast<int>(crl_pem.size())));
+  CrlPtr crl(bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) return ssl_error("the CRL is not a PEM certificate revocation list");
+  if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca->get())) != 0) {
+    return Error{Error::Kind::kSettings, "the CRL was issued by another CA", ""};
+  }
+  EVP_PKEY *ca_key = X509_get0_pubkey(ca->get());
+  if (ca_key == nullptr || X509_CRL_verify(crl.get(), ca_key) != 1) {
+    return ssl_error("the CRL's signature is not the CA's");
+  }
+  CrlContents out;
+  out.next_update = unix_time(X509_CRL_get0_nextUpdate(crl.get()));
+  IntegerPtr number(static_cast<ASN1_INTEGER *>(
+      X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr)));
+  if (number) out.crl_number = static_cast<uint64_t>(ASN1_INTEGER_get(number.get()));
+  STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; revoked != nullptr && i < sk_X509_REVOKED_num(revoked); ++i) {
+    const X509_REVOKED *r = sk_X509_REVOKED_value(revoked, i);
+    out.revoked.push_back(RevokedCert{integer_hex(X509_REVOKED_get0_serialNumber(r)),
+                                      unix_time(X509_REVOKED_get0_revocationDate(r))});
+  }
+  return out;
+}
+
+Result<std::string> serial_hex(const std::string &cert_pem) {
+  ERR_clear_error();
+  Result<X509Ptr> cert = read_cert(cert_pem, "certificate");
+  if (!cert) return cert.error();
+  std::string hex = integer_hex(X509_get0_serialNumber(cert->get()));
+  if (hex.empty()) return ssl_error("reading the certificate's serial number failed");
+  return hex;
+}
+
+Result<bool> issued_by(const std::string &cert_pem, const std::string &issuer_cert_pem) {
+  ERR_clear_error();
+  Result<X509Ptr> cert = read_cert(cert_pem, "certificate");
+  if (!cert) return cert.error();
+  Result<X509Ptr> ca = read_cert(issuer_cert_pem, "CA certificate");
+  if (!ca) return ca.error();
+  EVP_PKEY *ca_key = X509_get0_pubkey(ca->get());
+  bool ok = X509_check_issued(ca->get(), cert->get()) == X509_V_OK && ca_key != nullptr &&
+            X509_verify(cert->get(), ca_key) == 1;
+  ERR_clear_error();
+  return ok;
 }
 
 Status write_file(const std::string &path, const std::string &text, bool private_key,
