@@ -24,8 +24,9 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
       d.dropped = 1;
       return d;
     }
-    const bool over =
-        queue_.size() >= limits_.max_buffers || bytes_ + msg->wire_size() > limits_.max_bytes;
+    // A joiner's burst is on top of the limits (see the header).
+    const bool over = queue_.size() - burst_count_ >= limits_.max_buffers ||
+                      (bytes_ - burst_bytes_) + msg->wire_size() > limits_.max_bytes;
     if (over) {
       if (msg->delta) {
         // Skip to the next keyframe: a delta unit without its reference is useless.
@@ -46,9 +47,9 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
     // caps, so a stalled client never accumulates caps changes.
     // Messages for this client alone (WELCOME, STREAM_LIST) do not count.
     const bool stream_queued =
-        std::any_of(queue_.begin(), queue_.end(), [](const MessagePtr &m) {
-          return m->type != wire::MessageType::kWelcome &&
-                 m->type != wire::MessageType::kStreamList;
+        std::any_of(queue_.begin(), queue_.end(), [](const Entry &e) {
+          return e.msg->type != wire::MessageType::kWelcome &&
+                 e.msg->type != wire::MessageType::kStreamList;
         });
     if (msg.get() == last_caps_ || stream_queued) {
       d.outcome = Outcome::kIgnored;
@@ -57,6 +58,22 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
   }
   push(msg);
   return d;
+}
+
+size_t ClientQueue::offer_burst(const std::vector<MessagePtr> &gop) {
+  if (gop.empty() || gop.front()->type != wire::MessageType::kBuffer || gop.front()->delta) {
+    return 0;
+  }
+  size_t buffers = 0;
+  for (const MessagePtr &msg : gop) {
+    if (msg->type != wire::MessageType::kBuffer) continue;
+    if (msg->caps && msg->caps.get() != last_caps_) push(msg->caps, true);
+    push(msg, true);
+    buffers++;
+  }
+  need_keyframe_ = false;
+  keyframe_asked_ = true;
+  return buffers;
 }
 
 size_t ClientQueue::push_final(const MessagePtr &msg) {
@@ -68,28 +85,42 @@ size_t ClientQueue::push_final(const MessagePtr &msg) {
 void ClientQueue::clear() {
   queue_.clear();
   bytes_ = 0;
+  burst_count_ = 0;
+  burst_bytes_ = 0;
   writing_ = false;
 }
 
 const MessagePtr *ClientQueue::begin_write() {
   if (writing_ || queue_.empty()) return nullptr;
   writing_ = true;
-  return &queue_.front();
+  return &queue_.front().msg;
 }
 
 MessagePtr ClientQueue::end_write() {
-  MessagePtr msg = std::move(queue_.front());
+  pop_accounting(queue_.front());
+  MessagePtr msg = std::move(queue_.front().msg);
   queue_.pop_front();
-  bytes_ -= msg->wire_size();
   writing_ = false;
   if (msg->type == wire::MessageType::kCaps) sent_caps_ = msg.get();
   return msg;
 }
 
-void ClientQueue::push(const MessagePtr &msg) {
+void ClientQueue::push(const MessagePtr &msg, bool burst) {
   if (msg->type == wire::MessageType::kCaps) last_caps_ = msg.get();
-  queue_.push_back(msg);
+  queue_.push_back(Entry{msg, burst});
   bytes_ += msg->wire_size();
+  if (burst) {
+    burst_count_++;
+    burst_bytes_ += msg->wire_size();
+  }
+}
+
+void ClientQueue::pop_accounting(const Entry &e) {
+  bytes_ -= e.msg->wire_size();
+  if (e.burst) {
+    burst_count_--;
+    burst_bytes_ -= e.msg->wire_size();
+  }
 }
 
 // Drops every queued message not yet being written; caps sent so far stay valid.
@@ -97,13 +128,13 @@ size_t ClientQueue::purge_unsent() {
   size_t dropped = 0;
   const size_t keep = writing_ ? 1 : 0;
   while (queue_.size() > keep) {
-    const MessagePtr &m = queue_.back();
-    if (m->type == wire::MessageType::kBuffer) dropped++;
-    bytes_ -= m->wire_size();
+    const Entry &e = queue_.back();
+    if (e.msg->type == wire::MessageType::kBuffer) dropped++;
+    pop_accounting(e);
     queue_.pop_back();
   }
   if (writing_) {
-    const MessagePtr &head = queue_.front();
+    const MessagePtr &head = queue_.front().msg;
     last_caps_ = head->type == wire::MessageType::kCaps ? head.get() : head->caps.get();
   } else {
     last_caps_ = sent_caps_;

@@ -3,11 +3,18 @@
 // out; the queue decides what to keep (overflow, keyframe gating, caps
 // resends) and returns its decision, so the policy is unit-tested without a
 // socket (tests/unit/test_client_queue.cpp). Used by one strand only.
+//
+// A joiner's cached GOP (offer_burst(), sync-method latest-keyframe) is
+// queued whole, on top of the limits: until those buffers are written, the
+// limits apply to what is queued after them. So a GOP longer than
+// max_buffers does not make the joiner skip at once, and a client that cannot
+// keep up with the live stream behind its burst still skips as any other.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <vector>
 
 #include "core/message.h"
 
@@ -42,6 +49,11 @@ class ClientQueue {
 
   // A stream message (caps, buffer or EOS) for this client.
   Decision offer(const MessagePtr &msg);
+  // A joiner's cached GOP: buffers from a keyframe on (gop[0] must be one,
+  // else nothing is queued), each with its caps. Queued whole, outside the
+  // limits (see above); the client no longer waits for a keyframe. Returns
+  // the buffers queued.
+  size_t offer_burst(const std::vector<MessagePtr> &gop);
   // The client's last message (an ERROR goodbye): drops everything not being
   // written, then queues msg. Returns the buffers dropped.
   size_t push_final(const MessagePtr &msg);
@@ -61,19 +73,28 @@ class ClientQueue {
   bool writing() const { return writing_; }
   bool empty() const { return queue_.empty(); }
   // The message being written (writing() only).
-  const MessagePtr &front() const { return queue_.front(); }
+  const MessagePtr &front() const { return queue_.front().msg; }
 
   size_t size() const { return queue_.size(); }  // messages queued, the one being written included
   uint64_t bytes() const { return bytes_; }      // their wire bytes
+  size_t burst_size() const { return burst_count_; }  // of them: queued by offer_burst()
+  uint64_t burst_bytes() const { return burst_bytes_; }
   bool waiting_for_keyframe() const { return need_keyframe_; }
 
  private:
-  void push(const MessagePtr &msg);
-  size_t purge_unsent();  // returns the buffers dropped
+  struct Entry {
+    MessagePtr msg;
+    bool burst;  // queued by offer_burst(): outside the limits
+  };
+  void push(const MessagePtr &msg, bool burst = false);
+  void pop_accounting(const Entry &e);  // bytes_ and the burst counts, for an entry leaving
+  size_t purge_unsent();                // returns the buffers dropped
 
   QueueLimits limits_;
-  std::deque<MessagePtr> queue_;  // front is being written when writing_
+  std::deque<Entry> queue_;  // front is being written when writing_
   uint64_t bytes_ = 0;
+  size_t burst_count_ = 0;    // entries of queue_ with burst set
+  uint64_t burst_bytes_ = 0;  // their wire bytes
   bool writing_ = false;
   bool need_keyframe_ = true;           // nothing sent yet: start on a keyframe
   bool keyframe_asked_ = false;         // a keyframe was asked for or queued since the join

@@ -51,8 +51,7 @@ std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig 
 
 Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks callbacks) {
   auto make_stream = [&](Hub &hub) {
-    return std::make_shared<Stream>(hub.io_, config.stream_name, config.keyframe_request_interval,
-                                    std::move(callbacks));
+    return std::make_shared<Stream>(hub.io_, config, std::move(callbacks));
   };
   const bool shareable = config.port != 0;
   auto hubs = shared_hubs().lock();

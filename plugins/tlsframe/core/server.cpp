@@ -36,6 +36,16 @@ const char *remove_reason_name(RemoveReason r) {
   return "unknown";
 }
 
+const char *sync_method_name(SyncMethod m) {
+  switch (m) {
+    case SyncMethod::kNextKeyframe:
+      return "next-keyframe";
+    case SyncMethod::kLatestKeyframe:
+      return "latest-keyframe";
+  }
+  return "unknown";
+}
+
 struct Server::Impl {
   std::shared_ptr<Hub> hub;        // the listener, shared with the other streams on its port
   std::shared_ptr<Stream> stream;  // what this server publishes

@@ -46,6 +46,22 @@ inline constexpr std::chrono::seconds kDefaultHelloTimeout{3};
 // Keyframe requests for joiners: at most one per interval; one asked within
 // the interval is sent at its end if a client that asked is still connected.
 inline constexpr std::chrono::seconds kDefaultKeyframeRequestInterval{1};
+// Bound of the GOP cache (sync_method kLatestKeyframe): a 10 s GOP up to
+// about 13 Mbit/s. Only a stream at kLatestKeyframe keeps one, and its
+// buffers are shared with the client queues, not copied.
+inline constexpr uint64_t kDefaultGopCacheBytesMax = 16ull << 20;
+
+// Where a new client starts on a stream with delta units: multihandlesink's
+// sync-method names and values, for the ones tlsframe supports. `latest`
+// (0, start on whatever buffer comes next) and the burst modes (3-5) are not
+// offered: a client always starts on a keyframe (docs/ELEMENTS.md).
+enum class SyncMethod {
+  kNextKeyframe = 1,    // wait for the next keyframe (asking upstream for one)
+  kLatestKeyframe = 2,  // the cached buffers from the latest keyframe on at once, then live
+};
+const char *sync_method_name(SyncMethod m);
+// Today's behaviour, and what a live encoder that honours force-key-unit wants.
+inline constexpr SyncMethod kDefaultSyncMethod = SyncMethod::kNextKeyframe;
 
 struct ServerConfig {
   // The stream served: "" = the default stream (what a v1 client gets), else
@@ -75,6 +91,11 @@ struct ServerConfig {
   // Least time between two keyframe_wanted calls (0 = no rate limit); sent
   // to v2 clients in WELCOME (keyframe-interval-ms). Per stream.
   std::chrono::nanoseconds keyframe_request_interval = kDefaultKeyframeRequestInterval;
+  // Where joiners start (per stream); kLatestKeyframe keeps a GOP cache of at
+  // most gop_cache_bytes_max wire bytes (0 = none: joiners wait as at
+  // kNextKeyframe). Over the bound the cache is dropped until the next keyframe.
+  SyncMethod sync_method = kDefaultSyncMethod;
+  uint64_t gop_cache_bytes_max = kDefaultGopCacheBytesMax;
 };
 
 // Why a client went away (values shared with the element's enum).

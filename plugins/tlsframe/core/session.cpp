@@ -182,6 +182,15 @@ void Session::deliver(const MessagePtr &msg) {
   queued();
 }
 
+void Session::deliver_cached_gop(const std::vector<MessagePtr> &gop) {
+  if (phase_ != Phase::kStreaming) return;
+  const size_t n = queue_.offer_burst(gop);
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: starts on the cached GOP (%zu buffers, %" PRIu64
+           " bytes), no keyframe asked for",
+           info_.id, info_.address.c_str(), n, queue_.burst_bytes());
+  queued();
+}
+
 void Session::close(RemoveReason reason, const std::string &error) {
   if (phase_ == Phase::kClosed) return;
   const Phase was = phase_;
@@ -418,6 +427,8 @@ void Session::join(const std::string &name) {
     eos_msg->type = wire::MessageType::kEos;
     eos_msg->bytes = wire::encode_eos(version_);
     deliver(eos_msg);
+  } else if (!joined.gop.empty()) {
+    deliver_cached_gop(joined.gop);  // starts on a keyframe now: nothing to ask upstream
   } else if (joined.has_delta) {
     queue_.keyframe_asked();
     stream_->request_keyframe(info_.id);

@@ -122,6 +122,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void start();                         // starts the handshake (kAccepted -> kAwaitingHello)
   void drain();                         // delivers what enqueue() collected
   void deliver(const MessagePtr &msg);  // one stream message, through the queue policy
+  // A joiner's cached GOP (sync-method latest-keyframe), queued whole: see ClientQueue::offer_burst.
+  void deliver_cached_gop(const std::vector<MessagePtr> &gop);
   void close(RemoveReason reason, const std::string &error);
   // Server stopping: an admitted client gets ERROR(shutting down) after the
   // message being written, if any; stop() closes whoever has not taken it

@@ -52,13 +52,15 @@ std::string caps_summary(const std::string &caps) {
   return out;
 }
 
-Stream::Stream(asio::io_context &io, std::string name,
-               std::chrono::nanoseconds keyframe_request_interval, ServerCallbacks callbacks)
-    : name_(std::move(name)),
-      keyframe_interval_(keyframe_request_interval),
+Stream::Stream(asio::io_context &io, const ServerConfig &config, ServerCallbacks callbacks)
+    : name_(config.stream_name),
+      keyframe_interval_(config.keyframe_request_interval),
+      sync_method_(config.sync_method),
       callbacks_(std::move(callbacks)),
       keyframe_strand_(asio::make_strand(io)),
-      keyframe_timer_(keyframe_strand_) {}
+      keyframe_timer_(keyframe_strand_) {
+  state_.lock()->gop = GopCache(config.gop_cache_bytes_max);
+}
 
 void Stream::publish_caps(const std::string &caps) {
   auto v1 = std::make_shared<Message>();
@@ -73,6 +75,7 @@ void Stream::publish_caps(const std::string &caps) {
     st.caps = v1;
     st.caps_v2 = v2;
     st.eos = false;
+    st.gop.reset();  // its buffers need the old caps
   });
 }
 
@@ -107,12 +110,28 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   auto v2 = make(wire::Version::kV2);
   TF_LOGV(kComp, "stream \"%s\": publish buffer #%" PRIu64 " (%zu bytes%s)", name_.c_str(),
           meta.sequence, size, delta ? ", delta" : "");
+  std::string cache_note;
   post_to_all(v1, v2, [&](State &st) {
     v1->caps = st.caps;  // before any session can see the message
     v2->caps = st.caps_v2;
     if (delta) st.has_delta = true;
     st.eos = false;
+    cache_note = cache_buffer(st, v1, v2);
   });
+  if (!cache_note.empty()) {
+    TF_DEBUG(kComp, "stream \"%s\": %s", name_.c_str(), cache_note.c_str());
+  }
+}
+
+std::string Stream::cache_buffer(State &st, const MessagePtr &v1, const MessagePtr &v2) {
+  if (sync_method_ != SyncMethod::kLatestKeyframe) return "";
+  const bool had = !st.gop.empty();
+  const GopCache::Added a = st.gop.add(v1, v2);
+  if (a != GopCache::Added::kOverBound) return "";
+  // Said once per GOP: the following delta units are kIgnored.
+  return std::string(had ? "GOP cache" : "keyframe") + " over gop-cache-bytes-max (" +
+         std::to_string(st.gop.max_bytes()) +
+         " bytes): no GOP cached until the next keyframe; joiners wait for it meanwhile";
 }
 
 void Stream::publish_eos() {
@@ -122,7 +141,10 @@ void Stream::publish_eos() {
   auto v2 = std::make_shared<Message>();
   v2->type = wire::MessageType::kEos;
   v2->bytes = wire::encode_eos(wire::Version::kV2);
-  post_to_all(v1, v2, [](State &st) { st.eos = true; });
+  post_to_all(v1, v2, [](State &st) {
+    st.eos = true;
+    st.gop.reset();
+  });
 }
 
 template <typename Update>
@@ -151,6 +173,10 @@ Stream::Joined Stream::subscribe(const std::shared_ptr<Session> &s, wire::Versio
   j.caps = version == wire::Version::kV2 ? st->caps_v2 : st->caps;
   j.at_eos = st->eos;
   j.has_delta = st->has_delta;
+  // Copies of the shared pointers, under the lock that orders this join
+  // against publish: the cache ends just before the first buffer the
+  // subscriber gets live.
+  if (!j.at_eos) j.gop = st->gop.messages(version);
   return j;
 }
 

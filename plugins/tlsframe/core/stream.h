@@ -4,7 +4,9 @@
 // reach the upstream encoder), its counters and its sink's callbacks. Each
 // message is serialized once per connection version (v1 and v2 differ in
 // the header's version byte only; a buffer's data is shared by both).
-// Several streams share one Hub (core/hub.h), found there by name.
+// At SyncMethod::kLatestKeyframe it keeps a GOP cache (core/gop_cache.h) that
+// joiners get first. Several streams share one Hub (core/hub.h), found there
+// by name.
 //
 // Threads: publish_*() on the publishing thread only (never concurrently);
 // subscribe(), unsubscribe() and request_keyframe() on session strands; the
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "core/gop_cache.h"
 #include "core/guarded.h"
 #include "core/message.h"
 #include "core/server.h"
@@ -54,8 +57,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
  public:
   // callbacks.keyframe_wanted (may be empty) is called on a session strand or
   // the keyframe timer's strand, with no lock of the stream held.
-  Stream(asio::io_context &io, std::string name, std::chrono::nanoseconds keyframe_request_interval,
-         ServerCallbacks callbacks);
+  // From config: stream_name, keyframe_request_interval, sync_method, gop_cache_bytes_max.
+  Stream(asio::io_context &io, const ServerConfig &config, ServerCallbacks callbacks);
 
   const std::string &name() const { return name_; }
   std::chrono::nanoseconds keyframe_interval() const { return keyframe_interval_; }
@@ -75,6 +78,9 @@ class Stream : public std::enable_shared_from_this<Stream> {
     MessagePtr caps;         // the caps in force, in the joiner's version (nullptr: none yet)
     bool at_eos = false;     // EOS published and no buffer since
     bool has_delta = false;  // the stream has delta units: the joiner needs a keyframe
+    // kLatestKeyframe: the cached buffers from the latest keyframe on, in the
+    // joiner's version, to send first (empty: none cached, wait as at kNextKeyframe).
+    std::vector<MessagePtr> gop;
   };
   // A session starts getting what is published from now on (in `version`);
   // what it must get first is returned under the same lock, so nothing
@@ -113,6 +119,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
 
   const std::string name_;
   const std::chrono::nanoseconds keyframe_interval_;
+  const SyncMethod sync_method_;
   StreamCounters counters_;
 
   std::mutex callbacks_lock_;  // protects callbacks_ and detached_
@@ -135,8 +142,12 @@ class Stream : public std::enable_shared_from_this<Stream> {
         keyframe_waiters;  // subscribers whose request waits for the interval's end
     bool keyframe_timer_armed = false;
     bool stopped = false;
+    GopCache gop;  // kLatestKeyframe only (else always empty)
   };
   Guarded<State> state_;
+  // Publishing thread, under the state lock: the GOP cache takes a buffer.
+  // Returns what to log once the lock is released ("" = nothing).
+  std::string cache_buffer(State &st, const MessagePtr &v1, const MessagePtr &v2);
 
   asio::strand<asio::io_context::executor_type> keyframe_strand_;
   asio::steady_timer keyframe_timer_;  // only used on keyframe_strand_

@@ -47,6 +47,14 @@ constexpr guint64 DEFAULT_HELLO_TIMEOUT =
     std::chrono::nanoseconds(tlsframe::kDefaultHelloTimeout).count();
 constexpr guint64 DEFAULT_KEYFRAME_REQUEST_INTERVAL =
     std::chrono::nanoseconds(tlsframe::kDefaultKeyframeRequestInterval).count();
+constexpr GstTlsFrameSinkSyncMethod DEFAULT_SYNC_METHOD =
+    static_cast<GstTlsFrameSinkSyncMethod>(tlsframe::kDefaultSyncMethod);
+constexpr guint64 DEFAULT_GOP_CACHE_BYTES_MAX = tlsframe::kDefaultGopCacheBytesMax;
+
+static_assert(GST_TLS_FRAME_SINK_SYNC_METHOD_NEXT_KEYFRAME ==
+              static_cast<int>(tlsframe::SyncMethod::kNextKeyframe));
+static_assert(GST_TLS_FRAME_SINK_SYNC_METHOD_LATEST_KEYFRAME ==
+              static_cast<int>(tlsframe::SyncMethod::kLatestKeyframe));
 
 enum {
   PROP_0,
@@ -71,6 +79,8 @@ enum {
   PROP_HELLO_TIMEOUT,
   PROP_KEYFRAME_REQUEST_INTERVAL,
   PROP_STREAM_NAME,
+  PROP_SYNC_METHOD,
+  PROP_GOP_CACHE_BYTES_MAX,
   PROP_NUM_CLIENTS,
   PROP_BYTES_SERVED,
   PROP_STATS,
@@ -103,6 +113,8 @@ struct Settings {
   guint max_handshakes_per_address = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS;
   guint64 hello_timeout = DEFAULT_HELLO_TIMEOUT;
   guint64 keyframe_request_interval = DEFAULT_KEYFRAME_REQUEST_INTERVAL;
+  GstTlsFrameSinkSyncMethod sync_method = DEFAULT_SYNC_METHOD;
+  guint64 gop_cache_bytes_max = DEFAULT_GOP_CACHE_BYTES_MAX;
 };
 
 struct Private {
@@ -124,6 +136,22 @@ struct _GstTlsFrameSink {
 };
 
 G_DEFINE_TYPE(GstTlsFrameSink, gst_tls_frame_sink, GST_TYPE_BASE_SINK)
+
+GType gst_tls_frame_sink_sync_method_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_TLS_FRAME_SINK_SYNC_METHOD_NEXT_KEYFRAME,
+       "Serve starting from the next keyframe (asking upstream for one)", "next-keyframe"},
+      {GST_TLS_FRAME_SINK_SYNC_METHOD_LATEST_KEYFRAME,
+       "Serve everything since the latest keyframe (burst), then live", "latest-keyframe"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstTlsFrameSinkSyncMethod", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
 
 static GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -232,6 +260,8 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.max_handshakes_per_address = s.max_handshakes_per_address;
     config.hello_timeout = std::chrono::nanoseconds(s.hello_timeout);
     config.keyframe_request_interval = std::chrono::nanoseconds(s.keyframe_request_interval);
+    config.sync_method = static_cast<tlsframe::SyncMethod>(s.sync_method);
+    config.gop_cache_bytes_max = s.gop_cache_bytes_max;
     config.io_threads =
         s.io_threads ? s.io_threads : std::max(1u, std::thread::hardware_concurrency());
   }
@@ -494,6 +524,12 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_KEYFRAME_REQUEST_INTERVAL:
       s.keyframe_request_interval = g_value_get_uint64(value);
       break;
+    case PROP_SYNC_METHOD:
+      s.sync_method = static_cast<GstTlsFrameSinkSyncMethod>(g_value_get_enum(value));
+      break;
+    case PROP_GOP_CACHE_BYTES_MAX:
+      s.gop_cache_bytes_max = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -629,6 +665,12 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
     case PROP_KEYFRAME_REQUEST_INTERVAL:
       g_value_set_uint64(value, s.keyframe_request_interval);
       break;
+    case PROP_SYNC_METHOD:
+      g_value_set_enum(value, s.sync_method);
+      break;
+    case PROP_GOP_CACHE_BYTES_MAX:
+      g_value_set_uint64(value, s.gop_cache_bytes_max);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -763,6 +805,21 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "requests within it are merged into one at its end, sent only if a client that asked is "
       "still connected (0 = no rate limit)",
       0, G_MAXINT64, DEFAULT_KEYFRAME_REQUEST_INTERVAL, RW);
+  properties[PROP_SYNC_METHOD] = g_param_spec_enum(
+      "sync-method", "Sync method",
+      "Where a new client starts on a stream with delta units (multihandlesink's names): "
+      "next-keyframe waits for the next keyframe and asks upstream for one; latest-keyframe "
+      "sends the buffers from the latest keyframe on at once (kept in a GOP cache bounded by "
+      "gop-cache-bytes-max), then the live stream, and asks for nothing: for sources that cannot "
+      "make a keyframe on demand (files, version 1 relays). Per stream",
+      GST_TYPE_TLS_FRAME_SINK_SYNC_METHOD, DEFAULT_SYNC_METHOD, RW);
+  properties[PROP_GOP_CACHE_BYTES_MAX] = g_param_spec_uint64(
+      "gop-cache-bytes-max", "GOP cache maximum bytes",
+      "sync-method=latest-keyframe: most bytes of buffers kept from the latest keyframe on; a GOP "
+      "that grows past it is dropped until the next keyframe, and clients joining meanwhile wait "
+      "for that keyframe as with next-keyframe (0 = keep none). Shared with the client queues, "
+      "not copied; a joiner's cached GOP is queued on top of buffers-max/bytes-max",
+      0, G_MAXUINT64, DEFAULT_GOP_CACHE_BYTES_MAX, RW);
   properties[PROP_NUM_CLIENTS] =
       g_param_spec_uint("num-clients", "Number of clients",
                         "Clients connected now (TLS handshake completed)", 0, G_MAXUINT, 0, RO);
@@ -820,4 +877,6 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
 
   gst_type_mark_as_plugin_api(GST_TYPE_TLS_FRAME_TLS_VERSION, static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(GST_TYPE_TLS_FRAME_CLIENT_STATUS, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_TLS_FRAME_SINK_SYNC_METHOD,
+                              static_cast<GstPluginAPIFlags>(0));
 }
