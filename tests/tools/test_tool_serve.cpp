@@ -117,10 +117,10 @@ class ColourViewer {
   std::string report() {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::string("frames ") + std::to_string(frames_) + " (keyframes " +
-           std::to_string(keyframes_) + "), now " + colour_name(current_) +
-           " x" + std::to_string(run_) + ", connected " + std::to_string(connected_) +
-           ", disconnected " + std::to_string(disconnected_) + ", caps events " +
-           std::to_string(caps_events_) + ", errors: " + errors_;
+           std::to_string(keyframes_) + "), now " + colour_name(current_) + " x" +
+           std::to_string(run_) + ", connected " + std::to_string(connected_) + ", disconnected " +
+           std::to_string(disconnected_) + ", caps events " + std::to_string(caps_events_) +
+           ", errors: " + errors_;
   }
 
  private:
@@ -254,9 +254,9 @@ TEST_F(ServeStreamsTest, TwoNamedStreamsOnOnePortEachViewerGetsItsOwn) {
   ASSERT_NE(port, 0);
   const std::string p = std::to_string(port);
   for (const std::string name : {"red", "blue"}) {
-    EXPECT_TRUE(server->wait_line("stream " + name + ": viewers run: tlsframe view [^ ]+:" + p +
-                                      "/" + name + " --certs ",
-                                  5s))
+    EXPECT_TRUE(server->wait_line(
+        "stream " + name + ": viewers run: tlsframe view [^ ]+:" + p + "/" + name + " --certs ",
+        5s))
         << server->transcript();
     EXPECT_TRUE(server->wait_line("stream " + name +
                                       ": with GStreamer: gst-launch-1.0 tlsframesrc "
@@ -273,8 +273,8 @@ TEST_F(ServeStreamsTest, TwoNamedStreamsOnOnePortEachViewerGetsItsOwn) {
   EXPECT_EQ(red.connected(), 1) << red.report();
   EXPECT_EQ(blue.connected(), 1) << blue.report();
   // Both on the one port, and --list names both.
-  RunResult list = run_process(cmd({"view", "--list", "127.0.0.1:" + p, "--certs", certs}), 30s,
-                               quiet_env());
+  RunResult list =
+      run_process(cmd({"view", "--list", "127.0.0.1:" + p, "--certs", certs}), 30s, quiet_env());
   EXPECT_EQ(list.status, 0) << list.transcript;
   bool red_listed = false, blue_listed = false;
   for (const auto &l : list.out) {
@@ -282,8 +282,8 @@ TEST_F(ServeStreamsTest, TwoNamedStreamsOnOnePortEachViewerGetsItsOwn) {
     blue_listed |= l.rfind("blue ", 0) == 0 && l.find("image/jpeg 160x120") != std::string::npos;
   }
   EXPECT_TRUE(red_listed && blue_listed) << list.transcript;
-  EXPECT_TRUE(server->wait_line("client [0-9]+ connected from 127\\.0\\.0\\.1:[0-9]+ to stream red",
-                                5s))
+  EXPECT_TRUE(
+      server->wait_line("client [0-9]+ connected from 127\\.0\\.0\\.1:[0-9]+ to stream red", 5s))
       << server->transcript();
 }
 
@@ -334,8 +334,8 @@ TEST_P(SwitchTest, SwitchWhileTwoViewersStayConnected) {
     ASSERT_TRUE(seen_a) << step.command << ": " << a.report() << "\n" << server->transcript();
     ASSERT_TRUE(seen_b) << step.command << ": " << b.report() << "\n" << server->transcript();
     const double ms_a = ms_between(sent, *seen_a), ms_b = ms_between(sent, *seen_b);
-    std::printf("%s (%s): %s seen after %.0f ms and %.0f ms\n", step.command.c_str(),
-                codec.c_str(), colour_name(step.colour), ms_a, ms_b);
+    std::printf("%s (%s): %s seen after %.0f ms and %.0f ms\n", step.command.c_str(), codec.c_str(),
+                colour_name(step.colour), ms_a, ms_b);
     EXPECT_LT(ms_a, 1000) << step.command;
     EXPECT_LT(ms_b, 1000) << step.command;
     EXPECT_TRUE(server->wait_line(step.answer, 5s)) << server->transcript();
@@ -357,8 +357,7 @@ TEST_P(SwitchTest, SwitchWhileTwoViewersStayConnected) {
 
   // A bad command is an error line; end of input stops the commands, not the server.
   ASSERT_TRUE(server->write_stdin("switch cam 7\n"));
-  EXPECT_TRUE(server->wait_line("error: stream cam has no source '7'", 5s))
-      << server->transcript();
+  EXPECT_TRUE(server->wait_line("error: stream cam has no source '7'", 5s)) << server->transcript();
   server->close_stdin();
   const uint64_t frames = a.frames();
   EXPECT_TRUE(a.wait_frames_after(frames + 30, Clock::now() + 10s)) << a.report();
@@ -396,14 +395,13 @@ TEST_F(ServeStreamsTest, RelayAllRelaysEveryStreamOnOnePort) {
 // Command-line errors: usage errors (status 2) before anything starts.
 TEST_F(ServeStreamsTest, StreamOptionErrors) {
   std::string certs = make_certs();
-  RunResult both = run_process(
-      cmd({"serve", "--certs", certs, "--source", "test", "--stream", "a=test", "--print-pipeline"}),
-      30s, quiet_env());
+  RunResult both = run_process(cmd({"serve", "--certs", certs, "--source", "test", "--stream",
+                                    "a=test", "--print-pipeline"}),
+                               30s, quiet_env());
   EXPECT_EQ(both.status, 2) << both.transcript;
   EXPECT_NE(both.transcript.find("--source and --stream"), std::string::npos) << both.transcript;
-  RunResult no_eq =
-      run_process(cmd({"serve", "--certs", certs, "--stream", "cam", "--print-pipeline"}), 30s,
-                  quiet_env());
+  RunResult no_eq = run_process(
+      cmd({"serve", "--certs", certs, "--stream", "cam", "--print-pipeline"}), 30s, quiet_env());
   EXPECT_EQ(no_eq.status, 2) << no_eq.transcript;
   EXPECT_NE(no_eq.transcript.find("NAME=SOURCE"), std::string::npos) << no_eq.transcript;
   RunResult relay_name = run_process(

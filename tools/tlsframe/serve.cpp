@@ -104,8 +104,9 @@ int cmd_serve(int argc, char **argv) {
   // names ("source", "sink") that --pipeline templates and --print-pipeline users know.
   const bool several = !stream_options.empty();
   if (several && !source_spec.empty()) {
-    error("--source and --stream do not go together: give each stream its source with "
-          "--stream NAME=SOURCE");
+    error(
+        "--source and --stream do not go together: give each stream its source with "
+        "--stream NAME=SOURCE");
     return kExitUsage;
   }
   std::vector<StreamSpec> specs = {{"", {source_spec.empty() ? "auto" : source_spec}}};
@@ -120,8 +121,11 @@ int cmd_serve(int argc, char **argv) {
   // must not touch devices: auto prints the test pattern choice as well.
   std::vector<Planned> plan;
   for (size_t i = 0; i < specs.size(); ++i) {
-    Planned ps{specs[i].name, several ? sink_element(i) : "sink",
-               specs[i].sources.size() > 1 ? selector_element(i) : "", specs[i].sources, {}};
+    Planned ps{specs[i].name,
+               several ? sink_element(i) : "sink",
+               specs[i].sources.size() > 1 ? selector_element(i) : "",
+               specs[i].sources,
+               {}};
     for (size_t k = 0; k < ps.labels.size(); ++k) {
       const std::string &spec = ps.labels[k];
       auto source = choose_source(run.print && spec == "auto" ? "test" : spec,
@@ -149,11 +153,15 @@ int cmd_serve(int argc, char **argv) {
   }
 
   std::map<std::string, std::string> vars = {
-      {"WIDTH", std::to_string(w)},   {"HEIGHT", std::to_string(h)},
+      {"WIDTH", std::to_string(w)},
+      {"HEIGHT", std::to_string(h)},
       {"FRAMERATE", std::to_string(f) + "/1"},
-      {"QUALITY", std::to_string(q)}, {"BITRATE", std::to_string(br)},
-      {"GOP", std::to_string(g)},     {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
-      {"PORT", std::to_string(p)},    {"MAX_CLIENTS", std::to_string(mc)},
+      {"QUALITY", std::to_string(q)},
+      {"BITRATE", std::to_string(br)},
+      {"GOP", std::to_string(g)},
+      {"TUNE", no_zerolatency ? "" : "tune=zerolatency"},
+      {"PORT", std::to_string(p)},
+      {"MAX_CLIENTS", std::to_string(mc)},
       {"FORMAT", codec == "h264" ? ",format=I420" : ""},
   };
   std::string description;
@@ -169,8 +177,9 @@ int cmd_serve(int argc, char **argv) {
     auto stream_vars = vars;
     stream_vars["SINK"] = ps.sink;
     stream_vars["SHAPE"] =
-        ps.selector.empty() ? ""
-                            : ",pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601";
+        ps.selector.empty()
+            ? ""
+            : ",pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt601";
     std::vector<std::string> inputs;
     for (const auto &src : ps.sources) {
       values.insert(values.end(), src.values.begin(), src.values.end());
@@ -202,7 +211,8 @@ int cmd_serve(int argc, char **argv) {
   Switcher switcher;
   // Element name -> the stream (and source) it belongs to, for error lines.
   std::map<std::string, std::string> owner;
-  for (const auto &ps : plan) {
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const Planned &ps = plan[i];
     GstElement *sink = runner.require(ps.sink.c_str(), "tlsframesink");
     if (!sink) return kExitError;
     served.push_back({sink, ps.name});
@@ -215,9 +225,8 @@ int cmd_serve(int argc, char **argv) {
     for (size_t k = 0; k < ps.sources.size(); ++k) {
       inputs.push_back({ps.labels[k], ps.sources[k].what});
       if (several) {
-        owner[source_element(&ps - plan.data(), k)] =
-            "stream " + stream_label(ps.name) + ", source [" + std::to_string(k) + "] " +
-            ps.labels[k];
+        owner[source_element(i, k)] = "stream " + stream_label(ps.name) + ", source [" +
+                                      std::to_string(k) + "] " + ps.labels[k];
       }
     }
     if (several) owner[ps.sink] = "stream " + stream_label(ps.name);

@@ -128,8 +128,8 @@ void ServerOutput::announce(const ViewerHint &hint) {
     bool wildcard = bind_.empty() || bind_ == "0.0.0.0" || bind_ == "::";
     bool loopback = bind_ == "127.0.0.1" || bind_ == "::1" || bind_ == "localhost";
     // The per-user directory: a viewer here finds ca.pem in its own (the same) directory.
-    std::string here = hint.ca_to_copy.empty() || !(wildcard || loopback) ? addrs.front()
-                                                                            : "localhost";
+    std::string here =
+        hint.ca_to_copy.empty() || !(wildcard || loopback) ? addrs.front() : "localhost";
     // Elsewhere: the first address that is not loopback (the first one when all are).
     std::string remote = addrs.front();
     for (const auto &a : addrs) {

@@ -51,18 +51,16 @@ std::vector<std::string> video_devices() {
   return out;
 }
 
-Source test_source(const std::string &element, const std::string &pattern,
-                   const std::string &why) {
+Source test_source(const std::string &element, const std::string &pattern, const std::string &why) {
   return {"videotestsrc name=" + element + " is-live=true",
           {{element, "pattern", pattern}},
           "test pattern " + pattern + " (videotestsrc)",
           why};
 }
 
-Source device_source(const std::string &element, const std::string &dev,
-                     const std::string &why) {
-  return {"v4l2src name=" + element, {{element, "device", dev}}, "camera " + dev + " (v4l2src)",
-          why};
+Source device_source(const std::string &element, const std::string &dev, const std::string &why) {
+  return {
+      "v4l2src name=" + element, {{element, "device", dev}}, "camera " + dev + " (v4l2src)", why};
 }
 
 }  // namespace

@@ -20,7 +20,6 @@ struct Source {
 // Resolves the --source text; auto tries a one-frame capture from each
 // /dev/video* with v4l2src, then OpenCV camera 0 with cvcamsrc, then falls
 // back to a test pattern. nullopt after an error line (bad syntax, missing element).
-std::optional<Source> choose_source(const std::string &spec,
-                                    const std::string &element = "source");
+std::optional<Source> choose_source(const std::string &spec, const std::string &element = "source");
 
 }  // namespace tlsframe::tool

@@ -25,10 +25,10 @@ std::optional<std::vector<StreamSpec>> parse_stream_options(const std::vector<st
 // Element names in a pipeline of several streams: indexes, never user text, so
 // no stream name can change the pipeline's shape. With one default stream the
 // names stay "sink", "source" and "src" (the single-stream templates' names).
-std::string sink_element(size_t stream);                 // "sink-0"
-std::string src_element(size_t stream);                  // "src-0" (relay)
-std::string selector_element(size_t stream);             // "select-0"
-std::string source_element(size_t stream, size_t index); // "source-0-1"
+std::string sink_element(size_t stream);                  // "sink-0"
+std::string src_element(size_t stream);                   // "src-0" (relay)
+std::string selector_element(size_t stream);              // "select-0"
+std::string source_element(size_t stream, size_t index);  // "source-0-1"
 
 // "HOST:PORT/NAME" (no "/NAME" for the default stream).
 std::string stream_address(const std::string &host_port, const std::string &name);

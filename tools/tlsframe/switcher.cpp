@@ -131,8 +131,9 @@ std::vector<Switcher::Reply> Switcher::switch_command(const std::vector<std::str
     if (s.selector) switchable.push_back(&s);
   }
   if (switchable.empty()) {
-    return {{false, "no stream has several sources to switch between (give --stream NAME=SOURCE "
-                    "more than once for one NAME)"}};
+    return {{false,
+             "no stream has several sources to switch between (give --stream NAME=SOURCE "
+             "more than once for one NAME)"}};
   }
   // "switch INDEX|SOURCE" when one stream can switch and the rest names one of its sources.
   if (switchable.size() == 1) {
@@ -145,8 +146,8 @@ std::vector<Switcher::Reply> Switcher::switch_command(const std::vector<std::str
     std::string which = after_words(line, 2);
     long i = find_input(*s, which);
     if (i < 0) {
-      return {{false, "stream " + stream_label(name) + " has no source '" + which +
-                          "': " + line_for(*s)}};
+      return {{false,
+               "stream " + stream_label(name) + " has no source '" + which + "': " + line_for(*s)}};
     }
     return {switch_to(*s, static_cast<size_t>(i))};
   }
@@ -157,8 +158,10 @@ std::vector<Switcher::Reply> Switcher::switch_command(const std::vector<std::str
   }
   std::string names;
   for (auto *s : switchable) names += (names.empty() ? "" : ", ") + stream_label(s->name);
-  return {{false, "no stream '" + name + "' to switch (" + usage + "; streams with several "
-                      "sources: " + names + ")"}};
+  return {{false, "no stream '" + name + "' to switch (" + usage +
+                      "; streams with several "
+                      "sources: " +
+                      names + ")"}};
 }
 
 std::vector<Switcher::Reply> Switcher::command(const std::string &line) {
@@ -171,8 +174,9 @@ std::vector<Switcher::Reply> Switcher::command(const std::string &line) {
     return replies;
   }
   if (words[0] == "help" && words.size() == 1) {
-    replies.push_back({true, "commands: switch [NAME] INDEX|SOURCE (NAME may be left out when "
-                             "one stream has several sources), list, help"});
+    replies.push_back({true,
+                       "commands: switch [NAME] INDEX|SOURCE (NAME may be left out when "
+                       "one stream has several sources), list, help"});
     std::string ex = example();
     if (!ex.empty()) replies.push_back({true, "for example: " + ex});
     return replies;
