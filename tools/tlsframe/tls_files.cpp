@@ -2,6 +2,8 @@
 
 #include <glib.h>
 
+#include "core/tls_context.h"
+
 namespace tlsframe::tool {
 
 namespace {
@@ -45,6 +47,9 @@ void TlsOptions::declare(Options &opts, bool server_side, bool client_side) {
   if (client_side) {
     opts.value("client", &client, "NAME",
                "Present DIR/client-NAME.pem and .key (servers with --mtls)");
+    opts.value("fingerprint", &fingerprint, "FP",
+               "Trust the server by its certificate's SHA-256 fingerprint, as serve prints it "
+               "(no CA file needed; with --ca both must hold)");
   }
 }
 
@@ -73,7 +78,17 @@ bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyVa
 bool src_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out) {
   std::string ca = o.ca.empty() ? o.dir + "/ca.pem" : o.ca;
   if (!o.ca.empty() && !check_file(ca, "CA certificate")) return false;
-  if (file_readable(ca)) {
+  if (!o.fingerprint.empty()) {
+    auto pin = tls::normalize_fingerprint(o.fingerprint);
+    if (!pin) {
+      error(pin.error().message);
+      return false;
+    }
+    out->push_back({element, "server-fingerprint", *pin});
+  }
+  if (!o.fingerprint.empty() && o.ca.empty()) {
+    info("trusting the server by its certificate fingerprint (no CA file, name not checked)");
+  } else if (file_readable(ca)) {
     out->push_back({element, "ca-file", ca});
   } else {
     // Not silent: a viewer that expected DIR/ca.pem learns why a private CA is not trusted.

@@ -18,6 +18,7 @@ struct TlsOptions {
   std::string cert, key, ca;             // --cert, --key, --ca (override dir)
   std::string client;                    // --client NAME: DIR/client-NAME.pem/.key (view, relay)
   bool mtls = false;                     // --mtls (serve, relay): require client certificates
+  std::string fingerprint;               // --fingerprint FP (view, relay): pinned server certificate
   void declare(Options &opts, bool server_side, bool client_side);
 };
 
@@ -31,7 +32,8 @@ bool sink_tls_values(const TlsOptions &o, const std::string &element, PropertyVa
                      bool check_files = true);
 // Client side (view, relay upstream): CA (DIR/ca.pem if present, else the
 // system store) and the optional client certificate, as properties of the tlsframesrc
-// named `element`. False after one error line.
+// named `element`. With --fingerprint the pin is the trust: only an explicit --ca
+// is added (then both must hold), DIR/ca.pem is not. False after one error line.
 bool src_tls_values(const TlsOptions &o, const std::string &element, PropertyValues *out);
 // The server certificate file serve would use (for its fingerprint).
 std::string server_cert_path(const TlsOptions &o);

@@ -30,7 +30,8 @@ constexpr const char *kSummary =
     "tlsframe://HOST[:PORT][/NAME] works too. --list prints the server's streams.\n\n"
     "Trust: DIR/ca.pem, where DIR is --certs or the per-user directory\n"
     "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs (where serve makes its CA on this machine);\n"
-    "the system CAs when that file is absent.";
+    "the system CAs when that file is absent; or, with --fingerprint FP, the server's\n"
+    "certificate fingerprint as serve prints it (no CA file needed).";
 constexpr const char *kDescription =
     "In the OpenCV window, q or Esc quits. Ctrl-C stops and finishes the recording.";
 
@@ -168,7 +169,8 @@ int cmd_view(int argc, char **argv) {
         about = ", protocol 2, stream " + std::string(stream && *stream ? stream : "(default)");
         if (server && *server) about += ", server " + std::string(server);
       }
-      info(std::string("connected to ") + (addr ? addr : where) + " (TLS verified)" + about);
+      info(std::string("connected to ") + (addr ? addr : where) +
+           (tls.fingerprint.empty() ? " (TLS verified)" : " (TLS, pinned certificate)") + about);
     } else if (gst_structure_has_name(s, "tlsframesrc-disconnected")) {
       status.finish();
       const gchar *reason = gst_structure_get_string(s, "reason");

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "cli.h"
 #include "core/receiver.h"
@@ -284,7 +285,10 @@ std::string client_error_hint(GstMessage *msg) {
   gst_message_parse_error(msg, &err, nullptr);
   std::string hint;
   if (err && err->domain == GST_RESOURCE_ERROR) {
-    if (err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED) {
+    if (err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED && err->message &&
+        strstr(err->message, "pinned fingerprint")) {
+      hint = "compare --fingerprint with the one tlsframe serve prints at start";
+    } else if (err->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED) {
       hint =
           "check --certs/--ca: it must hold the CA that signed the server's certificate, "
           "whose names must include the host you dial (else --server-name); a server with "
