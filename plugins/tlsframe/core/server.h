@@ -102,7 +102,7 @@ struct ServerConfig {
 enum class RemoveReason {
   kClosed = 0,         // the client closed the connection
   kError = 1,          // read/write/TLS error
-  kTimeout = 2,        // no progress for client_timeout
+  kTimeout = 2,        // no progress for client_timeout, or the peer vanished (no TCP ACK)
   kProtocol = 3,       // the client sent application data (clients only listen)
   kServerStopped = 4,  // the server stopped
   kEos = 5,            // end of stream delivered, connection closed

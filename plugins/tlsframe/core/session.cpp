@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstring>
 
+#include "core/keepalive.h"
 #include "core/log.h"
 #include "core/stream.h"
 
@@ -117,6 +118,7 @@ void Session::start() {
   if (phase_ != Phase::kAccepted) return;  // stop() got here first
   enter(Phase::kAwaitingHello);
   accepted_at_ = std::chrono::steady_clock::now();
+  enable_dead_peer_detection();
   const auto &cfg = config_;
   const bool hello_first =
       cfg.hello_timeout.count() > 0 &&
@@ -141,6 +143,30 @@ void Session::arm_handshake_timer(std::chrono::nanoseconds after, const char *wh
       self->fail_handshake(Error{Error::Kind::kTimeout, what, ""});
     }
   });
+}
+
+void Session::enable_dead_peer_detection() {
+  const KeepaliveSettings k = keepalive_for_timeout(config_.client_timeout);
+  if (!k.enabled) return;
+  const std::error_code ec = apply_keepalive(socket_.native_handle(), k);
+  if (ec) {
+    TF_DEBUG(kComp, "client %" PRIu64 " %s: no dead-peer detection: %s", info_.id,
+             info_.address.c_str(), ec.message().c_str());
+  }
+}
+
+bool Session::close_if_peer_vanished(std::error_code ec) {
+  // The kernel aborts with ETIMEDOUT, or with the last ICMP or neighbour
+  // error it saw meanwhile (a peer gone from the local network: no route).
+  const bool vanished = ec == asio::error::timed_out || ec == asio::error::host_unreachable ||
+                        ec == asio::error::network_unreachable;
+  if (!vanished || closed()) return false;
+  const std::string why = "the peer stopped answering: no TCP acknowledgement within the "
+                          "timeout (" + ec.message() + ")";
+  TF_WARNING(kComp, "client %" PRIu64 " %s: %s; dropping it", info_.id, info_.address.c_str(),
+             why.c_str());
+  close(RemoveReason::kTimeout, why);
+  return true;
 }
 
 void Session::on_hello_started() {
@@ -501,6 +527,7 @@ void Session::on_read(std::error_code ec, size_t n) {
       if (closed()) return;
     }
   }
+  if (close_if_peer_vanished(ec)) return;
   Error e = tls_.describe(ec);
   bool clean = e.kind == Error::Kind::kClosed;
   const bool last = queue_.writing() && (queue_.front()->type == wire::MessageType::kEos ||
@@ -702,6 +729,7 @@ void Session::flush_records() {
     if (self->closed()) return;
     self->wire_.clear();
     if (ec) {
+      if (self->close_if_peer_vanished(ec)) return;
       Error e = self->tls_.describe(ec);
       bool clean = e.kind == Error::Kind::kClosed;
       self->close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);
@@ -718,6 +746,7 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
   // back (idle clients stay small).
   tls_.recycle(wire_, queue_.size() <= 1);
   if (ec) {
+    if (close_if_peer_vanished(ec)) return;
     Error e = tls_.describe(ec);
     bool clean = e.kind == Error::Kind::kClosed;
     close(clean ? RemoveReason::kClosed : RemoveReason::kError, clean ? "" : e.message);

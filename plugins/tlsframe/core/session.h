@@ -58,6 +58,7 @@ struct SessionConfig {
   std::chrono::nanoseconds handshake_timeout{0};  // from the accept; 0 = none
   std::chrono::nanoseconds hello_timeout{0};      // until the first byte; 0 = none
   std::chrono::nanoseconds client_timeout{0};     // no write progress this long drops; 0 = never
+                                                   // (also the dead-peer detection's, keepalive.h)
   QueueLimits queue;
   uint32_t max_clients = 0;  // only for the refusal's log line
 };
@@ -147,6 +148,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // (Re)arms the handshake deadline `after` from now; the wait it replaces ends aborted.
   void arm_handshake_timer(std::chrono::nanoseconds after, const char *what);
+  // TCP keepalive and TCP_USER_TIMEOUT from config_.client_timeout
+  // (core/keepalive.h), so a peer gone without a FIN fails the pending read
+  // with ETIMEDOUT about that long after its last packet.
+  void enable_dead_peer_detection();
+  // A socket error that says the peer stopped acknowledging (keepalive or
+  // TCP_USER_TIMEOUT gave up: ETIMEDOUT, EHOSTUNREACH, ENETUNREACH): closes
+  // with kTimeout and returns true.
+  bool close_if_peer_vanished(std::error_code ec);
   // The first bytes of the ClientHello arrived: from now on only the
   // handshake timeout (counted from the accept) applies.
   void on_hello_started();

@@ -26,6 +26,10 @@
  * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem ! h264parse ! avdec_h264 ! videoconvert ! autovideosink
  * ]| H.264; a client that joins gets a keyframe the sink asks the encoder for.
  * |[
+ * gst-launch-1.0 filesrc location=clip.mp4 ! qtdemux ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! tlsframesink sync-method=latest-keyframe cert-file=server.pem key-file=server.key
+ * ]| A source that cannot make a keyframe on demand: a joiner starts at once on
+ * the cached GOP (from the latest keyframe on, at most gop-cache-bytes-max).
+ * |[
  * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink cert-file=server.pem key-file=server.key ca-file=ca.pem require-client-cert=true
  * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem cert-file=client.pem key-file=client.key ! jpegdec ! videoconvert ! autovideosink
  * ]| Mutual TLS: the server serves only clients with a certificate signed by ca.pem.
@@ -81,17 +85,19 @@
  */
 constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "TLS server that sends every buffer it receives, with the stream's caps, to any\n"
-    "number of tlsframesrc clients. Each buffer is encoded once and shared; each client\n"
-    "has its own queue (buffers-max, bytes-max) and a slow one skips to the next\n"
-    "keyframe on its own connection only, asking upstream for one on a delta-unit\n"
-    "stream, as a joining client does. TLS 1.3 by default (min-tls-version);\n"
-    "cert-file and key-file are required and reload for new clients when set while\n"
-    "running. ca-file with require-client-cert=true: mutual TLS. port=0 picks a free\n"
-    "port (current-port). stream-name names the stream for protocol version 2\n"
-    "clients (empty: the default stream, the one version 1 clients get); sinks in\n"
-    "one process on the same host and fixed port share one listener, each with its\n"
-    "own name, and must agree on the listener settings (certificates, timeouts,\n"
-    "limits, io-threads). Signals come from the element's signal thread.\n"
+    "number of tlsframesrc clients. Each buffer is encoded once and shared; each\n"
+    "client has its own queue (buffers-max, bytes-max) and a slow one skips to the\n"
+    "next keyframe on its own connection only, asking upstream for one on a\n"
+    "delta-unit stream, as a joining client does; with sync-method=latest-keyframe a\n"
+    "joiner gets the cached GOP at once instead (for sources that cannot make\n"
+    "keyframes on demand). TLS 1.3 by default (min-tls-version); cert-file and\n"
+    "key-file are required and reload for new clients when set while running. ca-file\n"
+    "with require-client-cert=true: mutual TLS. port=0 picks a free port\n"
+    "(current-port). stream-name names the stream for protocol version 2 clients\n"
+    "(empty: the default stream, the one version 1 clients get); sinks in one process\n"
+    "on the same host and fixed port share one listener, each with its own name, and\n"
+    "must agree on the listener settings (certificates, timeouts, limits,\n"
+    "io-threads). Signals come from the element's signal thread.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc !\n"
@@ -102,9 +108,7 @@ constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink\n"
     "    stream-name=cam1 cert-file=server.pem key-file=server.key\n"
     "    videotestsrc is-live=true pattern=ball ! jpegenc ! tlsframesink\n"
-    "    stream-name=cam2 cert-file=server.pem key-file=server.key\n"
-    "Mutual TLS: add ca-file=ca.pem require-client-cert=true to the sink and\n"
-    "  cert-file=client.pem key-file=client.key to tlsframesrc.";
+    "    stream-name=cam2 cert-file=server.pem key-file=server.key";
 
 constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "Live TLS client for tlsframesink: outputs the server's buffers with the\n"

@@ -759,7 +759,9 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       g_param_spec_uint64("timeout", "Timeout",
                           "Nanoseconds a write to a client may make no progress (no byte taken) "
                           "before the client is dropped: bounds what a client that stops reading "
-                          "holds (0 = no limit)",
+                          "holds. Also how soon a client whose host vanished without closing the "
+                          "connection is dropped, on a silent stream too (TCP keepalive and "
+                          "TCP_USER_TIMEOUT) (0 = no limit)",
                           0, G_MAXINT64, DEFAULT_TIMEOUT, RW);
   properties[PROP_BUFFERS_MAX] = g_param_spec_uint(
       "buffers-max", "Maximum queued buffers",
