@@ -68,9 +68,9 @@ class SrcPinTest : public ::testing::Test {
 
   // A client with extra tlsframesrc properties (no ca-file unless props has one).
   std::unique_ptr<Pipeline> start_client(int port, const std::string &props) {
-    auto p = std::make_unique<Pipeline>("tlsframesrc name=src host=127.0.0.1 port=" +
-                                        std::to_string(port) + " " + props +
-                                        " ! appsink name=out sync=false");
+    auto p = std::make_unique<Pipeline>(
+        "tlsframesrc name=src host=127.0.0.1 port=" + std::to_string(port) + " " + props +
+        " ! appsink name=out sync=false");
     gst_element_set_state(p->get(), GST_STATE_PLAYING);
     return p;
   }
@@ -125,8 +125,8 @@ TEST_F(SrcPinTest, PinIsCaseInsensitiveWithColonsOptional) {
   auto server = start_server(pki_.server_cert(), pki_.server_key());
   int port = tlsframe::test::current_port(server->element("sink"));
   ASSERT_GT(port, 0);
-  auto client =
-      start_client(port, "server-fingerprint=" + without_colons_lower(fingerprint_of(pki_.server_cert())));
+  auto client = start_client(
+      port, "server-fingerprint=" + without_colons_lower(fingerprint_of(pki_.server_cert())));
   EXPECT_TRUE(receives(*client, 5));
 }
 
@@ -157,7 +157,8 @@ TEST_F(SrcPinTest, WrongPinFailsNamingBothFingerprintsAndIsNotRetried) {
   const std::string got = fingerprint_of(pki_.server_cert());
   ASSERT_NE(wrong, got);
   // reconnect=true: a certificate error must still be final.
-  auto client = start_client(port, "reconnect=true server-fingerprint=" + without_colons_lower(wrong));
+  auto client =
+      start_client(port, "reconnect=true server-fingerprint=" + without_colons_lower(wrong));
   ErrorInfo e = wait_error(*client);
   ASSERT_TRUE(e.seen);
   EXPECT_EQ(e.domain, GST_RESOURCE_ERROR);

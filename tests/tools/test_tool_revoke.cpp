@@ -51,7 +51,8 @@ class RevokeTest : public ToolTest {
   void SetUp() override {
     ToolTest::SetUp();
     certs_ = make_certs();  // client alice
-    RunResult bob = run_process(cmd({"certs", "--out", certs_, "--client", "bob"}), 30s, quiet_env());
+    RunResult bob =
+        run_process(cmd({"certs", "--out", certs_, "--client", "bob"}), 30s, quiet_env());
     ASSERT_EQ(bob.status, 0) << bob.transcript;
   }
   RunResult revoke(const std::vector<std::string> &extra) {
@@ -105,8 +106,7 @@ TEST_F(RevokeTest, SecondRevokeKeepsTheFirstAndRepeatChangesOnlyTheDates) {
   // Again: nothing added, both still listed, the CRL re-signed (number 3).
   RunResult again = revoke({"alice"});
   ASSERT_EQ(again.status, 0) << again.transcript;
-  EXPECT_NE(again.transcript.find("was already revoked on"), std::string::npos)
-      << again.transcript;
+  EXPECT_NE(again.transcript.find("was already revoked on"), std::string::npos) << again.transcript;
   text = crl_text(certs_ + "/crl.pem");
   EXPECT_EQ(count_of(text, "SERIAL NUMBER:"), 2u) << text;
   EXPECT_NE(again.transcript.find("CRL number 3"), std::string::npos) << again.transcript;
@@ -124,9 +124,8 @@ TEST_F(RevokeTest, RefusesUnknownNamesForeignCertificatesAndMixedRuns) {
   EXPECT_NE(foreign.transcript.find("was not signed by the CA"), std::string::npos)
       << foreign.transcript;
 
-  RunResult mixed =
-      run_process(cmd({"certs", "--out", certs_, "--revoke", "alice", "--client", "dave"}), 30s,
-                  quiet_env());
+  RunResult mixed = run_process(
+      cmd({"certs", "--out", certs_, "--revoke", "alice", "--client", "dave"}), 30s, quiet_env());
   EXPECT_NE(mixed.status, 0) << mixed.transcript;
   // Nothing of the refused runs reached the directory.
   std::ifstream crl(certs_ + "/crl.pem");

@@ -350,8 +350,8 @@ int verify_with_crl(const std::string &cert_pem, const std::string &ca_pem,
     return -1;
   }
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
-  bool ok = X509_STORE_add_cert(store.get(), ca.get()) == 1 &&
-            X509_STORE_add_crl(store.get(), crl) == 1;
+  bool ok =
+      X509_STORE_add_cert(store.get(), ca.get()) == 1 && X509_STORE_add_crl(store.get(), crl) == 1;
   X509_CRL_free(crl);
   if (!ok) return -1;
   X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);

@@ -116,8 +116,8 @@ int revoke(const std::string &dir, const std::vector<std::string> &names, long c
   for (const std::string &name : names) {
     const std::string file = revoke_target(dir, name);
     if (!file_readable(file)) {
-      error("no certificate " + file + " to revoke (NAME is the --client NAME it was made "
-            "with, or a certificate file)");
+      error("no certificate " + file +
+            " to revoke (NAME is the --client NAME it was made with, or a certificate file)");
       return kExitError;
     }
     const std::string pem = read_file(file);
@@ -154,8 +154,8 @@ int revoke(const std::string &dir, const std::vector<std::string> &names, long c
     return kExitError;
   }
   info("wrote " + crl_path + ": " + std::to_string(spec.revoked.size()) +
-       " revoked certificate(s), CRL number " + std::to_string(spec.crl_number) +
-       ", signed by " + ca_pem + ", next update " + utc_text(now + spec.next_update_offset_s) +
+       " revoked certificate(s), CRL number " + std::to_string(spec.crl_number) + ", signed by " +
+       ca_pem + ", next update " + utc_text(now + spec.next_update_offset_s) +
        " (re-sign before then: certs --revoke again)");
   return kExitOk;
 }

@@ -18,7 +18,7 @@ struct TlsOptions {
   std::string cert, key, ca;             // --cert, --key, --ca (override dir)
   std::string client;                    // --client NAME: DIR/client-NAME.pem/.key (view, relay)
   bool mtls = false;                     // --mtls (serve, relay): require client certificates
-  std::string fingerprint;               // --fingerprint FP (view, relay): pinned server certificate
+  std::string fingerprint;  // --fingerprint FP (view, relay): pinned server certificate
   void declare(Options &opts, bool server_side, bool client_side);
 };
 

@@ -46,10 +46,10 @@ struct RevokedCert {
 };
 
 struct CrlSpec {
-  std::vector<RevokedCert> revoked;          // in any order; duplicates are refused
-  int64_t this_update_offset_s = 0;          // thisUpdate relative to now
+  std::vector<RevokedCert> revoked;           // in any order; duplicates are refused
+  int64_t this_update_offset_s = 0;           // thisUpdate relative to now
   int64_t next_update_offset_s = 30 * 86400;  // nextUpdate relative to now (negative: expired)
-  uint64_t crl_number = 1;                   // the crlNumber extension; grows with each issue
+  uint64_t crl_number = 1;                    // the crlNumber extension; grows with each issue
 };
 
 // A CRL in its contents, as read_crl() returns it.

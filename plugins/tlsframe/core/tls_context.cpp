@@ -243,7 +243,8 @@ struct Pin {
   bool with_chain = false;            // ca_file set too: the usual verification must also pass
 };
 
-void free_pin(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {  // NOLINT(google-runtime-int)
+// NOLINTNEXTLINE(google-runtime-int): OpenSSL's CRYPTO_EX_free signature
+void free_pin(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
   delete static_cast<Pin *>(ptr);
 }
 
@@ -351,7 +352,8 @@ std::optional<Error> pin_mismatch(SSL *ssl) {
   if (!ssl || SSL_get_verify_result(ssl) != X509_V_ERR_APPLICATION_VERIFICATION) {
     return std::nullopt;
   }
-  const auto *pin = static_cast<const Pin *>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), pin_index()));
+  const auto *pin =
+      static_cast<const Pin *>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), pin_index()));
   if (!pin) return std::nullopt;
   // A failed verification leaves no peer certificate, but the chain the
   // server sent (leaf first, on the client side) is kept.
