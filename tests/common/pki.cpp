@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -164,6 +167,72 @@ Pki::Pki() {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
+}
+
+namespace {
+
+std::string read_text(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+certgen::Issued read_ca(const Pki &pki) {
+  return certgen::Issued{read_text(pki.ca()), read_text(pki.path("ca.key"))};
+}
+
+}  // namespace
+
+std::string Pki::read(const std::string &path) {
+  return read_text(path);
+}
+
+bool Pki::issue_client(const std::string &stem, const std::string &cn,
+                       const std::vector<std::string> &dns_names) {
+  CertSpec spec = named_spec(cn, Usage::kClient);
+  spec.dns_names = dns_names;
+  Result<Issued> issued = certgen::issue(spec, read_ca(*this));
+  if (!issued) {
+    ADD_FAILURE() << "Pki::issue_client(" << stem << "): " << error_text(issued.error());
+    return false;
+  }
+  for (const File &f : {File{stem + ".pem", issued->cert_pem, false},
+                        File{stem + ".key", issued->key_pem, true}}) {
+    Status st = certgen::write_file(path(f.name), f.text, f.private_key, /*overwrite=*/true);
+    if (!st) {
+      ADD_FAILURE() << "Pki::issue_client: " << error_text(st.error());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Pki::write_crl(const std::string &name, const std::vector<std::string> &revoked,
+                    int64_t next_update_offset_s) {
+  certgen::CrlSpec spec;
+  spec.next_update_offset_s = next_update_offset_s;
+  if (next_update_offset_s < 0) spec.this_update_offset_s = next_update_offset_s - kDay;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (const std::string &cert_file : revoked) {
+    Result<std::string> serial = certgen::serial_hex(read_text(cert_file));
+    if (!serial) {
+      ADD_FAILURE() << "Pki::write_crl: " << cert_file << ": " << error_text(serial.error());
+      return false;
+    }
+    spec.revoked.push_back({*serial, now - 60});
+  }
+  Result<std::string> crl = certgen::make_crl(spec, read_ca(*this));
+  if (!crl) {
+    ADD_FAILURE() << "Pki::write_crl: " << error_text(crl.error());
+    return false;
+  }
+  Status st = certgen::write_file(path(name), *crl, false, /*overwrite=*/true);
+  if (!st) {
+    ADD_FAILURE() << "Pki::write_crl: " << error_text(st.error());
+    return false;
+  }
+  return true;
 }
 
 Pki::~Pki() {

@@ -4,7 +4,9 @@
 // fresh temporary directory removed when the Pki is destroyed.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tlsframe::test {
 
@@ -65,6 +67,21 @@ class Pki {
     return path("chained-server-leaf.pem");
   }  // the same leaf without its intermediate (an incomplete chain)
   std::string chained_server_key() const { return path("chained-server.key"); }
+
+  // The whole text of a file ("" when it cannot be read).
+  static std::string read(const std::string &path);
+
+  // Made on demand (authorization tests), all issued by ca():
+  // a client certificate <stem>.pem / <stem>.key with subject CN `cn` and
+  // subjectAltName DNS `dns_names`. False (and ADD_FAILURE) on error.
+  bool issue_client(const std::string &stem, const std::string &cn,
+                    const std::vector<std::string> &dns_names = {});
+  // A CRL signed by ca() revoking the certificates in the PEM files
+  // `revoked` (empty: a CRL revoking nothing), written to path(name)
+  // (replacing it). next_update_offset_s: its nextUpdate from now
+  // (negative: already past). False (and ADD_FAILURE) on error.
+  bool write_crl(const std::string &name, const std::vector<std::string> &revoked,
+                 int64_t next_update_offset_s = 30 * 86400);
 
  private:
   std::string dir_;

@@ -754,6 +754,30 @@ TEST(WireV2WorkedExample, NoSuchStreamErrorHasTheDocumentedBytes) {
   EXPECT_EQ(encode_error(ErrorCode::kNoSuchStream, reason, Version::kV2), expected);
 }
 
+// docs/PROTOCOL.md section 8.11.
+TEST(WireV2WorkedExample, ForbiddenAndRevokedErrorsHaveTheDocumentedBytes) {
+  EXPECT_EQ(static_cast<int>(ErrorCode::kForbidden), 6);
+  EXPECT_EQ(static_cast<int>(ErrorCode::kRevoked), 7);
+  const std::string forbidden = forbidden_reason("cam1");
+  ASSERT_EQ(forbidden.size(), 50u);
+  EXPECT_EQ(forbidden_reason(""), "forbidden: this client may not watch the default stream");
+  Bytes expected = {0x54, 0x4C, 0x53, 0x46, 0x02, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x34,
+                    0x00, 0x06};
+  const std::string text = "forbidden: this client may not watch stream \"cam1\"";
+  expected.insert(expected.end(), text.begin(), text.end());
+  EXPECT_EQ(encode_error(ErrorCode::kForbidden, forbidden, Version::kV2), expected);
+
+  const Bytes revoked = {0x54, 0x4C, 0x53, 0x46, 0x02, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00,
+                         0x15, 0x00, 0x07, 0x63, 0x65, 0x72, 0x74, 0x69, 0x66, 0x69, 0x63,
+                         0x61, 0x74, 0x65, 0x20, 0x72, 0x65, 0x76, 0x6F, 0x6B, 0x65, 0x64};
+  EXPECT_EQ(encode_error(ErrorCode::kRevoked, kRevokedReason, Version::kV2), revoked);
+  // Decoded back by a version 2 client: code and text unchanged.
+  Exact in(revoked);
+  const MessageView v = DecodeWhole(Protocol::kV2Client, in);
+  EXPECT_EQ(v.error_code, 7);
+  EXPECT_EQ(v.error_text, kRevokedReason);
+}
+
 TEST(WireV2WorkedExample, AlpnNameInTheClientHelloHasTheDocumentedBytes) {
   EXPECT_EQ(Bytes(std::begin(kAlpnOfferV2), std::end(kAlpnOfferV2)),
             (Bytes{0x0A, 0x74, 0x6C, 0x73, 0x66, 0x72, 0x61, 0x6D, 0x65, 0x2F, 0x32}));

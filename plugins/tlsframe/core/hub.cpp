@@ -31,6 +31,7 @@ std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig 
   if (a.tls.key_file != b.tls.key_file) return "key-file";
   if (a.tls.ca_file != b.tls.ca_file) return "ca-file";
   if (a.tls.require_client_cert != b.tls.require_client_cert) return "require-client-cert";
+  if (a.tls.crl_file != b.tls.crl_file) return "crl-file";
   if (a.tls.min_version != b.tls.min_version) return "min-tls-version";
   if (a.handshake_timeout != b.handshake_timeout) return "handshake-timeout";
   if (std::max(1u, a.io_threads) != std::max(1u, b.io_threads)) return "io-threads";
@@ -159,9 +160,24 @@ Status Hub::start() {
 }
 
 void Hub::set_context(tls::ContextPtr ctx, const tls::ServerTlsConfig &tls) {
-  listener_->set_context(std::move(ctx));
-  auto hubs = shared_hubs().lock();  // config_ is read under it by acquire()
-  config_.tls = tls;
+  listener_->set_context(ctx);
+  {
+    auto hubs = shared_hubs().lock();  // config_ is read under it by acquire()
+    config_.tls = tls;
+  }
+  if (!tls.crl_file.empty()) check_revocations(ctx);
+}
+
+void Hub::check_revocations(const tls::ContextPtr &ctx) {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    auto reg = registry_.lock();
+    for (auto &kv : reg->sessions) all.push_back(kv.second);
+  }
+  TF_DEBUG(kComp, "CRL reloaded: checking %zu connections", all.size());
+  for (auto &s : all) {
+    asio::post(s->executor(), [s, ctx] { s->check_revocation(ctx); });
+  }
 }
 
 bool Hub::wait(std::chrono::milliseconds timeout, const std::function<bool()> &pred) {
@@ -232,6 +248,8 @@ void Hub::on_ready(const std::shared_ptr<Session> &s) {
 void Hub::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                     const std::string &error) {
   const bool added = s->added();  // reported as added, so reported as removed
+  // Refused by authorization: never added, but reported removed (status forbidden).
+  const bool refused = reason == RemoveReason::kForbidden;
   const std::shared_ptr<Stream> stream = s->stream();
   {
     auto reg = registry_.lock();
@@ -242,7 +260,7 @@ void Hub::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason r
   if (holds_client_slot(was)) listener_->release_client();
   if (stream) stream->unsubscribe(s->info().id);
   registry_changed_.notify_all();
-  if (added && stream) {
+  if ((added || refused) && stream) {
     TF_INFO(kComp, "client %" PRIu64 " %s: removed (%s%s%s)", s->info().id,
             s->info().address.c_str(), remove_reason_name(reason), error.empty() ? "" : ": ",
             error.c_str());

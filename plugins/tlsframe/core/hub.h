@@ -79,11 +79,16 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                  const std::string &error) override;
   void on_handshake_failed(const Session &s, const Error &e) override;
+  tls::ContextPtr current_context() override { return listener_->context(); }
+  std::weak_ptr<void> lifetime() override { return weak_from_this(); }
 
  private:
   Status start();  // binds, listens, starts the threads
   void stop();     // closes every connection and the listener, joins the threads
   void close_sessions(const std::vector<std::shared_ptr<Session>> &sessions);
+  // After a reload with CRLs: every session checks its client certificate
+  // against ctx (on its strand); the revoked ones leave.
+  void check_revocations(const tls::ContextPtr &ctx);
   void on_accepted(asio::ip::tcp::socket socket, std::string address, std::string source);
 
   ServerConfig config_;  // as the first stream's server gave it (clamped); TLS files follow reloads

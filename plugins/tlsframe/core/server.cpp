@@ -32,6 +32,10 @@ const char *remove_reason_name(RemoveReason r) {
       return "server-stopped";
     case RemoveReason::kEos:
       return "eos";
+    case RemoveReason::kForbidden:
+      return "forbidden";
+    case RemoveReason::kRevoked:
+      return "revoked";
   }
   return "unknown";
 }
@@ -45,6 +49,24 @@ const char *sync_method_name(SyncMethod m) {
   }
   return "unknown";
 }
+
+namespace {
+
+// authorized-clients: every rule parses, and a certificate is required to
+// match one (else every client without one would simply be refused).
+Status check_authorization_settings(const ServerConfig &config) {
+  auto rules = authz::parse_rules(config.authorized_clients);
+  if (!rules) return rules.error();
+  if (!config.authorized_clients.empty() && !config.tls.require_client_cert) {
+    return Error{Error::Kind::kSettings,
+                 "authorized-clients needs require-client-cert=true (and ca-file): the rules "
+                 "match client certificates",
+                 ""};
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 struct Server::Impl {
   std::shared_ptr<Hub> hub;        // the listener, shared with the other streams on its port
@@ -72,6 +94,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig &config,
                      "starting with '.')",
                  ""};
   }
+  if (Status st = check_authorization_settings(config); !st) return st.error();
   auto acquired = Hub::acquire(config, std::move(callbacks));
   if (!acquired) return acquired.error();
   auto impl = std::make_shared<Impl>();

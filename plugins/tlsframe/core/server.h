@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/authorization.h"
 #include "core/message.h"
 #include "core/result.h"
 #include "core/tls_context.h"
@@ -46,6 +47,9 @@ inline constexpr std::chrono::seconds kDefaultHelloTimeout{3};
 // Keyframe requests for joiners: at most one per interval; one asked within
 // the interval is sent at its end if a client that asked is still connected.
 inline constexpr std::chrono::seconds kDefaultKeyframeRequestInterval{1};
+// A client revoked while connected is closed this long after the reload at
+// the latest, even if it does not read its ERROR REVOKED.
+inline constexpr std::chrono::milliseconds kRevokedCloseWithin{500};
 // Bound of the GOP cache (sync_method kLatestKeyframe): a 10 s GOP up to
 // about 13 Mbit/s. Only a stream at kLatestKeyframe keeps one, and its
 // buffers are shared with the client queues, not copied.
@@ -96,6 +100,11 @@ struct ServerConfig {
   // kNextKeyframe). Over the bound the cache is dropped until the next keyframe.
   SyncMethod sync_method = kDefaultSyncMethod;
   uint64_t gop_cache_bytes_max = kDefaultGopCacheBytesMax;
+  // Who may watch this stream (authz::parse_rule forms: "CN=...", "DNS:...",
+  // "URI:...", "email:...", "sha256:..."); empty = any client the CA accepts.
+  // Checked once the client named its stream. Non-empty needs
+  // tls.require_client_cert. Per stream.
+  std::vector<std::string> authorized_clients;
 };
 
 // Why a client went away (values shared with the element's enum).
@@ -106,6 +115,8 @@ enum class RemoveReason {
   kProtocol = 3,       // the client sent application data (clients only listen)
   kServerStopped = 4,  // the server stopped
   kEos = 5,            // end of stream delivered, connection closed
+  kForbidden = 6,      // refused by authorized-clients or accept_client (ERROR FORBIDDEN)
+  kRevoked = 7,        // its certificate was revoked by a reloaded CRL (ERROR REVOKED)
 };
 const char *remove_reason_name(RemoveReason r);
 
@@ -139,6 +150,17 @@ struct ServerStats {
   uint64_t frames_dropped = 0;     // sum over clients of skipped buffers
 };
 
+// What accept_client is asked about: a client that completed its handshake,
+// named its stream and passed authorized_clients.
+struct AcceptRequest {
+  uint64_t id = 0;          // the client's id (as in ClientInfo)
+  std::string address;      // "ip:port" or "[ipv6]:port"
+  std::string stream_name;  // the stream it asked for ("" = the default stream)
+  authz::Identity identity;  // its certificate (identity.present == false: none)
+};
+// The answer to an AcceptRequest: true accepts. Call it once, from any thread.
+using AcceptDecision = std::function<void(bool accept)>;
+
 // Called on an I/O thread with no server lock held.
 struct ServerCallbacks {
   std::function<void(const ClientInfo &)> client_added;
@@ -148,6 +170,12 @@ struct ServerCallbacks {
   // ServerConfig::keyframe_request_interval.
   std::function<void()> keyframe_wanted;
   std::function<void(const std::string &address, const Error &)> handshake_failed;
+  // The application's decision on a client (may be empty). Must not block:
+  // returns false when there is nobody to ask (the client is accepted at
+  // once), true when `decide` will be called with the answer. Until then the
+  // client waits (Phase::kAuthorizing) and no thread waits for it; no answer
+  // within handshake_timeout refuses it (ERROR FORBIDDEN).
+  std::function<bool(const AcceptRequest &, AcceptDecision decide)> accept_client;
 };
 
 class Server {
@@ -181,9 +209,11 @@ class Server {
   // Closes every connection of this stream; the last server of a listener
   // also closes it and joins the I/O threads. Idempotent.
   void stop();
-  // New certificate, key and client CAs for handshakes that start from now on
-  // (on every stream of the listener); connected clients keep their sessions.
-  // On error the current context stays.
+  // New certificate, key, client CAs and CRLs for handshakes that start from
+  // now on (on every stream of the listener); connected clients keep their
+  // sessions, except those whose certificate the new CRLs revoke: they get
+  // ERROR REVOKED and are closed (within kRevokedCloseWithin). On error the
+  // current context stays.
   Status reload_tls(const tls::ServerTlsConfig &tls);
 
   size_t num_clients() const;

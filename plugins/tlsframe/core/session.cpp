@@ -36,6 +36,8 @@ const char *phase_name(Phase p) {
       return "refusing";
     case Phase::kSelecting:
       return "selecting";
+    case Phase::kAuthorizing:
+      return "authorizing";
     case Phase::kStreaming:
       return "streaming";
     case Phase::kLeaving:
@@ -51,7 +53,8 @@ bool holds_handshake_slot(Phase p) {
 }
 
 bool holds_client_slot(Phase p) {
-  return p == Phase::kSelecting || p == Phase::kStreaming || p == Phase::kLeaving;
+  return p == Phase::kSelecting || p == Phase::kAuthorizing || p == Phase::kStreaming ||
+         p == Phase::kLeaving;
 }
 
 Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters *counters,
@@ -66,7 +69,8 @@ Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters 
       tls_(ctx),
       select_timer_(socket_.get_executor()),
       queue_(config.queue),
-      reader_(wire::Protocol::kV2Server, wire::kMaxClientPayload, wire::kMaxClientPayload) {
+      reader_(wire::Protocol::kV2Server, wire::kMaxClientPayload, wire::kMaxClientPayload),
+      ctx_(ctx) {
   info_.id = id;
   info_.address = std::move(address);
 }
@@ -254,11 +258,14 @@ void Session::enter(Phase next) {
     case Phase::kSelecting:
       ok = from == Phase::kAwaitingHello || from == Phase::kHandshaking;
       break;
-    case Phase::kStreaming:
+    case Phase::kAuthorizing:
       ok = from == Phase::kSelecting;
       break;
+    case Phase::kStreaming:
+      ok = from == Phase::kSelecting || from == Phase::kAuthorizing;
+      break;
     case Phase::kLeaving:
-      ok = from == Phase::kStreaming || from == Phase::kSelecting;
+      ok = from == Phase::kStreaming || from == Phase::kSelecting || from == Phase::kAuthorizing;
       break;
     case Phase::kClosed:
       ok = from != Phase::kClosed;
@@ -279,7 +286,8 @@ void Session::enter(Phase next) {
 
 void Session::shutdown() {
   if (phase_ == Phase::kClosed || phase_ == Phase::kRefusing || phase_ == Phase::kLeaving) return;
-  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) {
+  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting &&
+      phase_ != Phase::kAuthorizing) {
     close(RemoveReason::kServerStopped, "");
     return;
   }
@@ -384,6 +392,7 @@ void Session::on_handshake(std::error_code ec) {
     return;
   }
   enter(Phase::kSelecting);
+  if (revoked_since_handshake_began()) return;
   on_admitted();
   // The client's first message may have come with its last handshake flight:
   // it is already in the record layer, not in the socket.
@@ -416,6 +425,7 @@ void Session::on_admitted() {
 }
 
 void Session::join(const std::string &name) {
+  if (!authorized_for(name)) return;  // refused, or the application decides (kAuthorizing)
   std::vector<std::string> names;
   std::shared_ptr<Stream> stream = host_->find_stream(name, &names);
   Stream::Joined joined;
@@ -459,6 +469,135 @@ void Session::join(const std::string &name) {
     queue_.keyframe_asked();
     stream_->request_keyframe(info_.id);
   }
+}
+
+// Authorization: authorized-clients (the stream's rules), then the
+// application (accept_client), once the stream is known. The application is
+// asked without any thread waiting: the session waits in kAuthorizing and
+// the answer is posted to its strand; the handshake timeout, counted from
+// the request, bounds the wait.
+bool Session::authorized_for(const std::string &name) {
+  std::shared_ptr<Stream> stream = host_->find_stream(name, nullptr);
+  if (!stream) return true;  // join() answers NO_SUCH_STREAM
+  if (stream == authorized_) return true;
+  const std::string shown = stream->name().empty() ? "the default stream"
+                                                   : "stream \"" + stream->name() + "\"";
+  if (phase_ == Phase::kAuthorizing) {
+    // The stream was replaced (its sink restarted) while the application decided.
+    refuse_forbidden(stream, "forbidden: " + shown + " changed while it was being authorized");
+    return false;
+  }
+  const authz::Identity &id = identity();
+  if (!stream->authorizes(id)) {
+    TF_WARNING(kComp, "client %" PRIu64 " %s (%s): not in authorized-clients of %s; refusing it",
+               info_.id, info_.address.c_str(), id.present ? id.subject.c_str() : "no certificate",
+               shown.c_str());
+    refuse_forbidden(stream, wire::forbidden_reason(stream->name()));
+    return false;
+  }
+  AcceptRequest request;
+  request.id = info_.id;
+  request.address = info_.address;
+  request.stream_name = stream->name();
+  request.identity = id;
+  const uint64_t token = ++decision_token_;
+  std::weak_ptr<Session> weak = shared_from_this();
+  std::weak_ptr<void> lifetime = host_->lifetime();
+  AcceptDecision decide = [weak, lifetime, token](bool accept) {
+    // The server's lifetime first: the session (if this is the last
+    // reference) then dies while its I/O context still exists.
+    std::shared_ptr<void> server = lifetime.lock();
+    if (!server) return;
+    std::shared_ptr<Session> s = weak.lock();
+    if (!s) return;
+    asio::post(s->executor(), [weak, token, accept] {
+      if (auto self = weak.lock()) self->on_accept_decision(token, accept);
+    });
+  };
+  if (!stream->ask_accept(request, std::move(decide))) {
+    authorized_ = stream;  // nobody to ask: accepted
+    return true;
+  }
+  enter(Phase::kAuthorizing);
+  authorizing_ = stream;
+  requested_name_ = name;
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: asking the application about it", info_.id,
+           info_.address.c_str());
+  const auto limit = config_.handshake_timeout;
+  if (limit.count() <= 0) {
+    select_timer_.cancel();  // no limit: the application's answer alone ends the wait
+    return false;
+  }
+  auto self = shared_from_this();
+  select_timer_.expires_after(limit);
+  select_timer_.async_wait([self, token](std::error_code ec) {
+    if (ec || self->phase_ != Phase::kAuthorizing || self->decision_token_ != token) return;
+    TF_WARNING(kComp, "client %" PRIu64 " %s: no accept-client answer within the handshake "
+               "timeout; refusing it",
+               self->info_.id, self->info_.address.c_str());
+    self->refuse_forbidden(self->authorizing_,
+                           "forbidden: no authorization decision within the handshake timeout");
+  });
+  return false;
+}
+
+const authz::Identity &Session::identity() {
+  if (!identity_) {
+    SSL *ssl = tls_.native_handle();
+    identity_ = authz::identity_of(ssl ? SSL_get0_peer_certificate(ssl) : nullptr);
+  }
+  return *identity_;
+}
+
+void Session::refuse_forbidden(const std::shared_ptr<Stream> &stream, const std::string &why) {
+  // Not subscribed and never added: stream_ only names the stream its
+  // client-removed (status forbidden) is reported to.
+  stream_ = stream;
+  authorizing_.reset();
+  send_final(wire::ErrorCode::kForbidden, why, RemoveReason::kForbidden);
+}
+
+void Session::on_accept_decision(uint64_t token, bool accept) {
+  if (phase_ != Phase::kAuthorizing || token != decision_token_) return;  // too late, or closed
+  select_timer_.cancel();
+  if (!accept) {
+    TF_INFO(kComp, "client %" PRIu64 " %s: refused by the application (accept-client)", info_.id,
+            info_.address.c_str());
+    refuse_forbidden(authorizing_, "forbidden: the server's application refused this client");
+    return;
+  }
+  authorized_ = std::move(authorizing_);
+  authorizing_.reset();
+  join(requested_name_);
+}
+
+bool Session::revoked_since_handshake_began() {
+  const tls::ContextPtr now = host_->current_context();
+  if (!now || now == ctx_) return false;
+  if (!tls::peer_revoked(tls_.native_handle(), now->native_handle())) return false;
+  TF_WARNING(kComp, "client %" PRIu64 " %s (%s): certificate revoked by the CRL loaded during its "
+             "handshake; refusing it",
+             info_.id, info_.address.c_str(), info_.subject.c_str());
+  send_final(wire::ErrorCode::kRevoked, wire::kRevokedReason, RemoveReason::kRevoked);
+  return true;
+}
+
+void Session::check_revocation(const tls::ContextPtr &ctx) {
+  const bool past_handshake = phase_ == Phase::kSelecting || phase_ == Phase::kAuthorizing ||
+                              phase_ == Phase::kStreaming;
+  if (!past_handshake || !ctx) return;  // handshakes in progress: checked as they complete
+  if (!tls::peer_revoked(tls_.native_handle(), ctx->native_handle())) return;
+  TF_WARNING(kComp, "client %" PRIu64 " %s (%s): certificate revoked by the reloaded CRL; "
+             "dropping it",
+             info_.id, info_.address.c_str(), info_.subject.c_str());
+  set_last_error("certificate revoked");
+  send_final(wire::ErrorCode::kRevoked, wire::kRevokedReason, RemoveReason::kRevoked);
+  // A client that does not read its ERROR is closed anyway, soon.
+  auto self = shared_from_this();
+  select_timer_.expires_after(kRevokedCloseWithin);
+  select_timer_.async_wait([self](std::error_code ec) {
+    if (!ec && !self->closed()) self->close(RemoveReason::kRevoked, wire::kRevokedReason);
+  });
 }
 
 void Session::send_control(const MessagePtr &msg) {
@@ -543,7 +682,10 @@ void Session::on_read(std::error_code ec, size_t n) {
 }
 
 void Session::on_plaintext(const uint8_t *data, size_t size) {
-  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) return;  // leaving: ignored
+  if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting &&
+      phase_ != Phase::kAuthorizing) {
+    return;  // leaving: ignored
+  }
   if (client_messages_ == ClientMessages::kNone) {
     // Version 1 clients only listen: their first byte is the violation.
     TF_WARNING(kComp, "client %" PRIu64 " %s sent %zu bytes of application data; dropping it",
@@ -569,7 +711,10 @@ void Session::on_plaintext(const uint8_t *data, size_t size) {
       return;
     }
     if (r.status == wire::DecodeStatus::kMessage) on_client_message(*reader_.take());
-    if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting) return;
+    if (phase_ != Phase::kStreaming && phase_ != Phase::kSelecting &&
+        phase_ != Phase::kAuthorizing) {
+      return;
+    }
   }
 }
 
@@ -623,7 +768,8 @@ void Session::on_client_message(const std::vector<uint8_t> &message) {
 void Session::protocol_error(const std::string &why) {
   TF_WARNING(kComp, "client %" PRIu64 " %s: %s; dropping it", info_.id, info_.address.c_str(),
              why.c_str());
-  if (phase_ == Phase::kStreaming || phase_ == Phase::kSelecting) {
+  if (phase_ == Phase::kStreaming || phase_ == Phase::kSelecting ||
+      phase_ == Phase::kAuthorizing) {
     send_final(wire::ErrorCode::kProtocol, "protocol error: " + why, RemoveReason::kProtocol);
     return;
   }
@@ -632,7 +778,8 @@ void Session::protocol_error(const std::string &why) {
 
 void Session::send_final(wire::ErrorCode code, const std::string &text, RemoveReason reason) {
   // No more stream messages; an admitted client stays counted until it closes.
-  const bool admitted = phase_ == Phase::kStreaming || phase_ == Phase::kSelecting;
+  const bool admitted = phase_ == Phase::kStreaming || phase_ == Phase::kSelecting ||
+                        phase_ == Phase::kAuthorizing;
   enter(admitted ? Phase::kLeaving : Phase::kRefusing);
   select_timer_.cancel();
   final_reason_ = reason;

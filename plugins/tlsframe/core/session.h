@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/authorization.h"
 #include "core/client_queue.h"
 #include "core/guarded.h"
 #include "core/message.h"
@@ -33,8 +34,9 @@ namespace tlsframe {
 // A session's lifecycle. Session::enter() is the one place that changes it
 // and refuses a transition not listed there.
 //
-//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kSelecting ─► kStreaming ─► kLeaving
-//                                                │        └──────────────────────► kLeaving
+//   kAccepted ─► kAwaitingHello ─► kHandshaking ─┬─► kSelecting ─┬─────────────────► kStreaming ─► kLeaving
+//                                                │              └─► kAuthorizing ─┴──────────────► kLeaving
+//                                                │    (kSelecting and kAuthorizing may also go to kLeaving)
 //                                                └─► kRefusing
 //   any ─► kClosed
 enum class Phase {
@@ -45,6 +47,9 @@ enum class Phase {
   kSelecting,      // admitted; choosing its stream: a v2 client's HELLO is awaited (LIST_STREAMS
                    // answered meanwhile; handshake timeout from the accept); a v1 client passes
                    // through at once to the default stream
+  kAuthorizing,    // admitted, its stream chosen and authorized-clients passed: the
+                   // application's accept-client answer is awaited (no thread waits; the
+                   // answer is posted to the strand; handshake timeout from the request)
   kStreaming,      // joined its stream and reported added: gets the stream
   kLeaving,        // admitted; the ERROR goodbye is queued (refusal, protocol error, stopping)
   kClosed,         // socket closed, reported to the server
@@ -93,6 +98,11 @@ class SessionHost {
   virtual void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                          const std::string &error) = 0;
   virtual void on_handshake_failed(const Session &s, const Error &e) = 0;
+  // The TLS context new handshakes use now (reloads replace it).
+  virtual tls::ContextPtr current_context() = 0;
+  // Held while a callback from another thread posts to a session: keeps the
+  // I/O context alive meanwhile (nullptr once the server is gone).
+  virtual std::weak_ptr<void> lifetime() = 0;
 
  protected:
   ~SessionHost() = default;
@@ -132,6 +142,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void shutdown();
 
   ClientStats stats() const;  // any thread
+
+  // The listener's TLS context was replaced (ctx, with new CRLs): a client
+  // past its handshake whose certificate ctx revokes gets ERROR REVOKED and
+  // is closed within kRevokedCloseWithin. Others are untouched.
+  void check_revocation(const tls::ContextPtr &ctx);
 
  private:
   // Buffers an inbox holds before dropping: well above the session's own
@@ -187,6 +202,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // joiner gets first (WELCOME for v2, the caps); ERROR NO_SUCH_STREAM if
   // there is none.
   void join(const std::string &name);
+  // Authorization of a client that named stream `name`: true when it may
+  // join now (or there is no such stream: join() answers that). False when
+  // it was refused (ERROR FORBIDDEN), or the application is asked
+  // (kAuthorizing; its answer comes through on_accept_decision()).
+  bool authorized_for(const std::string &name);
+  // The identity of the client's certificate (read once, on the strand).
+  const authz::Identity &identity();
+  // ERROR FORBIDDEN (reported as removed from `stream`, which it never joined), then close.
+  void refuse_forbidden(const std::shared_ptr<Stream> &stream, const std::string &why);
+  // The application's answer to request `token` (posted to the strand).
+  void on_accept_decision(uint64_t token, bool accept);
+  // The handshake used a context that was replaced since: true (and ERROR
+  // REVOKED sent) when the current one revokes the client's certificate.
+  bool revoked_since_handshake_began();
+
   // A message for this session alone (WELCOME, STREAM_LIST), queued in order.
   void send_control(const MessagePtr &msg);
 
@@ -251,6 +281,14 @@ class Session : public std::enable_shared_from_this<Session> {
   ClientMessages client_messages_ = ClientMessages::kNone;
   wire::MessageReader reader_;       // client messages, as a v2 server reads them
   std::deque<MessagePtr> draining_;  // the batch drain() is delivering
+
+  // Authorization (strand only):
+  const tls::ContextPtr ctx_;                // the TLS context this session was made from
+  std::optional<authz::Identity> identity_;  // its certificate's identity, once read
+  std::shared_ptr<Stream> authorized_;       // the stream it may join (authorization passed)
+  std::shared_ptr<Stream> authorizing_;      // kAuthorizing: the stream the application decides on
+  std::string requested_name_;               // kAuthorizing: the name it asked for
+  uint64_t decision_token_ = 0;              // the accept-client request awaited (later ones win)
 
   // Read by stats() from any thread, written on the strand:
   struct Counters {

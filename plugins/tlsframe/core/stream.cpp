@@ -39,6 +39,11 @@ std::string caps_field(const std::string &caps, const std::string &field) {
   return "";
 }
 
+std::vector<authz::Rule> parsed_rules(const std::vector<std::string> &texts) {
+  auto rules = authz::parse_rules(texts);
+  return rules ? rules.value() : std::vector<authz::Rule>{};
+}
+
 }  // namespace
 
 std::string caps_summary(const std::string &caps) {
@@ -56,6 +61,8 @@ Stream::Stream(asio::io_context &io, const ServerConfig &config, ServerCallbacks
     : name_(config.stream_name),
       keyframe_interval_(config.keyframe_request_interval),
       sync_method_(config.sync_method),
+      rules_(parsed_rules(config.authorized_clients)),
+      deny_all_(!authz::parse_rules(config.authorized_clients).ok()),
       callbacks_(std::move(callbacks)),
       keyframe_strand_(asio::make_strand(io)),
       keyframe_timer_(keyframe_strand_) {
@@ -281,6 +288,12 @@ void Stream::client_added(const ClientInfo &c) {
 void Stream::client_removed(const ClientInfo &c, RemoveReason r, const std::string &error) {
   std::lock_guard<std::mutex> lock(callbacks_lock_);
   if (!detached_ && callbacks_.client_removed) callbacks_.client_removed(c, r, error);
+}
+
+bool Stream::ask_accept(const AcceptRequest &request, AcceptDecision decide) {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (detached_ || !callbacks_.accept_client) return false;
+  return callbacks_.accept_client(request, std::move(decide));
 }
 
 void Stream::handshake_failed(const std::string &address, const Error &e) {

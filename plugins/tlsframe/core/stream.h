@@ -110,6 +110,16 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void client_removed(const ClientInfo &c, RemoveReason r, const std::string &error);
   void handshake_failed(const std::string &address, const Error &e);
 
+  // Authorization (constant after construction; any thread):
+  // authorized-clients holds for id (no rules: everyone).
+  bool authorizes(const authz::Identity &id) const {
+    return !deny_all_ && authz::authorized(rules_, id);
+  }
+  // Asks the sink's accept_client (ServerCallbacks::accept_client) about a
+  // client, with no stream lock held. False: nobody to ask (accepted);
+  // true: decide will be called once.
+  bool ask_accept(const AcceptRequest &request, AcceptDecision decide);
+
  private:
   // Runs update() on the state and snapshots the subscribers under one lock,
   // then hands each the message of its version.
@@ -120,6 +130,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   const std::string name_;
   const std::chrono::nanoseconds keyframe_interval_;
   const SyncMethod sync_method_;
+  const std::vector<authz::Rule> rules_;  // authorized-clients, parsed (checked by Server::start)
+  const bool deny_all_;  // rules that do not parse (refused at start): fail closed should any get here
   StreamCounters counters_;
 
   std::mutex callbacks_lock_;  // protects callbacks_ and detached_

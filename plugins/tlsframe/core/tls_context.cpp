@@ -115,6 +115,73 @@ Status load_trust(SSL_CTX *ctx, const std::string &ca_file, const char *what) {
   return Status::Ok();
 }
 
+// The CRLs of a PEM file, each owned by the caller (X509_CRL_free); an error
+// when the file cannot be read or holds none.
+Result<std::vector<X509_CRL *>> read_crls(const std::string &crl_file) {
+  if (Status s = check_readable("crl-file", crl_file); !s) return s.error();
+  ERR_clear_error();
+  BIO *bio = BIO_new_file(crl_file.c_str(), "r");
+  if (!bio) return settings_error("cannot open crl-file '" + crl_file + "'");
+  std::vector<X509_CRL *> crls;
+  while (X509_CRL *crl = PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr)) {
+    crls.push_back(crl);
+  }
+  BIO_free(bio);
+  // The loop ends on "no start line" at the end of the file: expected once
+  // at least one CRL was read; any other error is a damaged file.
+  const unsigned long last = ERR_peek_last_error();
+  const bool clean_end = ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  if (crls.empty() || !clean_end) {
+    for (X509_CRL *crl : crls) X509_CRL_free(crl);
+    return settings_error("cannot load crl-file '" + crl_file + "' (" +
+                          (crls.empty() ? "no PEM \"X509 CRL\" block in it"
+                                        : "a damaged CRL after the first ones") +
+                          ")");
+  }
+  ERR_clear_error();
+  return crls;
+}
+
+// Client certificates are checked against the CRLs of crl_file (the leaf's
+// issuer must have one there: X509_V_FLAG_CRL_CHECK).
+Status load_crls(SSL_CTX *ctx, const std::string &crl_file) {
+  auto crls = read_crls(crl_file);
+  if (!crls) return crls.error();
+  X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+  Status status;
+  for (X509_CRL *crl : crls.value()) {
+    if (status && X509_STORE_add_crl(store, crl) != 1) {
+      status = settings_error("cannot use a CRL of crl-file '" + crl_file + "'");
+    }
+    X509_CRL_free(crl);  // the store holds its own reference
+  }
+  if (!status) return status;
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  TF_DEBUG(kComp, "%zu CRLs loaded from %s", crls.value().size(), crl_file.c_str());
+  return Status::Ok();
+}
+
+std::string asn1_time_text(const ASN1_TIME *t) {
+  std::string out;
+  BIO *mem = BIO_new(BIO_s_mem());
+  if (mem && t && ASN1_TIME_print(mem, t) == 1) {
+    char *data = nullptr;
+    long n = BIO_get_mem_data(mem, &data);  // NOLINT(google-runtime-int): OpenSSL's type
+    out.assign(data, static_cast<size_t>(n));
+  }
+  BIO_free(mem);
+  return out;
+}
+
+// Verification callback of peer_revoked(): notes a revocation, lets every
+// other problem pass so the check reaches the CRL.
+int note_revocation(int ok, X509_STORE_CTX *sctx) {
+  if (!ok && X509_STORE_CTX_get_error(sctx) == X509_V_ERR_CERT_REVOKED) {
+    *static_cast<bool *>(X509_STORE_CTX_get_app_data(sctx)) = true;
+  }
+  return 1;
+}
+
 bool is_ip_literal(const std::string &name) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
@@ -159,6 +226,44 @@ std::string server_certificate_problem(const std::string &cert_file) {
   return problem;
 }
 
+std::vector<std::string> expired_crls(const std::string &crl_file) {
+  std::vector<std::string> out;
+  auto crls = read_crls(crl_file);
+  if (!crls) return out;
+  for (X509_CRL *crl : crls.value()) {
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    if (next && X509_cmp_current_time(next) < 0) {
+      char *issuer = X509_NAME_oneline(X509_CRL_get_issuer(crl), nullptr, 0);
+      out.push_back(std::string("the CRL of ") + (issuer ? issuer : "?") + " expired on " +
+                    asn1_time_text(next) + " (its next update has passed)");
+      OPENSSL_free(issuer);
+    }
+    X509_CRL_free(crl);
+  }
+  ERR_clear_error();
+  return out;
+}
+
+bool peer_revoked(SSL *ssl, SSL_CTX *ctx) {
+  X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : nullptr;
+  if (!leaf || !ctx) return false;
+  ERR_clear_error();
+  X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+  if (!sctx) return false;
+  bool revoked = false;
+  // On the server side the peer chain holds the intermediates the client sent (not the leaf).
+  if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, SSL_get_peer_cert_chain(ssl)) ==
+      1) {
+    X509_STORE_CTX_set_default(sctx, "ssl_client");
+    X509_STORE_CTX_set_app_data(sctx, &revoked);
+    X509_STORE_CTX_set_verify_cb(sctx, note_revocation);
+    (void)X509_verify_cert(sctx);  // the callback records the one outcome that matters here
+  }
+  X509_STORE_CTX_free(sctx);
+  ERR_clear_error();
+  return revoked;
+}
+
 std::string drain_errors() {
   std::string out;
   unsigned long code;
@@ -200,6 +305,11 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
     return settings_error(
         "require-client-cert needs ca-file: the CAs trusted for client certificates");
   }
+  if (!config.crl_file.empty() && config.ca_file.empty()) {
+    return settings_error(
+        "crl-file needs ca-file: CRLs revoke client certificates, which are only asked for "
+        "with ca-file");
+  }
   if (!config.ca_file.empty()) {
     if (Status s = load_trust(ctx, config.ca_file, "client CA file"); !s) return s.error();
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(config.ca_file.c_str());
@@ -207,6 +317,9 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
     int mode = SSL_VERIFY_PEER;
     if (config.require_client_cert) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, nullptr);
+    if (!config.crl_file.empty()) {
+      if (Status s = load_crls(ctx, config.crl_file); !s) return s.error();
+    }
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
@@ -460,6 +573,11 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
     e.kind = Error::Kind::kVerify;
     e.message = std::string(is_client ? "server" : "client") +
                 " certificate verification failed: " + X509_verify_cert_error_string(verify);
+    if (verify == X509_V_ERR_CRL_HAS_EXPIRED) {
+      e.message += " (crl-file: the CRL's next update has passed; load a current CRL)";
+    } else if (verify == X509_V_ERR_UNABLE_TO_GET_CRL) {
+      e.message += " (crl-file has no CRL from the CA of this certificate)";
+    }
     if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
       e.message += " (the name must be in the certificate's subjectAltName; its subject CN is "
                    "never used)";
@@ -474,6 +592,11 @@ Error describe_failure(SSL *ssl, const std::error_code &ec, bool is_client) {
     case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
       e.kind = Error::Kind::kPeerRefused;
       e.message = "the server requires a client certificate (set cert-file and key-file)";
+      return e;
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+      e.kind = Error::Kind::kPeerRefused;
+      e.message = std::string("the ") + (is_client ? "server" : "client") +
+                  " refused our certificate: it has been revoked (certificate_revoked alert)";
       return e;
     case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "core/result.h"
 
@@ -22,6 +23,9 @@ struct ServerTlsConfig {
   std::string ca_file;               // CAs trusted for client certificates ("" = none)
   bool require_client_cert = false;  // mutual TLS: refuse clients without a valid certificate
   Version min_version = Version::kTls13;
+  // PEM CRLs (one or more) checked for client certificates ("" = none; needs
+  // ca_file). With a CRL, a client whose CA has no CRL in the file is refused.
+  std::string crl_file;
 };
 
 struct ClientTlsConfig {
@@ -70,6 +74,17 @@ std::string peer_subject(SSL *ssl);
 // loads: "expired on ...", "not valid until ...", or not for TLS server use
 // (key usage). "" when none of these applies or the file cannot be read.
 std::string server_certificate_problem(const std::string &cert_file);
+
+// One line per CRL in crl_file whose next update has passed ("the CRL of
+// /CN=... expired on ..."); clients of that CA are refused while it is in
+// force. Empty when none has, or the file cannot be read.
+std::vector<std::string> expired_crls(const std::string &crl_file);
+
+// The peer certificate of ssl (a server connection), checked again now
+// against ctx's trust store and CRLs: true when it is revoked. Only the
+// revocation counts (a certificate that expired since, or whose CA has no
+// CRL, is not "revoked"). False without a peer certificate.
+bool peer_revoked(SSL *ssl, SSL_CTX *ctx);
 
 // Drain OpenSSL's error queue of this thread into "; "-separated text.
 std::string drain_errors();

@@ -72,6 +72,7 @@ class TlsRecord {
   // A failure as the user reads it (the peer's verification result included).
   Error describe(const std::error_code &ec) const;
   std::string peer_subject() const;  // client certificate subject, "" when none
+  SSL *native_handle() const { return ssl_.get(); }  // for peer certificate checks (read only)
 
  private:
   struct SslFree {

@@ -99,7 +99,8 @@ enum class ErrorCode : uint16_t {
   kProtocol = 3,      // the client broke the protocol
   kTimeout = 4,       // the client made no progress
   kNoSuchStream = 5,  // v2: HELLO named a stream the server does not have (text lists those it has)
-  // 6 FORBIDDEN and 7 REVOKED are reserved for authorization (not sent yet).
+  kForbidden = 6,     // the client may not watch this stream (authorized-clients, accept-client)
+  kRevoked = 7,       // the client's certificate was revoked (crl-file reloaded while it watched)
   kRateLimited = 8,  // v2: the client sent messages faster than the server's limit
 };
 

@@ -270,6 +270,13 @@ bool next_stream(const StreamListView &list, size_t &offset, StreamEntry &out) {
   return true;
 }
 
+std::string forbidden_reason(std::string_view stream) {
+  // A valid stream name is at most 64 bytes: this always fits kMaxErrorText.
+  return "forbidden: this client may not watch " +
+         (stream.empty() ? std::string("the default stream")
+                         : "stream \"" + std::string(stream) + "\"");
+}
+
 std::string no_such_stream_reason(std::string_view requested,
                                   const std::vector<std::string> &names) {
   std::string out;

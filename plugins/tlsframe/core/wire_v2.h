@@ -108,6 +108,11 @@ bool next_stream(const StreamListView &list, size_t &offset, StreamEntry &out);
 std::string no_such_stream_reason(std::string_view requested,
                                   const std::vector<std::string> &names);
 
+// The reason texts of ERROR FORBIDDEN and REVOKED (docs/PROTOCOL.md 8.11):
+// they name the stream ("" = the default stream), never the rules.
+std::string forbidden_reason(std::string_view stream);
+inline constexpr const char *kRevokedReason = "certificate revoked";
+
 // ---------------------------------------------------------------------------
 // Payload checks decode() applies (payload = the bytes after the header).
 // Each fills the view's fields for its type when the payload is acceptable.
