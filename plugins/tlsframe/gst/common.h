@@ -31,6 +31,8 @@ typedef enum {
   GST_TLS_FRAME_CLIENT_STATUS_PROTOCOL = 3,
   GST_TLS_FRAME_CLIENT_STATUS_SERVER_STOPPED = 4,
   GST_TLS_FRAME_CLIENT_STATUS_EOS = 5,
+  GST_TLS_FRAME_CLIENT_STATUS_FORBIDDEN = 6,
+  GST_TLS_FRAME_CLIENT_STATUS_REVOKED = 7,
 } GstTlsFrameClientStatus;
 GType gst_tls_frame_client_status_get_type(void);
 #define GST_TYPE_TLS_FRAME_CLIENT_STATUS (gst_tls_frame_client_status_get_type())

@@ -68,6 +68,10 @@ GType gst_tls_frame_client_status_get_type(void) {
       {GST_TLS_FRAME_CLIENT_STATUS_PROTOCOL, "The client broke the protocol", "protocol"},
       {GST_TLS_FRAME_CLIENT_STATUS_SERVER_STOPPED, "The server stopped", "server-stopped"},
       {GST_TLS_FRAME_CLIENT_STATUS_EOS, "End of stream delivered", "eos"},
+      {GST_TLS_FRAME_CLIENT_STATUS_FORBIDDEN,
+       "Not authorized for the stream (authorized-clients or accept-client)", "forbidden"},
+      {GST_TLS_FRAME_CLIENT_STATUS_REVOKED, "Its certificate was revoked (crl-file reloaded)",
+       "revoked"},
       {0, nullptr, nullptr},
   };
   if (g_once_init_enter(&type)) {

@@ -34,6 +34,9 @@
  * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem cert-file=client.pem key-file=client.key ! jpegdec ! videoconvert ! autovideosink
  * ]| Mutual TLS: the server serves only clients with a certificate signed by ca.pem.
  * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink cert-file=server.pem key-file=server.key ca-file=ca.pem require-client-cert=true crl-file=crl.pem authorized-clients="<\"CN=alice\", \"DNS:door.lan\">"
+ * ]| Who may watch: certificates signed by ca.pem, not revoked by crl.pem, naming alice or door.lan.
+ * |[
  * gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue ! tlsframesink port=10000 cert-file=server.pem key-file=server.key
  * ]| A relay: receives a stream and serves it again without decoding it.
  */
@@ -91,13 +94,13 @@ constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "delta-unit stream, as a joining client does; with sync-method=latest-keyframe a\n"
     "joiner gets the cached GOP at once instead (for sources that cannot make\n"
     "keyframes on demand). TLS 1.3 by default (min-tls-version); cert-file and\n"
-    "key-file are required and reload for new clients when set while running. ca-file\n"
-    "with require-client-cert=true: mutual TLS. port=0 picks a free port\n"
-    "(current-port). stream-name names the stream for protocol version 2 clients\n"
-    "(empty: the default stream, the one version 1 clients get); sinks in one process\n"
-    "on the same host and fixed port share one listener, each with its own name, and\n"
-    "must agree on the listener settings (certificates, timeouts, limits,\n"
-    "io-threads). Signals come from the element's signal thread.\n"
+    "key-file are required (reloaded when set while running). ca-file with\n"
+    "require-client-cert=true: mutual TLS; crl-file, authorized-clients (per stream)\n"
+    "and the accept-client signal decide who may watch. port=0 picks a free port\n"
+    "(current-port). stream-name names the stream for version 2 clients (empty: the\n"
+    "default stream, the one version 1 clients get); sinks in one process on one\n"
+    "host and fixed port share one listener (one name each) and must agree on its\n"
+    "settings. Signals come from the element's signal thread.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc !\n"

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/server.h"
 #include "gst/common.h"
@@ -56,6 +57,11 @@ static_assert(GST_TLS_FRAME_SINK_SYNC_METHOD_NEXT_KEYFRAME ==
 static_assert(GST_TLS_FRAME_SINK_SYNC_METHOD_LATEST_KEYFRAME ==
               static_cast<int>(tlsframe::SyncMethod::kLatestKeyframe));
 
+static_assert(GST_TLS_FRAME_CLIENT_STATUS_FORBIDDEN ==
+              static_cast<int>(tlsframe::RemoveReason::kForbidden));
+static_assert(GST_TLS_FRAME_CLIENT_STATUS_REVOKED ==
+              static_cast<int>(tlsframe::RemoveReason::kRevoked));
+
 enum {
   PROP_0,
   PROP_HOST,
@@ -65,6 +71,8 @@ enum {
   PROP_KEY_FILE,
   PROP_CA_FILE,
   PROP_REQUIRE_CLIENT_CERT,
+  PROP_CRL_FILE,
+  PROP_AUTHORIZED_CLIENTS,
   PROP_MIN_TLS_VERSION,
   PROP_MAX_CLIENTS,
   PROP_HANDSHAKE_TIMEOUT,
@@ -87,7 +95,13 @@ enum {
   PROP_LAST
 };
 
-enum { SIGNAL_CLIENT_ADDED, SIGNAL_CLIENT_REMOVED, SIGNAL_GET_STATS, SIGNAL_LAST };
+enum {
+  SIGNAL_CLIENT_ADDED,
+  SIGNAL_CLIENT_REMOVED,
+  SIGNAL_GET_STATS,
+  SIGNAL_ACCEPT_CLIENT,
+  SIGNAL_LAST
+};
 
 GParamSpec *properties[PROP_LAST];
 guint signals[SIGNAL_LAST];
@@ -100,6 +114,8 @@ struct Settings {
   int port = DEFAULT_PORT;
   std::string cert_file, key_file, ca_file;
   bool require_client_cert = DEFAULT_REQUIRE_CLIENT_CERT;
+  std::string crl_file;                         // "" = no CRL
+  std::vector<std::string> authorized_clients;  // empty = any client the CA accepts
   GstTlsFrameTlsVersion min_tls_version = DEFAULT_MIN_TLS_VERSION;
   guint max_clients = DEFAULT_MAX_CLIENTS;
   guint64 handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
@@ -226,6 +242,100 @@ static void warn_if_client_certificates_optional(GstTlsFrameSink *self,
                       ("ca-file '%s'", tls.ca_file.c_str()));
 }
 
+// crl-file holds a CRL past its next update: that CA's clients are refused
+// until a current CRL is loaded. A warning at start and at every reload.
+static void warn_if_crl_expired(GstTlsFrameSink *self, const std::string &crl_file) {
+  if (crl_file.empty()) return;
+  for (const std::string &problem : tlsframe::tls::expired_crls(crl_file)) {
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("crl-file: %s. Clients with certificates from that CA are refused until "
+                         "a current CRL is loaded.",
+                         problem.c_str()),
+                        ("crl-file '%s'", crl_file.c_str()));
+  }
+}
+
+static std::vector<std::string> strings_from_array(const GValue *value) {
+  std::vector<std::string> out;
+  const guint n = gst_value_array_get_size(value);
+  for (guint i = 0; i < n; ++i) {
+    const GValue *v = gst_value_array_get_value(value, i);
+    if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v)) out.emplace_back(g_value_get_string(v));
+  }
+  return out;
+}
+
+static void array_from_strings(GValue *value, const std::vector<std::string> &strings) {
+  for (const std::string &text : strings) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, text.c_str());
+    gst_value_array_append_and_take_value(value, &v);
+  }
+}
+
+static void structure_set_strings(GstStructure *st, const char *field,
+                                  const std::vector<std::string> &strings) {
+  GValue list = G_VALUE_INIT;
+  gst_value_array_init(&list, static_cast<guint>(strings.size()));
+  array_from_strings(&list, strings);
+  gst_structure_take_value(st, field, &list);
+}
+
+// accept-client's info: the fields docs/ELEMENTS.md lists, all present
+// (empty, and not-after NULL, for a client without a certificate).
+static GstStructure *accept_client_info(const tlsframe::AcceptRequest &r) {
+  const tlsframe::authz::Identity &id = r.identity;
+  GstDateTime *not_after =
+      id.present ? gst_date_time_new_from_unix_epoch_utc(id.not_after) : nullptr;
+  GstStructure *st = gst_structure_new(
+      "tlsframesink-client-info", "address", G_TYPE_STRING, r.address.c_str(), "stream-name",
+      G_TYPE_STRING, r.stream_name.c_str(), "subject", G_TYPE_STRING, id.subject.c_str(), "issuer",
+      G_TYPE_STRING, id.issuer.c_str(), "serial", G_TYPE_STRING, id.serial.c_str(), "sha256",
+      G_TYPE_STRING, id.sha256.c_str(), nullptr);
+  structure_set_strings(st, "dns-names", id.dns_names);
+  structure_set_strings(st, "ip-addresses", id.ip_addresses);
+  structure_set_strings(st, "uris", id.uris);
+  structure_set_strings(st, "emails", id.emails);
+  gst_structure_set(st, "not-after", GST_TYPE_DATE_TIME, not_after, nullptr);
+  if (not_after) gst_date_time_unref(not_after);
+  return st;
+}
+
+// Every handler must accept: the first FALSE ends the emission.
+static gboolean accept_accumulator(GSignalInvocationHint *, GValue *return_accu,
+                                   const GValue *handler_return, gpointer) {
+  const gboolean accept = g_value_get_boolean(handler_return);
+  g_value_set_boolean(return_accu, accept);
+  return accept;
+}
+
+// The core's accept_client: called on an I/O thread, it only checks for a
+// handler and hands the emission to the signal thread, whose answer goes
+// back through decide. Nothing waits for it.
+template <typename ElementRef>
+static std::function<bool(const tlsframe::AcceptRequest &, tlsframe::AcceptDecision)>
+accept_client_callback(GstTlsFrameSink *self,
+                       const std::shared_ptr<tlsframe::gst::SignalDispatcher> &dispatcher,
+                       ElementRef element_ref) {
+  return [self, dispatcher, element_ref](const tlsframe::AcceptRequest &request,
+                                         tlsframe::AcceptDecision decide) {
+    if (!g_signal_has_handler_pending(self, signals[SIGNAL_ACCEPT_CLIENT], 0, FALSE)) return false;
+    dispatcher->post([ref = element_ref(), request, decide = std::move(decide)] {
+      GstStructure *info = accept_client_info(request);
+      gboolean accept = FALSE;
+      g_signal_emit(ref.get(), signals[SIGNAL_ACCEPT_CLIENT], 0, (guint64)request.id, info,
+                    &accept);
+      gst_structure_free(info);
+      GST_DEBUG_OBJECT(ref.get(), "accept-client: client %" G_GUINT64_FORMAT " %s %s",
+                       (guint64)request.id, request.address.c_str(),
+                       accept ? "accepted" : "refused");
+      decide(accept != FALSE);
+    });
+    return true;
+  };
+}
+
 static void request_keyframe(GstElement *element, gpointer) {
   auto *self = GST_TLS_FRAME_SINK(element);
   self->priv->keyframe_request_pending = false;
@@ -250,6 +360,8 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.tls.ca_file = s.ca_file;
     config.tls.require_client_cert = s.require_client_cert;
     config.tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
+    config.tls.crl_file = s.crl_file;
+    config.authorized_clients = s.authorized_clients;
     config.max_clients = s.max_clients;
     config.handshake_timeout = std::chrono::nanoseconds(s.handshake_timeout);
     config.client_timeout = std::chrono::nanoseconds(s.timeout);
@@ -305,6 +417,8 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
                     e.detail.c_str());
   };
 
+  cb.accept_client = accept_client_callback(self, dispatcher, element_ref);
+
   auto started = tlsframe::Server::start(config, std::move(cb));
   if (!started) {
     dispatcher->stop();
@@ -322,6 +436,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
                   self->priv->current_port.load());
   warn_if_certificate_refusable(self, config.tls.cert_file);
   warn_if_client_certificates_optional(self, config.tls);
+  warn_if_crl_expired(self, config.tls.crl_file);
   g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_CURRENT_PORT]);
   return TRUE;
 }
@@ -485,6 +600,13 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_REQUIRE_CLIENT_CERT:
       s.require_client_cert = g_value_get_boolean(value);
       break;
+    case PROP_CRL_FILE:
+      s.crl_file = str();
+      break;
+    case PROP_AUTHORIZED_CLIENTS:
+      s.authorized_clients = strings_from_array(value);
+      break;
+      break;
     case PROP_MIN_TLS_VERSION:
       s.min_tls_version = static_cast<GstTlsFrameTlsVersion>(g_value_get_enum(value));
       break;
@@ -552,6 +674,7 @@ static void reload_tls(GstTlsFrameSink *self) {
     tls.ca_file = s.ca_file;
     tls.require_client_cert = s.require_client_cert;
     tls.min_version = tlsframe::gst::to_core_version(s.min_tls_version);
+    tls.crl_file = s.crl_file;
   }
   tlsframe::Status st = server->reload_tls(tls);
   if (!st) {
@@ -565,6 +688,7 @@ static void reload_tls(GstTlsFrameSink *self) {
   GST_INFO_OBJECT(self, "TLS certificate reloaded from %s", tls.cert_file.c_str());
   warn_if_certificate_refusable(self, tls.cert_file);
   warn_if_client_certificates_optional(self, tls);
+  warn_if_crl_expired(self, tls.crl_file);
 }
 
 static void gst_tls_frame_sink_dispatch_properties_changed(GObject *object, guint n_pspecs,
@@ -572,7 +696,8 @@ static void gst_tls_frame_sink_dispatch_properties_changed(GObject *object, guin
   bool tls_changed = false;
   for (guint i = 0; i < n_pspecs; ++i) {
     tls_changed = tls_changed || pspecs[i] == properties[PROP_CERT_FILE] ||
-                  pspecs[i] == properties[PROP_KEY_FILE] || pspecs[i] == properties[PROP_CA_FILE];
+                  pspecs[i] == properties[PROP_KEY_FILE] || pspecs[i] == properties[PROP_CA_FILE] ||
+                  pspecs[i] == properties[PROP_CRL_FILE];
   }
   if (tls_changed) reload_tls(GST_TLS_FRAME_SINK(object));
   G_OBJECT_CLASS(gst_tls_frame_sink_parent_class)
@@ -625,6 +750,13 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_REQUIRE_CLIENT_CERT:
       g_value_set_boolean(value, s.require_client_cert);
+      break;
+    case PROP_CRL_FILE:
+      tlsframe::gst::value_set_string_or_null(value, s.crl_file);
+      break;
+    case PROP_AUTHORIZED_CLIENTS:
+      array_from_strings(value, s.authorized_clients);
+      break;
       break;
     case PROP_MIN_TLS_VERSION:
       g_value_set_enum(value, s.min_tls_version);
@@ -743,6 +875,24 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "require-client-cert", "Require client certificate",
       "Mutual TLS: refuse clients without a certificate signed by a CA in ca-file",
       DEFAULT_REQUIRE_CLIENT_CERT, RW);
+  properties[PROP_CRL_FILE] = g_param_spec_string(
+      "crl-file", "CRL file",
+      "PEM file with certificate revocation lists (one or more) checked for client "
+      "certificates; needs ca-file, and a client whose CA has no CRL in it is refused. A CRL "
+      "past its next update refuses that CA's clients and gives a warning (unset = no "
+      "revocation check; set while running, it applies to new clients, and connected clients "
+      "it revokes get ERROR REVOKED and are closed)",
+      nullptr, RW_TLS);
+  properties[PROP_AUTHORIZED_CLIENTS] = gst_param_spec_array(
+      "authorized-clients", "Authorized clients",
+      "Client certificates allowed to watch this stream: any of CN=NAME, DNS:NAME, URI:URI, "
+      "email:ADDRESS, sha256:FINGERPRINT (hex, colons optional), e.g. "
+      "<\"CN=alice\", \"DNS:door.lan\">. Others get ERROR FORBIDDEN after the handshake "
+      "(client-removed status forbidden). Needs require-client-cert=true (empty = any client "
+      "the CA accepts). Per stream",
+      g_param_spec_string("identity", "Identity", "One rule, e.g. CN=alice", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+      RW);
   properties[PROP_MIN_TLS_VERSION] = g_param_spec_enum(
       "min-tls-version", "Minimum TLS version", "Oldest TLS protocol version accepted from clients",
       GST_TYPE_TLS_FRAME_TLS_VERSION, DEFAULT_MIN_TLS_VERSION, RW);
@@ -864,6 +1014,24 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
                                  static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                                  G_CALLBACK(gst_tls_frame_sink_get_stats), nullptr, nullptr,
                                  nullptr, GST_TYPE_STRUCTURE, 1, G_TYPE_UINT64);
+
+  /**
+   * GstTlsFrameSink::accept-client:
+   * @id: the client's id (as later in client-added), @info: what its certificate says
+   *   (address, stream-name, subject, issuer, serial, sha256, dns-names, ip-addresses,
+   *   uris, emails, not-after)
+   * Returns: TRUE to let the client watch, FALSE to refuse it (ERROR FORBIDDEN,
+   * client-removed status forbidden).
+   * Emitted from the element's signal thread (never an I/O thread) once a
+   * client completed its handshake, named its stream and passed
+   * authorized-clients. The client waits meanwhile, and nothing else does;
+   * no answer within handshake-timeout refuses it. Without a handler every
+   * such client is accepted. With several handlers, all must return TRUE.
+   */
+  signals[SIGNAL_ACCEPT_CLIENT] = g_signal_new(
+      "accept-client", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, accept_accumulator, nullptr,
+      nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_UINT64,
+      static_cast<GType>(GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_set_static_metadata(element_class, "TLS frame server sink", "Sink/Network",
