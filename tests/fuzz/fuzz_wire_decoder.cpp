@@ -85,6 +85,17 @@ std::vector<uint8_t> reencode(const wire::MessageView &m, wire::Version v, const
       check(m.server.size() <= wire::kMaxServerText, "WELCOME server text too long");
       check(inside(m.server.data(), m.server.size(), begin, end), "WELCOME view outside the input");
       return wire::encode_welcome(fields_of(m.fields));
+    case wire::MessageType::kRenditionRequest:
+      check(m.rendition == wire::kRenditionAuto || wire::valid_rendition_name(m.rendition),
+            "RENDITION_REQUEST with an invalid rendition");
+      check(inside(m.rendition.data(), m.rendition.size(), begin, end),
+            "RENDITION_REQUEST view outside the input");
+      return wire::encode_rendition_request(fields_of(m.fields));
+    case wire::MessageType::kRendition:
+      check(wire::valid_rendition_name(m.rendition), "RENDITION with an invalid rendition");
+      check(m.reason.size() <= wire::kMaxRenditionReason, "RENDITION reason too long");
+      check(inside(m.reason.data(), m.reason.size(), begin, end), "RENDITION view outside the input");
+      return wire::encode_rendition(fields_of(m.fields));
     case wire::MessageType::kKeyframeRequest:
       return wire::encode_keyframe_request();
     case wire::MessageType::kListStreams:

@@ -261,7 +261,9 @@ TEST(WireRoundTrip, MessageTypeNamesAreStableAndUnknownValuesAreNamedUnknown) {
   EXPECT_STREQ(message_type_name(MessageType::kKeyframeRequest), "keyframe-request");
   EXPECT_STREQ(message_type_name(MessageType::kListStreams), "list-streams");
   EXPECT_STREQ(message_type_name(MessageType::kStreamList), "stream-list");
-  EXPECT_STREQ(message_type_name(static_cast<MessageType>(10)), "unknown");
+  EXPECT_STREQ(message_type_name(MessageType::kRenditionRequest), "rendition-request");
+  EXPECT_STREQ(message_type_name(MessageType::kRendition), "rendition");
+  EXPECT_STREQ(message_type_name(static_cast<MessageType>(12)), "unknown");
 }
 
 // ---------------------------------------------------------------------------

@@ -113,7 +113,9 @@ std::vector<Field> Collect(const FieldBlock &block) {
 // One valid message of every v2 shape each side receives.
 std::vector<Bytes> ClientSent() {
   return {encode_hello({{"stream", "cam1"}}), encode_hello({{"stream", ""}, {"x-later", "1"}}),
-          encode_keyframe_request(), encode_list_streams()};
+          encode_hello({{"stream", "cam1"}, {"rendition", "auto"}}),
+          encode_keyframe_request(), encode_list_streams(), encode_rendition_request("360p"),
+          encode_rendition_request("auto")};
 }
 
 std::vector<Bytes> ServerSent() {
@@ -124,7 +126,11 @@ std::vector<Bytes> ServerSent() {
           encode_error(ErrorCode::kNoSuchStream, "no", Version::kV2),
           encode_welcome("cam1", "tlsframe 0.1.0", 1000),
           encode_stream_list({{"cam1", "video/x-h264 1280x720 30/1", 2}, {"", "", 0}}),
-          encode_stream_list({})};
+          encode_stream_list({}),
+          encode_welcome({{"stream", "cam1"}, {"server", "s"}, {"rendition", "720p"},
+                          {"renditions", "720p,360p"}}),
+          encode_rendition("360p", "auto: queue delay 620 ms"),
+          encode_rendition("720p", "")};
 }
 
 // ---------------------------------------------------------------------------
@@ -328,7 +334,7 @@ TEST(WireV2Version, AVersionOneClientRefusesVersionTwoAndTheNewTypes) {
     ExpectError(Protocol::kV1Client, m, "unsupported protocol version 2 (expected 1)");
   }
   // The new type numbers with version byte 1 are unknown to a v1 client.
-  for (uint8_t t = 5; t <= 9; ++t) {
+  for (uint8_t t = 5; t <= 11; ++t) {
     ExpectError(Protocol::kV1Client, RawMessage(1, t, {}), "unknown message type");
   }
   // The v1 entry points are the v1 client's.
@@ -347,7 +353,7 @@ TEST(WireV2Version, AVersionTwoEndpointRefusesVersionOne) {
 
 TEST(WireV2Version, UnknownTypesAreRejectedOnBothSides) {
   for (Protocol p : {Protocol::kV2Client, Protocol::kV2Server}) {
-    for (int t : {0, 10, 11, 200, 255}) {
+    for (int t : {0, 12, 200, 255}) {
       ExpectError(p, RawMessage(2, static_cast<uint8_t>(t), {}),
                   "unknown message type " + std::to_string(t));
     }
@@ -471,6 +477,105 @@ TEST(WireV2Requests, KeyframeRequestAndListStreamsAreEmpty) {
 
 // ---------------------------------------------------------------------------
 // WELCOME, STREAM_LIST, ERROR (server -> client)
+
+// ---------------------------------------------------------------------------
+// Renditions: HELLO's and WELCOME's `rendition`, RENDITION_REQUEST, RENDITION
+
+TEST(WireV2Rendition, NamesFollowTheStreamNameRuleAndAutoIsReserved) {
+  EXPECT_TRUE(valid_rendition_name("720p"));
+  EXPECT_TRUE(valid_rendition_name("low-500k"));
+  EXPECT_FALSE(valid_rendition_name("auto"));
+  EXPECT_FALSE(valid_rendition_name(""));
+  EXPECT_FALSE(valid_rendition_name(".hidden"));
+  EXPECT_FALSE(valid_rendition_name("a,b"));
+  EXPECT_FALSE(valid_rendition_name(std::string(kMaxStreamName + 1, 'a')));
+}
+
+TEST(WireV2Rendition, HelloMayAskForANameOrAuto) {
+  for (const char *r : {"360p", "auto"}) {
+    Exact in(encode_hello({{"stream", "cam1"}, {"rendition", r}}));
+    ASSERT_GT(in.size(), 0u) << r;
+    MessageView v = DecodeWhole(Protocol::kV2Server, in);
+    EXPECT_EQ(v.rendition, r);
+    EXPECT_EQ(v.stream, "cam1");
+  }
+  Exact none(encode_hello({{"stream", "cam1"}}));
+  EXPECT_EQ(DecodeWhole(Protocol::kV2Server, none).rendition, "");
+  EXPECT_TRUE(encode_hello({{"stream", "cam1"}, {"rendition", ""}}).empty());
+  ExpectError(Protocol::kV2Server,
+              RawMessage(2, 5, Concat({RawField("stream", "cam1"), RawField("rendition", "a,b")})),
+              "invalid `rendition`");
+}
+
+TEST(WireV2Rendition, RequestRoundTripsAndRequiresItsField) {
+  for (const char *r : {"360p", "auto"}) {
+    Exact in(encode_rendition_request(r));
+    MessageView v = DecodeWhole(Protocol::kV2Server, in);
+    EXPECT_EQ(v.type, MessageType::kRenditionRequest);
+    EXPECT_EQ(v.rendition, r);
+    EXPECT_EQ(static_cast<const void *>(v.rendition.data()),
+              static_cast<const void *>(in.data() + in.size() - v.rendition.size()));
+  }
+  EXPECT_TRUE(encode_rendition_request("").empty());
+  EXPECT_TRUE(encode_rendition_request(".x").empty());
+  ExpectError(Protocol::kV2Server, RawMessage(2, 10, {}), "empty payload");
+  ExpectError(Protocol::kV2Server, RawMessage(2, 10, RawField("x-other", "1")),
+              "no `rendition` field");
+  ExpectError(Protocol::kV2Server, RawMessage(2, 10, RawField("rendition", "")),
+              "invalid `rendition`");
+  // Unknown fields are kept and ignored.
+  Exact extra(encode_rendition_request(std::vector<Field>{{"rendition", "auto"}, {"x-later", "1"}}));
+  EXPECT_EQ(DecodeWhole(Protocol::kV2Server, extra).rendition, "auto");
+}
+
+TEST(WireV2Rendition, RenditionNamesTheServedOneAndMayGiveAReason) {
+  Exact in(encode_rendition("360p", "auto: queue delay 620 ms"));
+  MessageView v = DecodeWhole(Protocol::kV2Client, in);
+  EXPECT_EQ(v.type, MessageType::kRendition);
+  EXPECT_EQ(v.rendition, "360p");
+  EXPECT_EQ(v.reason, "auto: queue delay 620 ms");
+  Exact bare(encode_rendition("720p", ""));
+  EXPECT_EQ(DecodeWhole(Protocol::kV2Client, bare).reason, "");
+  EXPECT_TRUE(encode_rendition("auto", "").empty()) << "the server always names what it sends";
+  EXPECT_TRUE(encode_rendition("720p", std::string(kMaxRenditionReason + 1, 'x')).empty());
+  EXPECT_FALSE(encode_rendition("720p", std::string(kMaxRenditionReason, 'x')).empty());
+  ExpectError(Protocol::kV2Client, RawMessage(2, 11, RawField("reason", "x")),
+              "no `rendition` field");
+}
+
+TEST(WireV2Rendition, WelcomeStatesTheFirstRenditionAndTheLadder) {
+  Exact in(encode_welcome({{"stream", "cam1"}, {"server", "s"}, {"rendition", "720p"},
+                           {"renditions", "720p,360p,jpeg"}}));
+  MessageView v = DecodeWhole(Protocol::kV2Client, in);
+  EXPECT_EQ(v.rendition, "720p");
+  const auto list = v.fields.find("renditions");
+  ASSERT_TRUE(list.has_value());
+  EXPECT_EQ(rendition_list(*list), (std::vector<std::string>{"720p", "360p", "jpeg"}));
+  EXPECT_EQ(join_rendition_list({"720p", "360p", "jpeg"}), "720p,360p,jpeg");
+  for (const char *bad : {"", ",", "720p,", ",360p", "720p,,360p", "720p,auto"}) {
+    EXPECT_TRUE(rendition_list(bad).empty()) << bad;
+    EXPECT_TRUE(encode_welcome({{"stream", "cam1"}, {"server", "s"}, {"renditions", bad}}).empty())
+        << bad;
+  }
+  EXPECT_TRUE(encode_welcome({{"stream", "cam1"}, {"server", "s"}, {"rendition", "auto"}}).empty());
+}
+
+TEST(WireV2WorkedExample, RenditionMessagesHaveTheDocumentedBytes) {
+  // docs/PROTOCOL.md 8.12.
+  const Bytes request = {0x54, 0x4C, 0x53, 0x46, 0x02, 0x0A, 0x00, 0x00, 0x00, 0x00,
+                         0x00, 0x10, 0x09, 0x72, 0x65, 0x6E, 0x64, 0x69, 0x74, 0x69,
+                         0x6F, 0x6E, 0x00, 0x04, 0x33, 0x36, 0x30, 0x70};
+  EXPECT_EQ(encode_rendition_request("360p"), request);
+  const Bytes automatic = {0x54, 0x4C, 0x53, 0x46, 0x02, 0x0A, 0x00, 0x00, 0x00, 0x00,
+                           0x00, 0x10, 0x09, 0x72, 0x65, 0x6E, 0x64, 0x69, 0x74, 0x69,
+                           0x6F, 0x6E, 0x00, 0x04, 0x61, 0x75, 0x74, 0x6F};
+  EXPECT_EQ(encode_rendition_request("auto"), automatic);
+  const Bytes changed = {0x54, 0x4C, 0x53, 0x46, 0x02, 0x0B, 0x00, 0x00, 0x00, 0x00, 0x00,
+                         0x1D, 0x09, 0x72, 0x65, 0x6E, 0x64, 0x69, 0x74, 0x69, 0x6F, 0x6E,
+                         0x00, 0x04, 0x33, 0x36, 0x30, 0x70, 0x06, 0x72, 0x65, 0x61, 0x73,
+                         0x6F, 0x6E, 0x00, 0x04, 0x61, 0x75, 0x74, 0x6F};
+  EXPECT_EQ(encode_rendition("360p", "auto"), changed);
+}
 
 TEST(WireV2Welcome, TypedEncoderRoundTripsItsFields) {
   Exact in(encode_welcome("cam1", "tlsframe 0.1.0", 250));
@@ -955,6 +1060,12 @@ TEST(WireV2Garbage, MutatedMessagesNeverCrashAndAcceptedOnesReEncodeIdentically)
         again = v.type == MessageType::kHello ? encode_hello(fields) : encode_welcome(fields);
         break;
       }
+      case MessageType::kRenditionRequest:
+        again = encode_rendition_request(Collect(v.fields));
+        break;
+      case MessageType::kRendition:
+        again = encode_rendition(Collect(v.fields));
+        break;
       case MessageType::kStreamList: {
         std::vector<std::vector<Field>> entries;
         size_t off = 0;

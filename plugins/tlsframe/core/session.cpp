@@ -910,10 +910,12 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
     case wire::MessageType::kCaps:
     case wire::MessageType::kWelcome:
     case wire::MessageType::kStreamList:
+    case wire::MessageType::kRendition:
       break;
     case wire::MessageType::kHello:  // client -> server types are never queued
     case wire::MessageType::kKeyframeRequest:
     case wire::MessageType::kListStreams:
+    case wire::MessageType::kRenditionRequest:
       break;
     case wire::MessageType::kEos:
       finish(RemoveReason::kEos);

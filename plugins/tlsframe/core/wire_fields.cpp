@@ -136,6 +136,10 @@ bool valid_stream_name(std::string_view name) {
   return true;
 }
 
+bool valid_rendition_name(std::string_view name) {
+  return valid_stream_name(name) && name != kRenditionAuto;
+}
+
 bool parse_decimal_u32(std::string_view text, uint32_t &out) {
   if (text.empty() || text.size() > 10 || (text.size() > 1 && text[0] == '0')) return false;
   uint64_t v = 0;

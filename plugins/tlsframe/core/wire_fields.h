@@ -91,6 +91,12 @@ bool valid_text(std::string_view text, size_t *bad_offset = nullptr);
 // The empty name is not a name: in a HELLO it asks for the default stream.
 bool valid_stream_name(std::string_view name);
 
+// A rendition's name (the sink's `rendition`, HELLO's and RENDITION's
+// `rendition`): the stream-name rule, and never "auto", which in a HELLO or
+// RENDITION_REQUEST asks for the server's automatic choice.
+inline constexpr std::string_view kRenditionAuto = "auto";
+bool valid_rendition_name(std::string_view name);
+
 // Reads canonical decimal text (1..10 digits, no sign, no leading zero
 // except "0" itself) that fits in 32 bits.
 bool parse_decimal_u32(std::string_view text, uint32_t &out);

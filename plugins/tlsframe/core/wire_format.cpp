@@ -121,13 +121,13 @@ bool is_v1_type(uint8_t type) {
 
 bool is_v2_type(uint8_t type) {
   return type >= static_cast<uint8_t>(MessageType::kCaps) &&
-         type <= static_cast<uint8_t>(MessageType::kStreamList);
+         type <= static_cast<uint8_t>(MessageType::kRendition);
 }
 
 // Which side sends a v2 type.
 bool sent_by_client(MessageType type) {
   return type == MessageType::kHello || type == MessageType::kKeyframeRequest ||
-         type == MessageType::kListStreams;
+         type == MessageType::kListStreams || type == MessageType::kRenditionRequest;
 }
 
 // kMessage when `protocol` accepts type byte `type`, else kError saying why.
@@ -185,6 +185,15 @@ DecodeResult check_payload_size(MessageType type, uint32_t size) {
       if (size > kMaxFieldBlock)
         return fail("%s payload of %" PRIu32 " bytes exceeds the maximum of %zu",
                     type == MessageType::kHello ? "HELLO" : "WELCOME", size, kMaxFieldBlock);
+      break;
+    case MessageType::kRenditionRequest:
+    case MessageType::kRendition:
+      if (size == 0)
+        return fail("%s message has an empty payload (its `rendition` field is required)",
+                    message_type_name(type));
+      if (size > kMaxFieldBlock)
+        return fail("%s payload of %" PRIu32 " bytes exceeds the maximum of %zu",
+                    message_type_name(type), size, kMaxFieldBlock);
       break;
     case MessageType::kKeyframeRequest:
     case MessageType::kListStreams:
@@ -362,6 +371,16 @@ DecodeResult decode(const uint8_t *bytes, size_t len, size_t max_payload, Protoc
       if (!v) return fail("STREAM_LIST: %s", v.why);
       break;
     }
+    case MessageType::kRenditionRequest: {
+      const Verdict v = check_rendition_request(payload, payload_size, view);
+      if (!v) return fail("RENDITION_REQUEST: %s", v.why);
+      break;
+    }
+    case MessageType::kRendition: {
+      const Verdict v = check_rendition(payload, payload_size, view);
+      if (!v) return fail("RENDITION: %s", v.why);
+      break;
+    }
   }
   out = view;
   return r;
@@ -499,6 +518,10 @@ const char *message_type_name(MessageType type) {
       return "list-streams";
     case MessageType::kStreamList:
       return "stream-list";
+    case MessageType::kRenditionRequest:
+      return "rendition-request";
+    case MessageType::kRendition:
+      return "rendition";
   }
   return "unknown";
 }

@@ -30,8 +30,8 @@ enum class Version : uint8_t { kV1 = kVersion, kV2 = kVersion2 };
 // client -> server types and a server decoder server -> client types.
 enum class Protocol : uint8_t {
   kV1Client,  // a v1 client reading its server: version 1, types 1-4
-  kV2Client,  // a v2 client reading its server: version 2, types 1-4, 6, 9
-  kV2Server,  // a v2 server reading a client: version 2, types 5, 7, 8
+  kV2Client,  // a v2 client reading its server: version 2, types 1-4, 6, 9, 11
+  kV2Server,  // a v2 server reading a client: version 2, types 5, 7, 8, 10
 };
 // magic(4) version(1) type(1) reserved(2, zero) payload-length(4)
 inline constexpr size_t kHeaderSize = 12;
@@ -76,6 +76,9 @@ enum class MessageType : uint8_t {
   kKeyframeRequest = 7,  // client -> server: empty
   kListStreams = 8,      // client -> server: empty
   kStreamList = 9,       // server -> client: u16 count, then count (u16 length, field block)
+  kRenditionRequest = 10,  // client -> server: field block (`rendition` required: a name or "auto")
+  kRendition = 11,         // server -> client: field block (`rendition` required), just before
+                           // the CAPS of the rendition it now gets
 };
 
 // Buffer flags carried on the wire (a subset of GstBufferFlags, re-numbered
@@ -132,6 +135,11 @@ struct MessageView {
   std::string_view server;            // kWelcome: the server's version text
   uint32_t keyframe_interval_ms = 0;  // kWelcome: 0 when the field is absent
   StreamListView streams;             // kStreamList: the entries (read with next_stream())
+  // kHello: the rendition asked for ("" = not stated, "auto" = the server's choice);
+  // kWelcome: the rendition served first ("" = the stream has none);
+  // kRenditionRequest: a name or "auto"; kRendition: the name now served.
+  std::string_view rendition;
+  std::string_view reason;  // kRendition: why it changed (may be empty)
 };
 
 enum class DecodeStatus { kMessage, kNeedMore, kError };

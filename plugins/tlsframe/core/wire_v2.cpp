@@ -86,6 +86,25 @@ Verdict check_entry(const FieldBlock &block, size_t index, StreamEntry &out) {
   return Verdict{};
 }
 
+// A `renditions` list: names separated by single commas, each valid.
+bool rendition_list_ok(std::string_view text) {
+  if (text.empty()) return false;
+  size_t from = 0;
+  for (;;) {
+    const size_t comma = text.find(',', from);
+    const std::string_view name = text.substr(from, comma == std::string_view::npos ? text.npos
+                                                                                    : comma - from);
+    if (!valid_rendition_name(name)) return false;
+    if (comma == std::string_view::npos) return true;
+    from = comma + 1;
+  }
+}
+
+// `rendition` where a name or "auto" is allowed.
+bool rendition_choice_ok(std::string_view v) {
+  return v == kRenditionAuto || valid_rendition_name(v);
+}
+
 }  // namespace
 
 AlpnSelection select_alpn(const uint8_t *offered, size_t size, bool http_enabled) {
@@ -120,8 +139,17 @@ Verdict check_hello(const uint8_t *payload, size_t size, MessageView &out) {
         "invalid stream name \"%.*s\" (1..%zu bytes of [A-Za-z0-9._-], not starting "
         "with '.')",
         shown_size(*stream), stream->data(), kMaxStreamName);
+  std::string_view rendition;
+  if (const auto r = block.find("rendition")) {
+    if (!rendition_choice_ok(*r))
+      return refused("invalid `rendition` \"%.*s\" (\"auto\" or a name of 1..%zu bytes of "
+                     "[A-Za-z0-9._-], not starting with '.')",
+                     shown_size(*r), r->data(), kMaxStreamName);
+    rendition = *r;
+  }
   out.fields = block;
   out.stream = *stream;
+  out.rendition = rendition;
   return Verdict{};
 }
 
@@ -142,11 +170,76 @@ Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out) {
     if (!parse_decimal_u32(*text, interval))
       return refused("`keyframe-interval-ms` is not a canonical decimal number");
   }
+  std::string_view rendition;
+  if (const auto r = block.find("rendition")) {
+    if (!valid_rendition_name(*r))
+      return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
+    rendition = *r;
+  }
+  if (const auto list = block.find("renditions")) {
+    if (!rendition_list_ok(*list))
+      return refused("`renditions` is not a comma-separated list of rendition names");
+  }
   out.fields = block;
   out.stream = *stream;
   out.server = *server;
   out.keyframe_interval_ms = interval;
+  out.rendition = rendition;
   return Verdict{};
+}
+
+Verdict check_rendition_request(const uint8_t *payload, size_t size, MessageView &out) {
+  FieldBlock block;
+  Verdict v = check_field_block(payload, size, block);
+  if (!v) return v;
+  const auto r = block.find("rendition");
+  if (!r) return refused("no `rendition` field (it is required: a name or \"auto\")");
+  if (!rendition_choice_ok(*r))
+    return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
+  out.fields = block;
+  out.rendition = *r;
+  return Verdict{};
+}
+
+Verdict check_rendition(const uint8_t *payload, size_t size, MessageView &out) {
+  FieldBlock block;
+  Verdict v = check_field_block(payload, size, block);
+  if (!v) return v;
+  const auto r = block.find("rendition");
+  if (!r) return refused("no `rendition` field (it is required)");
+  if (!valid_rendition_name(*r))
+    return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
+  std::string_view reason;
+  if (const auto text = block.find("reason")) {
+    if (text->size() > kMaxRenditionReason)
+      return refused("`reason` of %zu bytes (at most %zu)", text->size(), kMaxRenditionReason);
+    reason = *text;
+  }
+  out.fields = block;
+  out.rendition = *r;
+  out.reason = reason;
+  return Verdict{};
+}
+
+std::vector<std::string> rendition_list(std::string_view text) {
+  std::vector<std::string> out;
+  if (!rendition_list_ok(text)) return out;
+  size_t from = 0;
+  for (;;) {
+    const size_t comma = text.find(',', from);
+    out.emplace_back(text.substr(from, comma == std::string_view::npos ? text.npos : comma - from));
+    if (comma == std::string_view::npos) return out;
+    from = comma + 1;
+  }
+}
+
+std::string join_rendition_list(const std::vector<std::string> &names) {
+  std::string out;
+  for (const std::string &n : names) {
+    if (!out.empty()) out += ',';
+    out += n;
+  }
+  return out;
 }
 
 Verdict check_stream_list(const uint8_t *payload, size_t size, StreamListView &out) {
@@ -201,6 +294,24 @@ std::vector<uint8_t> encode_welcome(std::string_view stream, std::string_view se
 
 std::vector<uint8_t> encode_keyframe_request() {
   return encode_empty(MessageType::kKeyframeRequest);
+}
+
+std::vector<uint8_t> encode_rendition_request(const std::vector<Field> &fields) {
+  return encode_fields_message(MessageType::kRenditionRequest, fields, check_rendition_request);
+}
+
+std::vector<uint8_t> encode_rendition(const std::vector<Field> &fields) {
+  return encode_fields_message(MessageType::kRendition, fields, check_rendition);
+}
+
+std::vector<uint8_t> encode_rendition_request(std::string_view rendition) {
+  return encode_rendition_request(std::vector<Field>{{"rendition", rendition}});
+}
+
+std::vector<uint8_t> encode_rendition(std::string_view rendition, std::string_view reason) {
+  std::vector<Field> fields = {{"rendition", rendition}};
+  if (!reason.empty()) fields.push_back({"reason", reason});
+  return encode_rendition(fields);
 }
 
 std::vector<uint8_t> encode_list_streams() {

@@ -1,5 +1,6 @@
 // tlsframe protocol version 2: ALPN selection, the v2-only messages (HELLO,
-// WELCOME, KEYFRAME_REQUEST, LIST_STREAMS, STREAM_LIST) and the limits on
+// WELCOME, KEYFRAME_REQUEST, LIST_STREAMS, STREAM_LIST, RENDITION_REQUEST,
+// RENDITION) and the limits on
 // what a client may send. Pure code, like core/wire_format.h, which decodes
 // them (decode(..., Protocol::kV2Client / kV2Server, ...)). See
 // docs/PROTOCOL.md, "Version 2".
@@ -61,17 +62,28 @@ inline constexpr uint32_t kClientMessageBurst = 100;
 // invalid required field, over a limit): an encoder never produces a message
 // its own decoder refuses.
 
-// HELLO: `stream` (required: "" = the default stream, else valid_stream_name())
-// and any other fields, in the order given.
+// HELLO: `stream` (required: "" = the default stream, else valid_stream_name()),
+// `rendition` (optional: a valid_rendition_name() or kRenditionAuto) and any
+// other fields, in the order given.
 std::vector<uint8_t> encode_hello(const std::vector<Field> &fields);
 // WELCOME: `stream` (required: the name served, "" when the default stream
 // has none), `server` (required: text of at most kMaxServerText bytes),
-// `keyframe-interval-ms` (optional, canonical decimal) and any others.
+// `keyframe-interval-ms` (optional, canonical decimal), `rendition`
+// (optional: the rendition served first, a valid_rendition_name()),
+// `renditions` (optional: every rendition, rendition_list() form) and any others.
 std::vector<uint8_t> encode_welcome(const std::vector<Field> &fields);
 // WELCOME with the known fields; keyframe_interval_ms 0 = not sent.
 std::vector<uint8_t> encode_welcome(std::string_view stream, std::string_view server,
                                     uint32_t keyframe_interval_ms);
 std::vector<uint8_t> encode_keyframe_request();
+// RENDITION_REQUEST: `rendition` = a valid_rendition_name() or kRenditionAuto.
+std::vector<uint8_t> encode_rendition_request(std::string_view rendition);
+// RENDITION: `rendition` (a valid_rendition_name()) and `reason` (text of at
+// most kMaxRenditionReason bytes; omitted when empty).
+std::vector<uint8_t> encode_rendition(std::string_view rendition, std::string_view reason);
+// The same from raw fields (`rendition` and any others, in order); empty when invalid.
+std::vector<uint8_t> encode_rendition_request(const std::vector<Field> &fields);
+std::vector<uint8_t> encode_rendition(const std::vector<Field> &fields);
 std::vector<uint8_t> encode_list_streams();
 
 // One stream as the server lists it.
@@ -89,8 +101,17 @@ std::vector<uint8_t> encode_stream_list(const std::vector<StreamSummary> &stream
 // others, in order); empty when invalid or over a limit.
 std::vector<uint8_t> encode_stream_list_entries(const std::vector<std::vector<Field>> &entries);
 
+// Longest `reason` in a RENDITION, in bytes.
+inline constexpr size_t kMaxRenditionReason = 256;
+
 // ---------------------------------------------------------------------------
 // Reading what decode() accepted
+
+// The names of a WELCOME's `renditions` field ("720p,360p": a comma-separated
+// list of valid_rendition_name()s, best first); empty when absent or invalid.
+std::vector<std::string> rendition_list(std::string_view text);
+// The `renditions` value for names (each a valid_rendition_name()).
+std::string join_rendition_list(const std::vector<std::string> &names);
 
 // One STREAM_LIST entry; views into the message.
 struct StreamEntry {
@@ -119,5 +140,7 @@ inline constexpr const char *kRevokedReason = "certificate revoked";
 Verdict check_hello(const uint8_t *payload, size_t size, MessageView &out);
 Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out);
 Verdict check_stream_list(const uint8_t *payload, size_t size, StreamListView &out);
+Verdict check_rendition_request(const uint8_t *payload, size_t size, MessageView &out);
+Verdict check_rendition(const uint8_t *payload, size_t size, MessageView &out);
 
 }  // namespace tlsframe::wire
