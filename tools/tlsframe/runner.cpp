@@ -247,6 +247,9 @@ gboolean Runner::on_bus(GstBus *, GstMessage *msg, gpointer data) {
       self->quit(kExitError);
       break;
     }
+    case GST_MESSAGE_WARNING:
+      if (self->on_warning && !self->done_) self->on_warning(msg);
+      break;
     case GST_MESSAGE_EOS:
       if (self->on_eos) self->on_eos();
       self->quit(kExitOk);

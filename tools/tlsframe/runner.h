@@ -61,6 +61,8 @@ class Runner {
   std::function<void(const GstStructure *, GstObject *)> on_element_message;
   // Adds a hint to an error line (e.g. which option to check); "" for none.
   std::function<std::string(GstMessage *)> hint_for_error;
+  // Warning messages (e.g. tlsframesink's expired CRL); unset = not shown.
+  std::function<void(GstMessage *)> on_warning;
   // Called when EOS reached the application (before the pipeline stops).
   std::function<void()> on_eos;
   // Called repeatedly from the main thread while running (e.g. the OpenCV

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "access.h"
 #include "cli.h"
 #include "commands.h"
 #include "first_run.h"
@@ -35,7 +36,12 @@ constexpr const char *kSummary =
     "Certificates: --certs DIR holds server.pem, server.key (and ca.pem for --mtls). The\n"
     "default is the per-user directory ${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs; on the\n"
     "first run serve makes a CA and a certificate for this machine there (existing files\n"
-    "are never replaced) and prints what viewers run.";
+    "are never replaced) and prints what viewers run.\n\n"
+    "Who may watch, with --mtls: a CRL beside the CA (DIR/crl.pem, written by tlsframe certs\n"
+    "--revoke) is used when present and reloaded when it changes or on SIGHUP; connected\n"
+    "viewers it revokes are cut off. --allow IDENTITY (repeatable) admits only client\n"
+    "certificates with that identity: CN=NAME, DNS:NAME, URI:URI, email:ADDRESS or\n"
+    "sha256:FINGERPRINT; to every stream, or NAME/IDENTITY to the stream NAME alone.";
 constexpr const char *kDescription = "Ctrl-C sends end of stream to every viewer and exits.";
 
 // One stream as planned from the command line.
@@ -46,6 +52,70 @@ struct Planned {
   std::vector<std::string> labels;  // the sources as given
   std::vector<Source> sources;
 };
+
+// --allow for the streams of `specs`: each stream's identities, or nullopt after a usage
+// error line. Identities come from client certificates: --allow needs --mtls.
+std::optional<std::vector<std::vector<std::string>>> plan_allow(
+    const std::vector<std::string> &allow, const TlsOptions &tls,
+    const std::vector<StreamSpec> &specs) {
+  if (!allow.empty() && !tls.mtls) {
+    error(
+        "--allow needs --mtls: identities are read from client certificates, which viewers "
+        "present only to a server with --mtls");
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  for (const auto &spec : specs) names.push_back(spec.name);
+  return parse_allow_options(allow, names);
+}
+
+// authorized-clients for each stream's sink that has --allow identities.
+void add_allow_values(const std::vector<std::vector<std::string>> &allowed,
+                      const std::vector<std::string> &sinks, PropertyValues *values) {
+  for (size_t i = 0; i < sinks.size() && i < allowed.size(); ++i) {
+    if (!allowed[i].empty()) {
+      values->push_back({sinks[i], "authorized-clients", authorized_clients_value(allowed[i])});
+    }
+  }
+}
+
+// Once PLAYING: who may watch each stream (only said when --allow restricts one).
+void say_allowed(const std::vector<std::vector<std::string>> &allowed,
+                 const std::vector<std::string> &names, bool several) {
+  bool any = false;
+  for (const auto &list : allowed) any = any || !list.empty();
+  if (!any) return;
+  for (size_t i = 0; i < allowed.size() && i < names.size(); ++i) {
+    std::string prefix = several ? "stream " + stream_label(names[i]) + ": " : "";
+    if (allowed[i].empty()) {
+      info(prefix + "any client certificate the CA signed may watch (no --allow for it)");
+      continue;
+    }
+    std::string list;
+    for (const auto &id : allowed[i]) list += (list.empty() ? "" : ", ") + id;
+    info(prefix + "only these client certificates may watch: " + list);
+  }
+}
+
+// A warning from one of our sinks, once (sinks sharing a port post the same one each);
+// an expired CRL gets the command that renews it.
+void say_sink_warning(GstMessage *msg, const std::vector<ServedStream> &served, const CrlWatch &crl,
+                      ServerOutput &output, std::string *last) {
+  bool ours = false;
+  for (const auto &st : served) ours |= GST_MESSAGE_SRC(msg) == GST_OBJECT(st.sink);
+  if (!ours) return;
+  GError *err = nullptr;
+  gst_message_parse_warning(msg, &err, nullptr);
+  std::string text = err ? err->message : "";
+  g_clear_error(&err);
+  if (text.empty() || text == *last) return;
+  *last = text;
+  if (text.find("crl-file") != std::string::npos && text.find("next update") != std::string::npos) {
+    text += " (sign it again with: " + crl.renew_command() +
+            ", NAME any certificate already revoked; serve reloads it)";
+  }
+  output.say("warning: " + text);
+}
 
 // True when commands can be read from standard input without stopping the process: not a
 // terminal, or a terminal whose foreground we are (a background read would get SIGTTIN).
@@ -60,7 +130,7 @@ int cmd_serve(int argc, char **argv) {
   std::string source_spec, codec = "jpeg", width = "640", height = "480", fps = "30",
                            quality = "85", bitrate = "2000", gop = "60", port = "9999",
                            bind = "0.0.0.0", max_clients = "0";
-  std::vector<std::string> stream_options;
+  std::vector<std::string> stream_options, allow_options;
   bool no_zerolatency = false;
   TlsOptions tls;
   Options opts("", kSummary, kDescription);
@@ -80,6 +150,9 @@ int cmd_serve(int argc, char **argv) {
   opts.value("bind", &bind, "ADDR", "Address to listen on (default 0.0.0.0; :: for IPv6 too)");
   opts.value("max-clients", &max_clients, "N", "Most viewers at once (default 0 = unlimited)");
   tls.declare(opts, true, false);
+  opts.repeated("allow", &allow_options, "[NAME/]IDENTITY",
+                "With --mtls: only this client certificate identity may watch (repeatable; see "
+                "above)");
   RunOptions run;
   std::vector<std::string> positional;
   int done = run.parse(opts, argc, argv, &positional);
@@ -115,6 +188,8 @@ int cmd_serve(int argc, char **argv) {
     if (!parsed) return kExitUsage;
     specs = *parsed;
   }
+  auto allowed = plan_allow(allow_options, tls, specs);
+  if (!allowed) return kExitUsage;
   if (!init_gstreamer()) return kExitError;
 
   // The sources first: a bad --source must not leave certificates behind. --print-pipeline
@@ -166,6 +241,12 @@ int cmd_serve(int argc, char **argv) {
   };
   std::string description;
   PropertyValues values;
+  std::vector<std::string> sink_names;
+  for (const auto &ps : plan) sink_names.push_back(ps.sink);
+  add_allow_values(*allowed, sink_names, &values);
+  // With --mtls, the CRL beside the CA; it is checked before any sink uses it.
+  CrlWatch crl(tls);
+  if (tls.mtls && !crl.prepare(sink_names, &values)) return kExitError;
   for (const auto &ps : plan) {
     values.push_back({ps.sink, "host", bind});
     if (several && !ps.name.empty()) values.push_back({ps.sink, "stream-name", ps.name});
@@ -233,6 +314,8 @@ int cmd_serve(int argc, char **argv) {
     if (!switcher.add(ps.name, selector, sink, std::move(inputs))) return kExitError;
   }
   const bool switchable = !switcher.example().empty();
+  std::vector<GstElement *> sinks;
+  for (const auto &st : served) sinks.push_back(st.sink);
 
   std::string codec_line = codec == "jpeg"
                                ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
@@ -244,6 +327,7 @@ int cmd_serve(int argc, char **argv) {
   ServerOutput output(served, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   ViewerHint hint;
   std::string client = tls.mtls ? " --client NAME" : "";
+  hint.client_options = client;
   std::string ca_here = tls.ca.empty() ? tls.dir + "/ca.pem" : tls.ca;
   hint.gst_options = " " + launch_argument("ca-file", ca_here);
   if (tls.mtls) hint.gst_options += " cert-file=client-NAME.pem key-file=client-NAME.key";
@@ -273,6 +357,16 @@ int cmd_serve(int argc, char **argv) {
     }
     info(codec_line);
     output.announce(hint);
+    std::vector<std::string> names;
+    for (const auto &ps : plan) names.push_back(ps.name);
+    say_allowed(*allowed, names, several);
+    if (tls.mtls) {
+      crl.start(sinks, [&](const std::string &text, bool is_error) { output.say(text, is_error); });
+    } else if (crl.present()) {
+      info(crl.path() +
+           " is not used: without --mtls viewers are not asked for certificates, so there is "
+           "nothing to revoke");
+    }
     if (tls.mtls && default_dir(tls)) {
       info(
           "--mtls: make a viewer's client certificate with: tlsframe certs --client NAME (signed "
@@ -290,6 +384,10 @@ int cmd_serve(int argc, char **argv) {
     } else if (switchable) {
       info("standard input is a terminal this process is in the background of: no commands");
     }
+  };
+  std::string last_warning;
+  runner.on_warning = [&](GstMessage *msg) {
+    say_sink_warning(msg, served, crl, output, &last_warning);
   };
   runner.on_eos = [&] {
     output.finish();
@@ -317,6 +415,7 @@ int cmd_serve(int argc, char **argv) {
     return hint_text;
   };
   int status = runner.run();
+  crl.stop();
   commands.reset();
   output.finish();
   return status;

@@ -18,9 +18,16 @@ struct Pending {
   std::string text;
 };
 
-const char *status_name(gint status) {
-  static const char *names[] = {"closed", "error", "timeout", "protocol", "server-stopped", "eos"};
-  return status >= 0 && status < 6 ? names[status] : "unknown";
+// client-removed's status as its nick ("closed", ..., "forbidden", "revoked"), read from the
+// element's own enum so a status added there is named here too.
+std::string status_name(gint status) {
+  GType type = g_type_from_name("GstTlsFrameClientStatus");
+  if (type == 0) return "status " + std::to_string(status);
+  auto *cls = static_cast<GEnumClass *>(g_type_class_ref(type));
+  GEnumValue *v = g_enum_get_value(cls, status);
+  std::string name = v ? v->value_nick : "status " + std::to_string(status);
+  g_type_class_unref(cls);
+  return name;
 }
 
 }  // namespace
@@ -149,6 +156,11 @@ void ServerOutput::announce(const ViewerHint &hint) {
         info(prefix + "viewers elsewhere run: tlsframe view " +
              stream_address(remote + ":" + port_text, name) + " --ca ca.pem" + hint.options +
              "   (ca.pem: a copy of " + hint.ca_to_copy + ")");
+      }
+      if (fp) {
+        info(prefix + "or, with no CA file: tlsframe view " +
+             stream_address(remote + ":" + port_text, name) + " --fingerprint " + *fp +
+             hint.client_options);
       }
       info(prefix + "with GStreamer: gst-launch-1.0 tlsframesrc " +
            launch_argument("uri", "tlsframe://" + at_here) + hint.gst_options +

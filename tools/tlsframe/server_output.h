@@ -18,6 +18,7 @@ struct ViewerHint {
   std::string options;      // after the address, e.g. " --certs DIR --client NAME"
   std::string ca_to_copy;   // set for the per-user directory: the CA file viewers elsewhere copy
   std::string gst_options;  // tlsframesrc properties for the gst-launch-1.0 line (" ca-file=...")
+  std::string client_options;  // " --client NAME" when the server asks for client certificates
 };
 
 // One stream the process serves: its tlsframesink (borrowed) and stream-name.
