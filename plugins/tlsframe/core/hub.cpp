@@ -50,6 +50,34 @@ std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig 
   return "";
 }
 
+Status Hub::check_joins_group(const StreamGroup &group, const ServerConfig &config,
+                              const std::string &where) {
+  const std::shared_ptr<Stream> entry = group.entry();
+  if (config.rendition.empty() || !entry || entry->rendition().empty()) {
+    return Error{Error::Kind::kSettings,
+                 config.stream_name.empty()
+                     ? "stream-name: another sink already serves the default stream (no "
+                       "stream-name) on " + where
+                     : "stream-name \"" + config.stream_name + "\" is already served on " + where +
+                           " (sinks sharing a stream need distinct `rendition` names)",
+                 ""};
+  }
+  if (group.find(config.rendition)) {
+    return Error{Error::Kind::kSettings,
+                 "rendition \"" + config.rendition + "\" of stream \"" + config.stream_name +
+                     "\" is already served on " + where,
+                 ""};
+  }
+  if (entry->authorized_clients() != config.authorized_clients) {
+    return Error{Error::Kind::kSettings,
+                 "rendition \"" + config.rendition + "\" of stream \"" + config.stream_name +
+                     "\": authorized-clients differs from the stream's other renditions (they "
+                     "must agree)",
+                 ""};
+  }
+  return Status::Ok();
+}
+
 Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks callbacks) {
   auto make_stream = [&](Hub &hub) {
     return std::make_shared<Stream>(hub.io_, config, std::move(callbacks));
@@ -69,25 +97,32 @@ Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks c
                      ""};
       }
       auto reg = hub->registry_.lock();
-      if (reg->streams.count(config.stream_name) > 0) {
-        return Error{Error::Kind::kSettings,
-                     config.stream_name.empty()
-                         ? "stream-name: another sink already serves the default stream (no "
-                           "stream-name) on " + where
-                         : "stream-name \"" + config.stream_name + "\" is already served on " +
-                               where,
-                     ""};
+      auto found = reg->streams.find(config.stream_name);
+      std::shared_ptr<StreamGroup> group =
+          found != reg->streams.end() ? found->second : nullptr;
+      if (group) {
+        if (Status st = check_joins_group(*group, config, where); !st) return st.error();
       }
       auto stream = make_stream(*hub);
-      reg->streams.emplace(stream->name(), stream);
-      TF_INFO(kComp, "stream \"%s\" added to %s (%zu streams)", stream->name().c_str(),
+      if (!group) {
+        group = std::make_shared<StreamGroup>(stream->name());
+        reg->streams.emplace(stream->name(), group);
+      }
+      group->add(stream);  // checked above, under the same lock
+      stream->set_group(group);
+      TF_INFO(kComp, "stream \"%s\"%s%s%s added to %s (%zu streams)", stream->name().c_str(),
+              stream->rendition().empty() ? "" : " (rendition \"",
+              stream->rendition().c_str(), stream->rendition().empty() ? "" : "\")",
               where.c_str(), reg->streams.size());
       return Acquired{hub, stream};
     }
   }
   auto hub = std::make_shared<Hub>(config);
   auto stream = make_stream(*hub);
-  hub->registry_.lock()->streams.emplace(stream->name(), stream);
+  auto group = std::make_shared<StreamGroup>(stream->name());
+  group->add(stream);
+  stream->set_group(group);
+  hub->registry_.lock()->streams.emplace(stream->name(), group);
   if (Status st = hub->start(); !st) return st.error();
   if (shareable) hubs->by_endpoint.emplace(endpoint_key(config), hub);
   return Acquired{hub, stream};
@@ -98,7 +133,10 @@ void Hub::release(const std::shared_ptr<Hub> &hub, const std::shared_ptr<Stream>
   {
     auto reg = hub->registry_.lock();
     auto it = reg->streams.find(stream->name());
-    if (it != reg->streams.end() && it->second == stream) reg->streams.erase(it);
+    if (it != reg->streams.end() && stream->group() == it->second) {
+      it->second->remove(stream);
+      if (it->second->empty()) reg->streams.erase(it);
+    }
   }
   hub->close_sessions(stream->subscribers());
   stream->unsubscribe_all();
@@ -212,7 +250,9 @@ std::shared_ptr<Stream> Hub::find_stream(const std::string &name,
                                          std::vector<std::string> *names) {
   auto reg = registry_.lock();
   auto it = reg->streams.find(name);
-  if (it != reg->streams.end()) return it->second;
+  if (it != reg->streams.end()) {
+    if (auto entry = it->second->entry()) return entry;
+  }
   // Every stream, the default one ("") included: a server with only its default stream
   // must not say it has none.
   if (names) {
@@ -222,7 +262,7 @@ std::shared_ptr<Stream> Hub::find_stream(const std::string &name,
 }
 
 std::vector<wire::StreamSummary> Hub::list_streams() {
-  std::vector<std::shared_ptr<Stream>> streams;
+  std::vector<std::shared_ptr<StreamGroup>> streams;
   {
     auto reg = registry_.lock();
     for (auto &kv : reg->streams) streams.push_back(kv.second);
@@ -239,10 +279,26 @@ void Hub::on_ready(const std::shared_ptr<Session> &s) {
     stream.counters().clients++;
     stream.counters().clients_total++;
   }
-  TF_INFO(kComp, "client %" PRIu64 " %s: connected to stream \"%s\"%s%s", s->info().id,
+  TF_INFO(kComp, "client %" PRIu64 " %s: connected to stream \"%s\"%s%s%s%s", s->info().id,
           s->info().address.c_str(), stream.name().c_str(),
+          stream.rendition().empty() ? "" : ", rendition ", stream.rendition().c_str(),
           s->info().subject.empty() ? "" : " as ", s->info().subject.c_str());
-  stream.client_added(s->info());
+  s->home()->client_added(s->info());
+}
+
+void Hub::on_rendition_switched(const std::shared_ptr<Session> &s, Stream &from, Stream &to,
+                                const RenditionChange &change) {
+  {
+    auto reg = registry_.lock();  // as on_ready: publish_eos_and_flush waits on the counts
+    if (reg->sessions.count(s->info().id) == 0) return;
+    from.counters().clients--;
+    to.counters().clients++;
+  }
+  registry_changed_.notify_all();
+  TF_INFO(kComp, "client %" PRIu64 " %s: rendition %s -> %s (%s)", s->info().id,
+          s->info().address.c_str(), change.from.c_str(), change.to.c_str(),
+          change.reason.c_str());
+  s->home()->rendition_changed(s->info(), change);
 }
 
 void Hub::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
@@ -264,17 +320,25 @@ void Hub::on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason r
     TF_INFO(kComp, "client %" PRIu64 " %s: removed (%s%s%s)", s->info().id,
             s->info().address.c_str(), remove_reason_name(reason), error.empty() ? "" : ": ",
             error.c_str());
-    stream->client_removed(s->info(), reason, error);
+    s->home()->client_removed(s->info(), reason, error);
   }
 }
 
-void Hub::on_handshake_failed(const Session &s, const Error &e) {
-  std::vector<std::shared_ptr<Stream>> streams;
+std::vector<std::shared_ptr<Stream>> Hub::all_streams() {
+  std::vector<std::shared_ptr<StreamGroup>> groups;
   {
     auto reg = registry_.lock();
-    for (auto &kv : reg->streams) streams.push_back(kv.second);
+    for (auto &kv : reg->streams) groups.push_back(kv.second);
   }
-  for (auto &st : streams) st->handshake_failed(s.info().address, e);
+  std::vector<std::shared_ptr<Stream>> out;
+  for (auto &g : groups) {
+    for (auto &st : g->renditions()) out.push_back(st);
+  }
+  return out;
+}
+
+void Hub::on_handshake_failed(const Session &s, const Error &e) {
+  for (auto &st : all_streams()) st->handshake_failed(s.info().address, e);
 }
 
 void Hub::close_sessions(const std::vector<std::shared_ptr<Session>> &sessions) {
@@ -317,14 +381,7 @@ void Hub::stop() {
   }
   if (!listener_) return;  // never started
   listener_->close();
-  {
-    std::vector<std::shared_ptr<Stream>> streams;
-    {
-      auto reg = registry_.lock();
-      for (auto &kv : reg->streams) streams.push_back(kv.second);
-    }
-    for (auto &st : streams) st->stop();
-  }
+  for (auto &st : all_streams()) st->stop();
   if (!threads_.empty()) close_sessions(all);
   all.clear();
   work_.reset();
@@ -337,14 +394,15 @@ void Hub::stop() {
   io_.stop();
   for (auto &t : threads_) t.join();
   threads_.clear();
+  const std::vector<std::shared_ptr<Stream>> streams = all_streams();
   std::map<uint64_t, std::shared_ptr<Session>> gone;
-  std::map<std::string, std::shared_ptr<Stream>> streams;
+  std::map<std::string, std::shared_ptr<StreamGroup>> groups;
   {
     auto reg = registry_.lock();
     gone.swap(reg->sessions);  // destroyed outside the lock
-    streams.swap(reg->streams);
+    groups.swap(reg->streams);
   }
-  for (auto &kv : streams) kv.second->unsubscribe_all();
+  for (auto &st : streams) st->unsubscribe_all();
   TF_INFO(kComp, "listener on port %u stopped", bound_port_);
 }
 

@@ -79,13 +79,20 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
   void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                  const std::string &error) override;
   void on_handshake_failed(const Session &s, const Error &e) override;
+  void on_rendition_switched(const std::shared_ptr<Session> &s, Stream &from, Stream &to,
+                             const RenditionChange &change) override;
   tls::ContextPtr current_context() override { return listener_->context(); }
   std::weak_ptr<void> lifetime() override { return weak_from_this(); }
 
  private:
+  // A stream with config's name is served: config may join it as another
+  // rendition (distinct names, same authorized_clients), else the error says why.
+  static Status check_joins_group(const StreamGroup &group, const ServerConfig &config,
+                                  const std::string &where);
   Status start();  // binds, listens, starts the threads
   void stop();     // closes every connection and the listener, joins the threads
   void close_sessions(const std::vector<std::shared_ptr<Session>> &sessions);
+  std::vector<std::shared_ptr<Stream>> all_streams();  // every rendition of every stream
   // After a reload with CRLs: every session checks its client certificate
   // against ctx (on its strand); the revoked ones leave.
   void check_revocations(const tls::ContextPtr &ctx);
@@ -105,7 +112,8 @@ class Hub final : public SessionHost, public std::enable_shared_from_this<Hub> {
 
   struct Registry {
     std::map<uint64_t, std::shared_ptr<Session>> sessions;  // accepted, not yet closed
-    std::map<std::string, std::shared_ptr<Stream>> streams;  // served now, by name
+    // Served now, by name: each a group of renditions (one stream without them).
+    std::map<std::string, std::shared_ptr<StreamGroup>> streams;
     uint64_t next_id = 1;
     bool stopping = false;
     unsigned running_threads = 0;  // I/O threads still in io.run()

@@ -174,7 +174,9 @@ struct Receiver::Impl {
         send_now(wire::encode_list_streams());
       } else {
         phase = Phase::kAwaitWelcome;
-        send_now(wire::encode_hello({{"stream", config.stream_name}}));
+        std::vector<wire::Field> hello = {{"stream", config.stream_name}};
+        if (!config.rendition.empty()) hello.push_back({"rendition", config.rendition});
+        send_now(wire::encode_hello(hello));
       }
     } else if (!selected.empty()) {
       fail(Error{
@@ -267,6 +269,29 @@ struct Receiver::Impl {
     return SendStatus::kQueued;
   }
 
+  // RENDITION_REQUEST: not rate-limited beyond the queue bound (a person
+  // or an application changes it now and then).
+  SendStatus post_rendition(const std::string &rendition) {
+    if (rendition != wire::kRenditionAuto && !wire::valid_rendition_name(rendition))
+      return SendStatus::kNotSupported;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!welcome || !is_connected || stopped || finished || failure) return SendStatus::kNotReady;
+      if (welcome->version < 2) return SendStatus::kNotSupported;
+      if (queued_requests >= kMaxQueuedRequests) return SendStatus::kRateLimited;
+      ++queued_requests;
+    }
+    asio::post(io, [this, rendition] {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        --queued_requests;
+      }
+      if (phase != Phase::kStreaming) return;  // closed meanwhile
+      send_now(wire::encode_rendition_request(rendition));
+    });
+    return SendStatus::kQueued;
+  }
+
   // Reads whatever has arrived of the current message (the header, then the
   // payload), at most one reader chunk at a time. The read timeout restarts on
   // every read that returns data, so it means "no data at all for that long":
@@ -315,7 +340,8 @@ struct Receiver::Impl {
     // stream with STREAM_LISTs anywhere.
     const bool stream_message = view.type == wire::MessageType::kCaps ||
                                 view.type == wire::MessageType::kBuffer ||
-                                view.type == wire::MessageType::kEos;
+                                view.type == wire::MessageType::kEos ||
+                                view.type == wire::MessageType::kRendition;
     if (view.type == wire::MessageType::kWelcome && phase != Phase::kAwaitWelcome) {
       fail(Error{Error::Kind::kProtocol,
                  "protocol error from " + where + ": " +
@@ -336,6 +362,8 @@ struct Receiver::Impl {
       w.stream.assign(view.stream);
       w.server.assign(view.server);
       w.keyframe_interval_ms = view.keyframe_interval_ms;
+      w.rendition.assign(view.rendition);
+      if (const auto list = view.fields.find("renditions")) w.renditions = wire::rendition_list(*list);
       TF_INFO(kComp, "%s: WELCOME to stream \"%s\" from \"%s\" (keyframe interval %u ms)",
               where.c_str(), printable(w.stream).c_str(), printable(w.server).c_str(),
               w.keyframe_interval_ms);
@@ -394,6 +422,12 @@ struct Receiver::Impl {
       case wire::MessageType::kError:
         m.error_code = view.error_code;
         m.error_text.assign(view.error_text);
+        break;
+      case wire::MessageType::kRendition:
+        m.rendition.assign(view.rendition);
+        m.reason.assign(view.reason);
+        TF_INFO(kComp, "%s: rendition \"%s\" from the next caps on (%s)", where.c_str(),
+                m.rendition.c_str(), printable(m.reason).c_str());
         break;
       default:  // client -> server types: decode() refuses them for a client
         fail(Error{
@@ -636,6 +670,10 @@ SendStatus Receiver::request_keyframe() {
 
 SendStatus Receiver::request_stream_list() {
   return impl_->post_request(false);
+}
+
+SendStatus Receiver::request_rendition(const std::string &rendition) {
+  return impl_->post_rendition(rendition);
 }
 
 std::optional<std::vector<StreamInfo>> Receiver::stream_list() const {

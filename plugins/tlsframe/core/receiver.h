@@ -47,6 +47,10 @@ struct ReceiverConfig {
   // Stream asked for in HELLO ("" = the server's default stream); must be ""
   // or wire::valid_stream_name(). A version 1 server only has the default.
   std::string stream_name;
+  // Rendition asked for in HELLO (docs/PROTOCOL.md 8.12): "" or
+  // wire::kRenditionAuto = the server's choice, else a
+  // wire::valid_rendition_name(). Ignored by streams without renditions.
+  std::string rendition;
 };
 
 // The server's WELCOME (version 2), or what stands for it on version 1.
@@ -55,6 +59,8 @@ struct Welcome {
   std::string stream;                 // the stream served ("" = unnamed default)
   std::string server;                 // the server's name and version (v2 only)
   uint32_t keyframe_interval_ms = 0;  // the server's merge interval; 0 = not stated
+  std::string rendition;              // the rendition served first ("" = the stream has none)
+  std::vector<std::string> renditions;  // every rendition, highest rate first (empty: none)
 };
 
 // One entry of a STREAM_LIST.
@@ -90,6 +96,8 @@ struct Received {
   size_t data_size = 0;                           // kBuffer
   uint16_t error_code = 0;                        // kError
   std::string error_text;                         // kError
+  std::string rendition;                          // kRendition: the rendition from the next CAPS on
+  std::string reason;                             // kRendition: why ("" = not stated)
 };
 
 enum class NextStatus {
@@ -139,6 +147,10 @@ class Receiver {
   // Version 2 only: ask for the server's list of streams (LIST_STREAMS); the
   // answer shows up in stream_list(). One in flight at a time. Any thread.
   SendStatus request_stream_list();
+  // Version 2 only: ask for another rendition (RENDITION_REQUEST): a
+  // wire::valid_rendition_name() or wire::kRenditionAuto (else kNotSupported).
+  // The switch shows up in next() as a kRendition message. Any thread.
+  SendStatus request_rendition(const std::string &rendition);
   // The last STREAM_LIST received on this connection (nullopt = none yet).
   std::optional<std::vector<StreamInfo>> stream_list() const;
   // The connection's WELCOME once the stream starts (version 1: version = 1

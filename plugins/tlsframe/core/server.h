@@ -71,6 +71,12 @@ struct ServerConfig {
   // The stream served: "" = the default stream (what a v1 client gets), else
   // a wire::valid_stream_name(). Unique per host:port.
   std::string stream_name;
+  // This sink's encoding of stream_name when the stream has several
+  // (docs/PROTOCOL.md 8.12): "" = the stream has one; else a
+  // wire::valid_rendition_name(), unique within the stream. Servers with
+  // the same host, port and stream_name and different renditions form one
+  // stream; they must agree on authorized_clients.
+  std::string rendition;
   std::string host = "0.0.0.0";  // address or name to listen on
   uint16_t port = 9999;          // 0 = any free port (see Server::port())
   tls::ServerTlsConfig tls;
@@ -135,6 +141,20 @@ struct ClientStats {
   uint64_t queue_bytes = 0;      // bytes queued now
   double connected_seconds = 0;  // since the handshake completed
   std::string last_error;  // latest problem on this connection (e.g. queue overflow), "" if none
+  // Renditions (a stream with several; docs/PROTOCOL.md 8.12):
+  std::string rendition;         // the rendition it gets now ("" = the stream has one)
+  bool rendition_auto = true;    // the server chooses (false: the client named one)
+  uint64_t switches_up = 0;      // switches to a higher-rate rendition
+  uint64_t switches_down = 0;    // ... to a lower-rate one
+  std::string rendition_reason;  // why the last switch happened ("" = none yet)
+  uint64_t estimated_rate = 0;   // the connection's estimated capacity, bits/s (0 = unknown)
+};
+
+// A client's rendition changed (ServerCallbacks::rendition_changed).
+struct RenditionChange {
+  std::string from, to;  // rendition names
+  bool up = false;       // to a higher-rate rendition
+  std::string reason;    // "requested", "auto: ...": as in RENDITION's `reason`
 };
 
 // Per stream, except handshake_failures and refused (the listener's, shared
@@ -170,6 +190,9 @@ struct ServerCallbacks {
   // ServerConfig::keyframe_request_interval.
   std::function<void()> keyframe_wanted;
   std::function<void(const std::string &address, const Error &)> handshake_failed;
+  // A client switched renditions (at the target's keyframe). Called on the
+  // sink of the rendition it joined first.
+  std::function<void(const ClientInfo &, const RenditionChange &)> rendition_changed;
   // The application's decision on a client (may be empty). Must not block:
   // returns false when there is nobody to ask (the client is accepted at
   // once), true when `decide` will be called with the answer. Until then the

@@ -75,13 +75,13 @@ Session::Session(SessionHost *host, const SessionConfig &config, ServerCounters 
   info_.address = std::move(address);
 }
 
-bool Session::enqueue(const MessagePtr &msg) {
+bool Session::enqueue(const MessagePtr &msg, const Stream *from) {
   auto inbox = inbox_.lock();
   if (msg->type == wire::MessageType::kBuffer) {
     if (inbox->buffers >= inbox_limit()) {
       auto oldest =
           std::find_if(inbox->messages.begin(), inbox->messages.end(),
-                       [](const MessagePtr &m) { return m->type == wire::MessageType::kBuffer; });
+                       [](const Inbound &m) { return m.msg->type == wire::MessageType::kBuffer; });
       inbox->messages.erase(oldest);
       inbox->buffers--;
       inbox->gap = true;
@@ -89,7 +89,7 @@ bool Session::enqueue(const MessagePtr &msg) {
     }
     inbox->buffers++;
   }
-  inbox->messages.push_back(msg);
+  inbox->messages.push_back(Inbound{msg, from});
   if (inbox->posted) return false;
   inbox->posted = true;
   return true;
@@ -114,7 +114,13 @@ void Session::drain() {
     set_last_error("behind the stream: dropped buffers, resuming on a keyframe");
     stream_->request_keyframe(info_.id);  // nothing on a stream without delta units
   }
-  for (const auto &m : draining_) deliver(m);
+  for (const auto &m : draining_) {
+    if (m.from == nullptr || m.from == stream_.get()) {
+      deliver(m.msg);
+    } else {
+      deliver_from_other(m.msg, m.from);  // session_rendition.cpp
+    }
+  }
   draining_.clear();
 }
 
@@ -239,6 +245,7 @@ void Session::close(RemoveReason reason, const std::string &error) {
   socket_.close(ignored);
   queue_.clear();
   publish_depth();
+  leave_renditions();  // session_rendition.cpp
   host_->on_closed(shared_from_this(), was, reason, error);
 }
 
@@ -306,6 +313,7 @@ ClientStats Session::stats() const {
   s.connected_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - ready_at_).count();
   s.last_error = *last_error_.lock();
+  fill_rendition_stats(s);  // session_rendition.cpp
   return s;
 }
 
@@ -430,6 +438,8 @@ void Session::join(const std::string &name) {
   std::shared_ptr<Stream> stream = host_->find_stream(name, &names);
   Stream::Joined joined;
   if (stream) {
+    home_ = stream;
+    stream = first_rendition(stream);  // session_rendition.cpp
     stream_ = stream;
     stream_counters_ = &stream->counters();
     // Subscribed first: whatever is published from here on reaches the session.
@@ -437,6 +447,7 @@ void Session::join(const std::string &name) {
   }
   if (!joined.ok) {
     stream_.reset();
+    home_.reset();
     stream_counters_ = nullptr;
     TF_INFO(kComp, "client %" PRIu64 " %s: no stream named \"%s\"", info_.id,
             info_.address.c_str(), name.c_str());
@@ -447,16 +458,16 @@ void Session::join(const std::string &name) {
   select_timer_.cancel();
   enter(Phase::kStreaming);
   host_->on_ready(shared_from_this());
-  if (version_ == wire::Version::kV2) {
+  if (version_ == wire::Version::kV2 && client_messages_ == ClientMessages::kV2) {
     auto welcome = std::make_shared<Message>();
     welcome->type = wire::MessageType::kWelcome;
     const auto interval_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(stream_->keyframe_interval()).count();
-    welcome->bytes = wire::encode_welcome(
-        stream_->name(), kServerText,
-        static_cast<uint32_t>(std::clamp<int64_t>(interval_ms, 0, UINT32_MAX)));
+    welcome->bytes =
+        welcome_bytes(static_cast<uint32_t>(std::clamp<int64_t>(interval_ms, 0, UINT32_MAX)));
     send_control(welcome);
   }
+  start_renditions();  // session_rendition.cpp
   if (joined.caps) deliver(joined.caps);
   if (joined.at_eos) {
     auto eos_msg = std::make_shared<Message>();
@@ -741,6 +752,7 @@ void Session::on_client_message(const std::vector<uint8_t> &message) {
         protocol_error("a second HELLO");
         return;
       }
+      renditions_.asked.assign(view.rendition);
       join(std::string(view.stream));
       return;
     case wire::MessageType::kListStreams: {
@@ -757,6 +769,13 @@ void Session::on_client_message(const std::vector<uint8_t> &message) {
       }
       TF_LOGV(kComp, "client %" PRIu64 ": KEYFRAME_REQUEST", info_.id);
       stream_->request_keyframe(info_.id);
+      return;
+    case wire::MessageType::kRenditionRequest:
+      if (phase_ != Phase::kStreaming) {
+        protocol_error("RENDITION_REQUEST before WELCOME");
+        return;
+      }
+      on_rendition_request(view.rendition);  // session_rendition.cpp
       return;
     default:
       protocol_error(std::string("unexpected client message ") +

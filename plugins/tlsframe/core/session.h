@@ -24,6 +24,7 @@
 #include "core/guarded.h"
 #include "core/message.h"
 #include "core/rate_limiter.h"
+#include "core/rendition_policy.h"
 #include "core/server.h"
 #include "core/tls_record.h"
 #include "core/wire_format.h"
@@ -98,6 +99,10 @@ class SessionHost {
   virtual void on_closed(const std::shared_ptr<Session> &s, Phase was, RemoveReason reason,
                          const std::string &error) = 0;
   virtual void on_handshake_failed(const Session &s, const Error &e) = 0;
+  // The session now gets `to` instead of `from` (renditions of one stream):
+  // move its count and report the change.
+  virtual void on_rendition_switched(const std::shared_ptr<Session> &s, Stream &from, Stream &to,
+                                     const RenditionChange &change) = 0;
   // The TLS context new handshakes use now (reloads replace it).
   virtual tls::ContextPtr current_context() = 0;
   // Held while a callback from another thread posts to a session: keeps the
@@ -121,13 +126,18 @@ class Session : public std::enable_shared_from_this<Session> {
   bool added() const { return counters_.added.load(); }  // any thread: reported as added
   // Its stream once it chose one (strand; set before it is added, then constant).
   const std::shared_ptr<Stream> &stream() const { return stream_; }
+  // The stream it is reported to (added, removed, rendition changes): the
+  // rendition it joined through, which stream() may have left since (strand).
+  const std::shared_ptr<Stream> &home() const { return home_ ? home_ : stream_; }
 
   // Publishing thread: hands msg to the session. Returns true when the caller
   // must post drain() to the session's strand (none is posted yet), so a
   // session behind by k messages costs one post, not k. The inbox holds at
   // most inbox_limit() buffers: beyond that the oldest is dropped and
   // the session resyncs on a keyframe, as for its own queue.
-  bool enqueue(const MessagePtr &msg);
+  // `from`: the stream that published it (a session subscribed to two
+  // renditions during a switch tells them apart; nullptr = its own).
+  bool enqueue(const MessagePtr &msg, const Stream *from = nullptr);
 
   // All members below run on the session's strand.
   void start();                         // starts the handshake (kAccepted -> kAwaitingHello)
@@ -277,10 +287,54 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
   // Which client messages this connection reads: none for version 1 (any
   // byte is a protocol error); v2 (ALPN tlsframe/2) reads them through reader_.
-  enum class ClientMessages { kNone, kV2 };
+  enum class ClientMessages { kNone, kV2, kBrowser };
   ClientMessages client_messages_ = ClientMessages::kNone;
   wire::MessageReader reader_;       // client messages, as a v2 server reads them
-  std::deque<MessagePtr> draining_;  // the batch drain() is delivering
+  // A message and the stream that published it (nullptr = the session's own).
+  struct Inbound {
+    MessagePtr msg;
+    const Stream *from = nullptr;
+  };
+  std::deque<Inbound> draining_;  // the batch drain() is delivering
+
+  // Renditions (core/session_rendition.cpp), strand only. The session
+  // subscribes to the rendition it gets (stream_) and, during a switch, to
+  // the target too; the switch completes at the target's first keyframe.
+  // The rendition to start on among entry's group, for HELLO's `rendition`.
+  std::shared_ptr<Stream> first_rendition(const std::shared_ptr<Stream> &entry);
+  // After the join: WELCOME's bytes, and the automatic choice started.
+  std::vector<uint8_t> welcome_bytes(uint32_t keyframe_interval_ms) const;
+  void start_renditions();
+  void on_rendition_request(std::string_view asked);  // RENDITION_REQUEST
+  // Subscribes to target and asks it for a keyframe (target == stream_: cancels a switch).
+  void switch_rendition(const std::shared_ptr<Stream> &target, bool up, std::string reason);
+  // A message from a stream other than stream_: the target's first keyframe
+  // completes the switch; anything else from it (or from a rendition left) is not sent.
+  void deliver_from_other(const MessagePtr &msg, const Stream *from);
+  void finish_switch(const MessagePtr &keyframe);
+  void leave_renditions();  // closing: the target is unsubscribed, the timer stopped
+  void arm_rendition_timer();
+  void on_rendition_timer();
+  void fill_rendition_stats(ClientStats &s) const;  // any thread
+
+  std::shared_ptr<Stream> home_;  // see home(); set in join()
+  struct Renditions {
+    std::string asked;                       // HELLO's `rendition` ("" = not stated)
+    bool automatic = true;                   // the server chooses
+    std::shared_ptr<Stream> target;          // a switch waiting for the target's keyframe
+    bool target_up = false;
+    std::string target_reason;
+    RenditionPolicy policy;
+    std::optional<asio::steady_timer> timer;  // kRenditionSampleInterval, while automatic
+    std::chrono::steady_clock::time_point origin;  // the policy's time zero
+  } renditions_;
+  // Read by stats() from any thread.
+  struct RenditionStats {
+    std::string rendition, reason;
+    bool automatic = true;
+    uint64_t up = 0, down = 0, estimate = 0;
+  };
+  Guarded<RenditionStats> rendition_stats_;
 
   // Authorization (strand only):
   const tls::ContextPtr ctx_;                // the TLS context this session was made from
@@ -300,7 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Filled by the publishing thread, emptied by drain().
   struct Inbox {
-    std::deque<MessagePtr> messages;  // published, not yet taken by drain()
+    std::deque<Inbound> messages;  // published, not yet taken by drain()
     size_t buffers = 0;               // buffer messages in messages
     bool posted = false;              // a drain() is posted and has not taken the inbox yet
     bool gap = false;                 // buffers were dropped from it since the last drain

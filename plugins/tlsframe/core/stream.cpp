@@ -1,5 +1,6 @@
 #include "core/stream.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 
@@ -59,8 +60,10 @@ std::string caps_summary(const std::string &caps) {
 
 Stream::Stream(asio::io_context &io, const ServerConfig &config, ServerCallbacks callbacks)
     : name_(config.stream_name),
+      rendition_(config.rendition),
       keyframe_interval_(config.keyframe_request_interval),
       sync_method_(config.sync_method),
+      authorized_clients_(config.authorized_clients),
       rules_(parsed_rules(config.authorized_clients)),
       deny_all_(!authz::parse_rules(config.authorized_clients).ok()),
       callbacks_(std::move(callbacks)),
@@ -115,6 +118,7 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   };
   auto v1 = make(wire::Version::kV1);
   auto v2 = make(wire::Version::kV2);
+  count_published(kPrefix + size, std::chrono::steady_clock::now());
   TF_LOGV(kComp, "stream \"%s\": publish buffer #%" PRIu64 " (%zu bytes%s)", name_.c_str(),
           meta.sequence, size, delta ? ", delta" : "");
   std::string cache_note;
@@ -141,6 +145,23 @@ std::string Stream::cache_buffer(State &st, const MessagePtr &v1, const MessageP
          " bytes): no GOP cached until the next keyframe; joiners wait for it meanwhile";
 }
 
+void Stream::count_published(size_t wire_bytes, std::chrono::steady_clock::time_point now) {
+  // A window of about 1 s, then a running average of the windows (weight
+  // 1/4 for the newest): follows an encoder's rate within a few seconds
+  // without jumping at each keyframe.
+  constexpr auto kWindow = std::chrono::seconds(1);
+  if (rate_window_start_ == std::chrono::steady_clock::time_point{}) rate_window_start_ = now;
+  rate_window_bytes_ += wire_bytes;
+  const auto span = now - rate_window_start_;
+  if (span < kWindow) return;
+  const double seconds = std::chrono::duration<double>(span).count();
+  const auto rate = static_cast<uint64_t>(static_cast<double>(rate_window_bytes_) * 8 / seconds);
+  const uint64_t old = published_rate_.load(std::memory_order_relaxed);
+  published_rate_.store(old == 0 ? rate : (3 * old + rate) / 4, std::memory_order_relaxed);
+  rate_window_bytes_ = 0;
+  rate_window_start_ = now;
+}
+
 void Stream::publish_eos() {
   auto v1 = std::make_shared<Message>();
   v1->type = wire::MessageType::kEos;
@@ -164,7 +185,7 @@ void Stream::post_to_all(const MessagePtr &v1, const MessagePtr &v2, Update &&up
   }
   for (auto &sub : snapshot_) {
     const std::shared_ptr<Session> &s = sub.session;
-    if (s->enqueue(sub.version == wire::Version::kV2 ? v2 : v1)) {
+    if (s->enqueue(sub.version == wire::Version::kV2 ? v2 : v1, this)) {
       asio::post(s->executor(), [s] { s->drain(); });
     }
   }
@@ -296,9 +317,81 @@ bool Stream::ask_accept(const AcceptRequest &request, AcceptDecision decide) {
   return callbacks_.accept_client(request, std::move(decide));
 }
 
+void Stream::rendition_changed(const ClientInfo &c, const RenditionChange &change) {
+  std::lock_guard<std::mutex> lock(callbacks_lock_);
+  if (!detached_ && callbacks_.rendition_changed) callbacks_.rendition_changed(c, change);
+}
+
 void Stream::handshake_failed(const std::string &address, const Error &e) {
   std::lock_guard<std::mutex> lock(callbacks_lock_);
   if (!detached_ && callbacks_.handshake_failed) callbacks_.handshake_failed(address, e);
+}
+
+}  // namespace tlsframe
+
+namespace tlsframe {
+
+std::shared_ptr<Stream> StreamGroup::entry() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  return streams_.empty() ? nullptr : streams_.front();
+}
+
+std::vector<std::shared_ptr<Stream>> StreamGroup::renditions() const {
+  std::vector<std::shared_ptr<Stream>> out;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    out = streams_;
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
+    return a->published_rate() > b->published_rate();
+  });
+  return out;
+}
+
+std::shared_ptr<Stream> StreamGroup::find(std::string_view rendition) const {
+  std::lock_guard<std::mutex> lock(lock_);
+  for (const auto &s : streams_) {
+    if (s->rendition() == rendition) return s;
+  }
+  return nullptr;
+}
+
+bool StreamGroup::has_renditions() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  return streams_.size() > 1 || (streams_.size() == 1 && !streams_.front()->rendition().empty());
+}
+
+bool StreamGroup::add(const std::shared_ptr<Stream> &s) {
+  std::lock_guard<std::mutex> lock(lock_);
+  for (const auto &other : streams_) {
+    if (other->rendition().empty() || s->rendition().empty() ||
+        other->rendition() == s->rendition()) {
+      return false;
+    }
+  }
+  streams_.push_back(s);
+  return true;
+}
+
+void StreamGroup::remove(const std::shared_ptr<Stream> &s) {
+  std::lock_guard<std::mutex> lock(lock_);
+  streams_.erase(std::remove(streams_.begin(), streams_.end(), s), streams_.end());
+}
+
+bool StreamGroup::empty() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  return streams_.empty();
+}
+
+wire::StreamSummary StreamGroup::summary() const {
+  const auto all = renditions();
+  wire::StreamSummary out;
+  out.name = name_;
+  uint64_t viewers = 0;
+  for (const auto &s : all) viewers += s->counters().clients.load();
+  if (!all.empty()) out = all.front()->summary();
+  out.viewers = static_cast<uint32_t>(std::min<uint64_t>(viewers, UINT32_MAX));
+  return out;
 }
 
 }  // namespace tlsframe

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/gop_cache.h"
@@ -41,6 +42,7 @@
 namespace tlsframe {
 
 class Session;
+class StreamGroup;
 
 // "video/x-h264 1280x720 30/1" from a caps string: the media type, then
 // width x height and the framerate when the caps have them (STREAM_LIST's
@@ -61,6 +63,15 @@ class Stream : public std::enable_shared_from_this<Stream> {
   Stream(asio::io_context &io, const ServerConfig &config, ServerCallbacks callbacks);
 
   const std::string &name() const { return name_; }
+  // This stream's rendition name ("" = the stream has one encoding).
+  const std::string &rendition() const { return rendition_; }
+  // The group of renditions it belongs to (set by the Hub before any
+  // session can find it; nullptr once the hub dropped the group).
+  std::shared_ptr<StreamGroup> group() const { return group_.lock(); }
+  void set_group(const std::shared_ptr<StreamGroup> &group) { group_ = group; }
+  // Wire bits per second published lately (a running average over about
+  // 1 s windows; 0 before the first window ends). Any thread.
+  uint64_t published_rate() const { return published_rate_.load(std::memory_order_relaxed); }
   std::chrono::nanoseconds keyframe_interval() const { return keyframe_interval_; }
   StreamCounters &counters() { return counters_; }
 
@@ -109,9 +120,11 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void client_added(const ClientInfo &c);
   void client_removed(const ClientInfo &c, RemoveReason r, const std::string &error);
   void handshake_failed(const std::string &address, const Error &e);
+  void rendition_changed(const ClientInfo &c, const RenditionChange &change);
 
   // Authorization (constant after construction; any thread):
   // authorized-clients holds for id (no rules: everyone).
+  const std::vector<std::string> &authorized_clients() const { return authorized_clients_; }
   bool authorizes(const authz::Identity &id) const {
     return !deny_all_ && authz::authorized(rules_, id);
   }
@@ -128,8 +141,12 @@ class Stream : public std::enable_shared_from_this<Stream> {
   void on_keyframe_timer();
 
   const std::string name_;
+  const std::string rendition_;
+  std::weak_ptr<StreamGroup> group_;  // set once, before the stream is found
+  std::atomic<uint64_t> published_rate_{0};
   const std::chrono::nanoseconds keyframe_interval_;
   const SyncMethod sync_method_;
+  const std::vector<std::string> authorized_clients_;  // as configured (renditions must agree)
   const std::vector<authz::Rule> rules_;  // authorized-clients, parsed (checked by Server::start)
   const bool deny_all_;  // rules that do not parse (refused at start): fail closed should any get here
   StreamCounters counters_;
@@ -165,8 +182,44 @@ class Stream : public std::enable_shared_from_this<Stream> {
   asio::steady_timer keyframe_timer_;  // only used on keyframe_strand_
 
   // Publishing thread only:
+  void count_published(size_t wire_bytes, std::chrono::steady_clock::time_point now);
+  uint64_t rate_window_bytes_ = 0;                          // published in the current window
+  std::chrono::steady_clock::time_point rate_window_start_;  // {} = no window yet
   uint64_t sequence_ = 0;              // of the next buffer
   std::vector<Subscriber> snapshot_;  // post_to_all's, kept for its capacity
+};
+
+// The renditions of one stream name on a hub: each its own Stream (caps,
+// keyframe state, GOP cache, subscribers, sink), found together by name.
+// A stream without renditions is a group of one. Any thread.
+class StreamGroup {
+ public:
+  explicit StreamGroup(std::string name) : name_(std::move(name)) {}
+  const std::string &name() const { return name_; }
+
+  // The stream a joiner is authorized against and reported to: the first
+  // rendition that arrived (nullptr when empty).
+  std::shared_ptr<Stream> entry() const;
+  // Every rendition, highest published rate first (before rates are known:
+  // in order of arrival).
+  std::vector<std::shared_ptr<Stream>> renditions() const;
+  // The rendition named `rendition` (nullptr when there is none).
+  std::shared_ptr<Stream> find(std::string_view rendition) const;
+  bool has_renditions() const;  // more than one, or one with a name
+
+  // Hub, under its registry lock: false when `rendition` is taken (or the
+  // group has an unnamed stream, or s is unnamed and the group is not empty).
+  bool add(const std::shared_ptr<Stream> &s);
+  void remove(const std::shared_ptr<Stream> &s);
+  bool empty() const;
+
+  // STREAM_LIST's view: the entry's caps, viewers summed over renditions.
+  wire::StreamSummary summary() const;
+
+ private:
+  const std::string name_;
+  mutable std::mutex lock_;                       // protects streams_
+  std::vector<std::shared_ptr<Stream>> streams_;  // in order of arrival
 };
 
 }  // namespace tlsframe

@@ -1,0 +1,95 @@
+// The automatic rendition choice for one viewer (docs/PROTOCOL.md 8.12) as
+// pure policy: no Asio, no OpenSSL, no clock of its own. The session samples
+// its connection every kSampleInterval (its queue delay, the kernel's
+// TCP_INFO) and hands each sample with the ladder's rates to sample(); the
+// policy answers "stay" or "switch to rendition i, because ...". Unit-tested
+// in microseconds (tests/unit/test_rendition_policy.cpp).
+//
+// Steps down quickly: a queue delay above down_delay for down_hold means the
+// link does not carry the current rate; the target is the best rendition
+// that fits in the measured delivery rate with headroom (or the lowest).
+// Steps up cautiously: one step at a time, after up_hold without congestion,
+// only when the connection has shown a delivery rate above the higher
+// rendition's rate with headroom; an up-step that is undone within
+// failed_up_window doubles the hold before the next try at that step.
+//
+// Read read_tcp_sample() once per sample on the session's socket.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace tlsframe {
+
+// What the kernel says about one TCP connection (Linux TCP_INFO).
+struct TcpSample {
+  bool ok = false;                 // false: not a TCP socket, or no TCP_INFO
+  uint64_t delivery_rate_bps = 0;  // tcpi_delivery_rate, in bits/s (0 = no sample yet)
+  bool app_limited = true;         // the rate sample was limited by the sender, not the path
+  uint32_t rtt_us = 0;             // smoothed RTT
+  uint32_t notsent_bytes = 0;      // written by the application, not yet sent
+  uint32_t unacked_bytes = 0;      // sent, not yet acknowledged (segments x MSS)
+};
+// TCP_INFO of fd (any thread; one getsockopt).
+TcpSample read_tcp_sample(int fd);
+
+// How often a session samples its connection.
+inline constexpr std::chrono::milliseconds kRenditionSampleInterval{100};
+
+struct RenditionPolicyConfig {
+  std::chrono::microseconds down_delay{350'000};  // queue delay that counts as congestion
+  std::chrono::microseconds down_hold{200'000};   // ... for this long: step down
+  std::chrono::microseconds up_delay{120'000};    // below this the connection is keeping up
+  std::chrono::microseconds up_hold{4'000'000};   // no congestion this long before a step up
+  std::chrono::microseconds settle{1'500'000};    // after a switch: no decision (old data drains)
+  std::chrono::microseconds rate_window{5'000'000};   // delivery rates remembered this long
+  std::chrono::microseconds failed_up_window{10'000'000};  // down this soon after up: failed
+  std::chrono::microseconds max_up_hold{60'000'000};  // cap of the doubled hold
+  double down_headroom = 0.8;  // a step down targets rate <= 0.8 x measured delivery rate
+  double up_headroom = 1.3;    // a step up needs a delivery rate >= 1.3 x the higher rate
+};
+
+class RenditionPolicy {
+ public:
+  explicit RenditionPolicy(RenditionPolicyConfig config = {});
+
+  struct Sample {
+    std::chrono::microseconds at{0};           // monotonic time of the sample
+    std::chrono::microseconds queue_delay{0};  // how late data queued now will arrive
+    uint64_t delivery_rate_bps = 0;            // the kernel's latest delivery rate (0 = none)
+    bool app_limited = true;                   // ... limited by the sender, not the path
+  };
+  struct Decision {
+    bool change = false;  // switch to `target`
+    size_t target = 0;    // index into the ladder (0 = highest rate)
+    bool up = false;
+    std::string reason;  // "auto: down, queue delay 640 ms, delivery 0.9 Mbit/s"
+  };
+  // ladder: each rendition's rate in bits/s, highest first (0 = not known
+  // yet: no automatic switch until every rate is known); current: the index
+  // the client gets now (or is switching to).
+  Decision sample(const Sample &s, const std::vector<uint64_t> &ladder, size_t current);
+  // The session switched (or started) at `at`: from now on, settle first.
+  void switched(std::chrono::microseconds at, size_t from, size_t to);
+
+  // The connection's capacity as measured: the highest delivery rate in the
+  // window (bits/s; 0 = unknown).
+  uint64_t estimated_rate() const;
+
+ private:
+  RenditionPolicyConfig config_;
+  std::deque<std::pair<std::chrono::microseconds, uint64_t>> rates_;  // (at, bits/s), oldest first
+  std::chrono::microseconds congested_since_{-1};  // -1: not congested now
+  std::chrono::microseconds clear_since_{0};       // start of the current uncongested spell
+  std::chrono::microseconds last_switch_{-1};      // -1: none yet
+  bool last_was_up_ = false;
+  size_t up_from_ = 0;  // the index a last step up left
+  std::vector<std::chrono::microseconds> up_hold_;  // per ladder index: the hold before leaving it upward
+  std::chrono::microseconds hold_for(size_t index) const;
+};
+
+}  // namespace tlsframe
