@@ -239,6 +239,20 @@ TEST_F(V2ServerTest, RawV2ClientGetsWelcomeCapsAndBuffersWithVersionByte2) {
   EXPECT_TRUE(data_is(rm, 0, 256));
 }
 
+TEST_F(V2ServerTest, AlpnHttpIsRefusedWhenTheBrowserFrontIsOff) {
+  ServerConfig cfg = server_config();
+  cfg.tls.http = false;  // tlsframesink browser=false
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  const std::string http("\x08http/1.1", 9);
+  EXPECT_FALSE(connect_alpn(server->port(), http, /*expect_ok=*/false))
+      << "browser front off: http/1.1 is refused";
+  EXPECT_NE(last_error_.find("no application protocol"), std::string::npos) << last_error_;
+  auto on = start_server(server_config());  // on by default: selected
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(connect_alpn(on->port(), http));
+}
+
 TEST_F(V2ServerTest, AlpnH2OnlyIsRefusedWithNoApplicationProtocol) {
   auto server = start_server(server_config());
   ASSERT_TRUE(server);
@@ -246,9 +260,6 @@ TEST_F(V2ServerTest, AlpnH2OnlyIsRefusedWithNoApplicationProtocol) {
   auto c = connect_alpn(server->port(), h2, /*expect_ok=*/false);
   EXPECT_FALSE(c) << "a client offering only h2 must be refused";
   EXPECT_NE(last_error_.find("no application protocol"), std::string::npos) << last_error_;
-  const std::string http("\x08http/1.1", 9);
-  EXPECT_FALSE(connect_alpn(server->port(), http, /*expect_ok=*/false))
-      << "no browser front yet: http/1.1 is refused too";
   // tlsframe/2 among others (h2 first) is selected.
   auto ok = connect_alpn(server->port(), h2 + kV2Offer);
   ASSERT_TRUE(ok);

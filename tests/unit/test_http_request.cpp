@@ -78,6 +78,16 @@ TEST(HttpRequest, ARequestNeverEndingIsRefusedOnceItReachesTheBound) {
   EXPECT_EQ(r.http_status, 431);
 }
 
+TEST(HttpRequest, HeadersReachingTheBoundExactlyAre431NotMalformed) {
+  RequestParser p(64, 32);
+  const std::string start = "GET / HTTP/1.1\r\nX: " + std::string(100, 'a');
+  for (size_t i = 0; i < 64; i += 16)
+    ASSERT_EQ(feed(p, start.substr(i, 16)).status, Status::kNeedMore);
+  const auto r = feed(p, start.substr(64, 16));
+  ASSERT_EQ(r.status, Status::kError);
+  EXPECT_EQ(r.http_status, 431);
+}
+
 TEST(HttpRequest, TooManyHeadersAreRefusedWith431) {
   RequestParser p(8192, 4);
   const auto r = feed(p, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n");

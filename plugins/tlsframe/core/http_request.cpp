@@ -116,6 +116,11 @@ RequestParser::Result RequestParser::feed(const uint8_t *data, size_t size) {
   // Only the bytes that fit the bound are parsed: a request that has not
   // ended within max_bytes_ is refused, whatever follows.
   const size_t room = max_bytes_ - total_;
+  // (A zero-length execute would mean end of input to http-parser, not "nothing new".)
+  if (room == 0 && size > 0) {
+    return refuse(431, "request over " + std::to_string(max_bytes_) + " bytes");
+  }
+  if (size == 0) return Result{};
   const size_t n = std::min(size, room);
   const size_t parsed = http_parser_execute(&impl_->parser, &impl_->settings,
                                             reinterpret_cast<const char *>(data), n);

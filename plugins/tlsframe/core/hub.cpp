@@ -33,6 +33,7 @@ std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig 
   if (a.tls.require_client_cert != b.tls.require_client_cert) return "require-client-cert";
   if (a.tls.crl_file != b.tls.crl_file) return "crl-file";
   if (a.tls.min_version != b.tls.min_version) return "min-tls-version";
+  if (a.tls.http != b.tls.http) return "browser";
   if (a.handshake_timeout != b.handshake_timeout) return "handshake-timeout";
   if (std::max(1u, a.io_threads) != std::max(1u, b.io_threads)) return "io-threads";
   // Applied before a client names its stream, so one value per listener too:
@@ -79,13 +80,6 @@ Status Hub::check_joins_group(const StreamGroup &group, const ServerConfig &conf
 }
 
 Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks callbacks) {
-  if (!config.rendition.empty() && !wire::valid_rendition_name(config.rendition)) {
-    return Error{Error::Kind::kSettings,
-                 "rendition \"" + config.rendition +
-                     "\" is not a rendition name: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with "
-                     "'.', and not \"auto\"",
-                 ""};
-  }
   auto make_stream = [&](Hub &hub) {
     return std::make_shared<Stream>(hub.io_, config, std::move(callbacks));
   };

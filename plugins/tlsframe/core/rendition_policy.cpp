@@ -71,7 +71,10 @@ void RenditionPolicy::switched(us at, size_t from, size_t to) {
 RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::vector<uint64_t> &ladder,
                                                   size_t current) {
   Decision d;
-  if (s.delivery_rate_bps > 0) rates_.emplace_back(s.at, s.delivery_rate_bps);
+  // Only samples the path limited: an application-limited one says how fast
+  // a short burst went, not what the path carries (on a tbf-shaped veth,
+  // burst samples read 1-4 Gbit/s over a 1 Mbit/s link).
+  if (s.delivery_rate_bps > 0 && !s.app_limited) rates_.emplace_back(s.at, s.delivery_rate_bps);
   while (!rates_.empty() && s.at - rates_.front().first > config_.rate_window) rates_.pop_front();
 
   const bool congested = s.queue_delay >= config_.down_delay;

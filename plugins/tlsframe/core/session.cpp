@@ -389,6 +389,8 @@ void Session::on_handshake(std::error_code ec) {
   if (tls_.alpn() == wire::kAlpnV2) {
     version_ = wire::Version::kV2;
     client_messages_ = ClientMessages::kV2;
+  } else if (tls_.alpn() == wire::kAlpnHttp) {
+    start_browser();  // session_browser.cpp
   }
   // Admission happens only now: connections that never finish a handshake
   // cannot take max-clients slots from real clients.
@@ -414,8 +416,9 @@ void Session::on_admitted() {
   }
   limiter_.emplace(wire::kClientMessageRate, wire::kClientMessageBurst,
                    std::chrono::steady_clock::now());
-  TF_DEBUG(kComp, "client %" PRIu64 " %s: protocol version 2, awaiting HELLO", info_.id,
-           info_.address.c_str());
+  const bool browser = client_messages_ == ClientMessages::kBrowser;
+  TF_DEBUG(kComp, "client %" PRIu64 " %s: %s", info_.id, info_.address.c_str(),
+           browser ? "browser (http/1.1), awaiting its request" : "protocol version 2, awaiting HELLO");
   const auto limit = config_.handshake_timeout;
   if (limit.count() <= 0) return;
   // The HELLO is due within the handshake timeout, counted from the accept.
@@ -423,12 +426,13 @@ void Session::on_admitted() {
       limit - (std::chrono::steady_clock::now() - accepted_at_), std::chrono::nanoseconds(1));
   auto self = shared_from_this();
   select_timer_.expires_after(left);
-  select_timer_.async_wait([self](std::error_code ec) {
+  const char *what = browser ? "no HTTP request within the handshake timeout"
+                             : "no HELLO within the handshake timeout";
+  select_timer_.async_wait([self, what](std::error_code ec) {
     if (ec || self->phase_ != Phase::kSelecting) return;
-    TF_WARNING(kComp, "client %" PRIu64 " %s: no HELLO within the handshake timeout; dropping it",
-               self->info_.id, self->info_.address.c_str());
-    self->send_final(wire::ErrorCode::kTimeout, "no HELLO within the handshake timeout",
-                     RemoveReason::kTimeout);
+    TF_WARNING(kComp, "client %" PRIu64 " %s: %s; dropping it", self->info_.id,
+               self->info_.address.c_str(), what);
+    self->send_final(wire::ErrorCode::kTimeout, what, RemoveReason::kTimeout);
   });
 }
 
@@ -697,6 +701,10 @@ void Session::on_plaintext(const uint8_t *data, size_t size) {
       phase_ != Phase::kAuthorizing) {
     return;  // leaving: ignored
   }
+  if (client_messages_ == ClientMessages::kBrowser) {
+    on_browser_bytes(data, size);  // session_browser.cpp
+    return;
+  }
   if (client_messages_ == ClientMessages::kNone) {
     // Version 1 clients only listen: their first byte is the violation.
     TF_WARNING(kComp, "client %" PRIu64 " %s sent %zu bytes of application data; dropping it",
@@ -822,6 +830,10 @@ void Session::do_write() {
   last_progress_ = std::chrono::steady_clock::now();
   const auto timeout = config_.client_timeout;
   if (timeout.count() > 0 && !progress_timer_armed_) arm_progress_timer(timeout);
+  if (browser_) {
+    write_part(browser::frame(*msg, browser_->framing));  // its own framing, same data
+    return;
+  }
   write_part(*msg);
 }
 
@@ -830,12 +842,9 @@ void Session::write_part(const MessagePtr &msg) {
   const size_t end = std::min(msg->wire_size(), write_offset_ + kEncryptChunk);
   tls_.reserve_for(end - write_offset_);
   std::error_code ec;
-  const size_t head = msg->bytes.size();
   while (write_offset_ < end && !ec) {
-    const bool in_head = write_offset_ < head;
-    const uint8_t *p =
-        in_head ? msg->bytes.data() + write_offset_ : msg->payload + (write_offset_ - head);
-    const size_t n = std::min(end, in_head ? head : msg->wire_size()) - write_offset_;
+    const auto [p, contiguous] = msg->piece(write_offset_);
+    const size_t n = std::min(end - write_offset_, contiguous);
     ec = tls_.encrypt(p, n);
     write_offset_ += n;
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/authorization.h"
+#include "core/browser_link.h"
 #include "core/client_queue.h"
 #include "core/guarded.h"
 #include "core/message.h"
@@ -205,6 +206,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // ERROR PROTOCOL, then close.
   void protocol_error(const std::string &why);
 
+  // The browser front (ALPN http/1.1; core/session_browser.cpp): its request,
+  // then a one-shot response, or the stream as WebSocket or multipart JPEG.
+  void start_browser();
+  void on_browser_bytes(const uint8_t *data, size_t size);
+  void on_http_request();
+  void on_ws_frame(const ws::Frame &frame);
+  // Sends an already framed last message (an HTTP response, a close frame), then close_notify.
+  void send_browser_final(std::vector<uint8_t> bytes, RemoveReason reason);
+
   // Admitted after the handshake: a v1 client joins the default stream; a v2
   // client waits for its HELLO (until the handshake deadline).
   void on_admitted();
@@ -287,6 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
   // Which client messages this connection reads: none for version 1 (any
   // byte is a protocol error); v2 (ALPN tlsframe/2) reads them through reader_.
+  // A browser (ALPN http/1.1) sends an HTTP request, then WebSocket frames (browser_).
   enum class ClientMessages { kNone, kV2, kBrowser };
   ClientMessages client_messages_ = ClientMessages::kNone;
   wire::MessageReader reader_;       // client messages, as a v2 server reads them
@@ -296,6 +307,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const Stream *from = nullptr;
   };
   std::deque<Inbound> draining_;  // the batch drain() is delivering
+  std::unique_ptr<browser::Link> browser_;  // a browser connection (ALPN http/1.1), else null
 
   // Renditions (core/session_rendition.cpp), strand only. The session
   // subscribes to the rendition it gets (stream_) and, during a switch, to

@@ -280,12 +280,12 @@ namespace {
 
 // Protocol version by ALPN (docs/PROTOCOL.md 8.1): "tlsframe/2" selected when
 // offered; any other offer refused with the no_application_protocol alert
-// (h2 is never selected; http/1.1 only once a browser front exists). A client
-// offering no ALPN never reaches this callback: it is a version 1 client.
+// (h2 is never selected; http/1.1 when the browser front is on: arg non-null).
+// A client offering no ALPN never reaches this callback: it is a version 1 client.
 int select_alpn(SSL *, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-                unsigned int inlen, void *) {
-  const wire::AlpnSelection s = wire::select_alpn(in, inlen, /*http_enabled=*/false);
-  if (s.choice != wire::AlpnChoice::kV2) return SSL_TLSEXT_ERR_ALERT_FATAL;
+                unsigned int inlen, void *arg) {
+  const wire::AlpnSelection s = wire::select_alpn(in, inlen, /*http_enabled=*/arg != nullptr);
+  if (s.choice == wire::AlpnChoice::kNoOverlap) return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = s.protocol;
   *outlen = s.protocol_size;
   return SSL_TLSEXT_ERR_OK;
@@ -331,7 +331,8 @@ Result<ContextPtr> make_server_context(const ServerTlsConfig &config) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(ctx, 0);
-  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+  static int http_on;  // its address marks the browser front on (select_alpn's arg)
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, config.http ? &http_on : nullptr);
   TF_DEBUG(kComp, "server context ready (min %s, client certs %s)",
            version_name(config.min_version),
            config.require_client_cert ? "required"

@@ -17,6 +17,9 @@ namespace tlsframe::tls {
 
 enum class Version { kTls12, kTls13 };
 
+// The browser front (ALPN http/1.1) is on unless turned off (tlsframesink's `browser`).
+inline constexpr bool kDefaultHttp = true;
+
 struct ServerTlsConfig {
   std::string cert_file;             // PEM chain: leaf first, then intermediates
   std::string key_file;              // PEM private key matching the leaf
@@ -26,6 +29,9 @@ struct ServerTlsConfig {
   // PEM CRLs (one or more) checked for client certificates ("" = none; needs
   // ca_file). With a CRL, a client whose CA has no CRL in the file is refused.
   std::string crl_file;
+  // ALPN http/1.1 accepted: the browser front (HTTPS and WebSocket on this
+  // port; docs/PROTOCOL.md 8.1).
+  bool http = kDefaultHttp;
 };
 
 struct ClientTlsConfig {

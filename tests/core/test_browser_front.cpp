@@ -1,0 +1,247 @@
+// The browser front over loopback TLS (ALPN http/1.1), without GStreamer or a
+// browser: a one-shot response, a WebSocket client that counts as a client and
+// gets the caps as text and each buffer as the v2 message, and hostile input
+// (slowloris, oversized headers, a bad upgrade, unmasked and oversized client
+// frames) that closes that connection alone while a native client keeps full
+// rate. The real-browser tests are tests/browser/.
+#include <openssl/err.h>
+
+#include "core/server_fixture.h"
+#include "core/websocket.h"
+#include "core/wire_v2.h"
+
+namespace tlsframe {
+namespace {
+
+const std::string kHttpOffer("\x08http/1.1", 9);
+
+class BrowserFrontTest : public ServerReceiverTest {
+ protected:
+  void TearDown() override {
+    if (ctx_) SSL_CTX_free(ctx_);
+  }
+
+  std::unique_ptr<test::RawTlsClient> connect_http(uint16_t port) {
+    if (!ctx_) {
+      ctx_ = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_load_verify_locations(ctx_, pki_.ca().c_str(), nullptr);
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const uint8_t *>(kHttpOffer.data()),
+                              static_cast<unsigned>(kHttpOffer.size()));
+    }
+    test::RawTlsOptions o;
+    o.verify_name = "127.0.0.1";
+    o.io_timeout = std::chrono::seconds(5);
+    o.shared_ctx = ctx_;
+    auto c = std::make_unique<test::RawTlsClient>();
+    if (!c->connect(port, o)) {
+      ADD_FAILURE() << "TLS client: " << c->error();
+      return nullptr;
+    }
+    return c;
+  }
+
+  // Everything until the server closes (close_notify or EOF), at most `max` bytes.
+  static std::string read_to_close(SSL *ssl, size_t max = 1 << 20) {
+    std::string out;
+    char buf[4096];
+    for (int i = 0; i < 10000 && out.size() < max; ++i) {
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  static bool read_exact(SSL *ssl, uint8_t *out, size_t size) {
+    size_t got = 0;
+    for (int i = 0; i < 10000 && got < size; ++i) {
+      const int n = SSL_read(ssl, out + got, static_cast<int>(size - got));
+      if (n <= 0) return false;
+      got += static_cast<size_t>(n);
+    }
+    return got == size;
+  }
+  // One server frame: its opcode and payload.
+  static bool read_frame(SSL *ssl, uint8_t &op, std::vector<uint8_t> &payload) {
+    uint8_t h[2];
+    if (!read_exact(ssl, h, 2)) return false;
+    op = h[0] & 0x0F;
+    EXPECT_EQ(h[0] & 0x80, 0x80) << "FIN";
+    EXPECT_EQ(h[1] & 0x80, 0) << "server frames are not masked";
+    uint64_t len = h[1] & 0x7F;
+    if (len >= 126) {
+      uint8_t ext[8];
+      const size_t n = len == 126 ? 2 : 8;
+      if (!read_exact(ssl, ext, n)) return false;
+      len = 0;
+      for (size_t i = 0; i < n; ++i) len = (len << 8) | ext[i];
+    }
+    payload.resize(len);
+    return len == 0 || read_exact(ssl, payload.data(), len);
+  }
+  // Sends the upgrade and reads the response head; true on 101.
+  static bool upgrade(test::RawTlsClient &c, uint16_t port, const std::string &origin_host = "") {
+    const std::string host = "127.0.0.1:" + std::to_string(port);
+    const std::string origin = "https://" + (origin_host.empty() ? host : origin_host);
+    if (!c.write("GET /watch/ HTTP/1.1\r\nHost: " + host +
+                 "\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: " +
+                 origin + "\r\n\r\n")) {
+      return false;
+    }
+    std::string head;
+    char ch;
+    for (int i = 0; i < 8192 && head.find("\r\n\r\n") == std::string::npos; ++i) {
+      if (SSL_read(c.ssl(), &ch, 1) != 1) break;
+      head += ch;
+    }
+    return head.rfind("HTTP/1.1 101 ", 0) == 0;
+  }
+  static std::string masked(uint8_t b0, const std::vector<uint8_t> &payload) {
+    std::string f;
+    f += static_cast<char>(b0);
+    f += static_cast<char>(0x80 | payload.size());
+    const char key[4] = {1, 2, 3, 4};
+    f.append(key, 4);
+    for (size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ key[i % 4]);
+    return f;
+  }
+
+  SSL_CTX *ctx_ = nullptr;
+};
+
+TEST_F(BrowserFrontTest, AOneShotResponseCarriesTheSecurityHeadersThenCloses) {
+  auto server = start_server(server_config());
+  ASSERT_TRUE(server);
+  server->publish_caps("image/jpeg, width=(int)320, height=(int)240");
+  auto c = connect_http(server->port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->write("GET /streams.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  const std::string r = read_to_close(c->ssl());
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("\r\nX-Content-Type-Options: nosniff\r\n"), std::string::npos);
+  EXPECT_NE(r.find("\r\nCache-Control: no-store\r\n"), std::string::npos);
+  EXPECT_NE(r.find("\r\nContent-Security-Policy: "), std::string::npos);
+  EXPECT_NE(r.find("{\"streams\":[{\"name\":\"\",\"caps\":\"image/jpeg 320x240\""),
+            std::string::npos)
+      << r;
+  EXPECT_EQ(SSL_get_shutdown(c->ssl()) & SSL_RECEIVED_SHUTDOWN, SSL_RECEIVED_SHUTDOWN)
+      << "close_notify after the response";
+  EXPECT_TRUE(events_.snapshot().added.empty()) << "a page request is not a client";
+}
+
+TEST_F(BrowserFrontTest, AWebSocketClientGetsCapsAsTextAndBuffersAsV2Messages) {
+  auto server = start_server(server_config());
+  ASSERT_TRUE(server);
+  server->publish_caps(kCaps);
+  auto c = connect_http(server->port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(upgrade(*c, server->port()));
+  ASSERT_TRUE(events_.wait([](const EventLog &l) { return l.added.size() == 1; }));
+  EXPECT_EQ(server->stats().clients, 1u) << "counts in num-clients";
+  uint8_t op = 0;
+  std::vector<uint8_t> p;
+  ASSERT_TRUE(read_frame(c->ssl(), op, p));
+  EXPECT_EQ(op, 0x1);
+  EXPECT_EQ(std::string(p.begin(), p.end()), kCaps);
+  publish(*server, 0, 0, 3000);  // a keyframe, 3000 bytes: a 16-bit frame length
+  ASSERT_TRUE(read_frame(c->ssl(), op, p));
+  EXPECT_EQ(op, 0x2);
+  const std::vector<uint8_t> data = pattern(0, 3000);
+  ASSERT_EQ(p.size(), wire::kHeaderSize + wire::kBufferMetaSize + data.size());
+  EXPECT_EQ(p[4], 2) << "version 2";
+  EXPECT_EQ(p[5], static_cast<uint8_t>(MessageType::kBuffer));
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), p.begin() + 60));
+  // A KEYFRAME_REQUEST is read; a ping is answered.
+  ASSERT_TRUE(c->write(masked(0x82, wire::encode_keyframe_request())));
+  ASSERT_TRUE(c->write(masked(0x89, {7, 7})));
+  ASSERT_TRUE(read_frame(c->ssl(), op, p));
+  EXPECT_EQ(op, 0xA);
+  EXPECT_EQ(p, (std::vector<uint8_t>{7, 7}));
+  // EOS: the v2 EOS, then a close frame, then close_notify.
+  ASSERT_TRUE(server->publish_eos_and_flush(std::chrono::milliseconds(2000)));
+  ASSERT_TRUE(read_frame(c->ssl(), op, p));
+  EXPECT_EQ(p, wire::encode_eos(wire::Version::kV2));
+  ASSERT_TRUE(read_frame(c->ssl(), op, p));
+  EXPECT_EQ(op, 0x8);
+  EXPECT_EQ((p[0] << 8) | p[1], ws::kCloseNormal);
+}
+
+TEST_F(BrowserFrontTest, HostileInputClosesThatConnectionAloneWhileANativeClientKeepsFullRate) {
+  ServerConfig cfg = server_config();
+  cfg.handshake_timeout = std::chrono::milliseconds(600);
+  auto server = start_server(cfg);
+  ASSERT_TRUE(server);
+  server->publish_caps(kCaps);
+  auto native = connect_receiver(*server);
+  ASSERT_TRUE(native);
+  ASSERT_TRUE(next_caps(*native, kCaps));
+  uint64_t index = 0;
+  // Publishes one buffer and checks the native client gets it: between each step.
+  auto native_keeps_up = [&] {
+    publish(*server, index, 0);
+    EXPECT_TRUE(next_buffer(*native, index)) << "the native client stopped receiving";
+    index++;
+  };
+  native_keeps_up();
+
+  {  // Slowloris: a header byte every 50 ms, never finishing: dropped at the handshake timeout.
+    auto c = connect_http(server->port());
+    ASSERT_TRUE(c);
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(c->write("GET / HTTP/1.1\r\nX-Slow: "));
+    bool closed = false;
+    for (int i = 0; i < 200 && !closed; ++i) {
+      closed = !c->write("a");
+      pollfd p{c->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) closed = true;  // the server's answer (408) or its close
+      native_keeps_up();
+    }
+    EXPECT_TRUE(closed);
+    const std::string r = read_to_close(c->ssl());
+    EXPECT_EQ(r.rfind("HTTP/1.1 408 ", 0), 0u) << r;
+    EXPECT_LT(Clock::now() - t0, 3s);
+  }
+  {  // Oversized headers.
+    auto c = connect_http(server->port());
+    ASSERT_TRUE(c);
+    c->write("GET / HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n");
+    const std::string r = read_to_close(c->ssl());
+    EXPECT_EQ(r.rfind("HTTP/1.1 431 ", 0), 0u) << r.substr(0, 100);
+    native_keeps_up();
+  }
+  {  // A cross-origin upgrade.
+    auto c = connect_http(server->port());
+    ASSERT_TRUE(c);
+    EXPECT_FALSE(upgrade(*c, server->port(), "evil.example"));
+    EXPECT_NE(read_to_close(c->ssl()).find("cross-origin"), std::string::npos) << "a 403, closed";
+    native_keeps_up();
+  }
+  // Unmasked, then oversized client frames: a close frame (1002, 1009), then the close.
+  for (const auto &[frame, code] : std::vector<std::pair<std::string, uint16_t>>{
+           {std::string("\x82\x02\x01\x02", 4), ws::kCloseProtocol},
+           {std::string("\x82\xFE\x10\x00\x01\x02\x03\x04", 8) + std::string(4096, 'x'),
+            ws::kCloseTooBig}}) {
+    auto c = connect_http(server->port());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(upgrade(*c, server->port()));
+    c->write(frame);
+    uint8_t op = 0;
+    std::vector<uint8_t> p;
+    bool got_close = false;
+    for (int i = 0; i < 100 && !got_close && read_frame(c->ssl(), op, p); ++i) {
+      got_close = op == 0x8;  // skips the caps and buffers sent before
+    }
+    ASSERT_TRUE(got_close);
+    EXPECT_EQ((p[0] << 8) | p[1], code);
+    read_to_close(c->ssl());
+    native_keeps_up();
+  }
+  EXPECT_EQ(server->client_stats().size(), 1u) << "only the native client is left";
+  for (int i = 0; i < 30; ++i) native_keeps_up();
+  EXPECT_EQ(server->stats().frames_dropped, 0u) << "nothing dropped for the native client";
+}
+
+}  // namespace
+}  // namespace tlsframe
