@@ -80,6 +80,13 @@ Status Hub::check_joins_group(const StreamGroup &group, const ServerConfig &conf
 }
 
 Result<Hub::Acquired> Hub::acquire(const ServerConfig &config, ServerCallbacks callbacks) {
+  if (!config.rendition.empty() && !wire::valid_rendition_name(config.rendition)) {
+    return Error{Error::Kind::kSettings,
+                 "rendition \"" + config.rendition +
+                     "\" is not a rendition name: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with "
+                     "'.', and not \"auto\"",
+                 ""};
+  }
   auto make_stream = [&](Hub &hub) {
     return std::make_shared<Stream>(hub.io_, config, std::move(callbacks));
   };

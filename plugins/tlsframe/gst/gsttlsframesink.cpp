@@ -28,6 +28,7 @@
 namespace {
 
 constexpr const char *DEFAULT_STREAM_NAME = "";  // the default stream (what v1 clients get)
+constexpr const char *DEFAULT_RENDITION = "";    // the stream has one encoding
 constexpr const char *DEFAULT_HOST = "0.0.0.0";
 constexpr int DEFAULT_PORT = 9999;
 constexpr gboolean DEFAULT_REQUIRE_CLIENT_CERT = FALSE;
@@ -89,6 +90,7 @@ enum {
   PROP_HELLO_TIMEOUT,
   PROP_KEYFRAME_REQUEST_INTERVAL,
   PROP_STREAM_NAME,
+  PROP_RENDITION,
   PROP_SYNC_METHOD,
   PROP_GOP_CACHE_BYTES_MAX,
   PROP_NUM_CLIENTS,
@@ -99,6 +101,7 @@ enum {
 
 enum {
   SIGNAL_CLIENT_ADDED,
+  SIGNAL_CLIENT_RENDITION_CHANGED,
   SIGNAL_CLIENT_REMOVED,
   SIGNAL_GET_STATS,
   SIGNAL_ACCEPT_CLIENT,
@@ -112,6 +115,7 @@ guint signals[SIGNAL_LAST];
 // except cert-file/key-file/ca-file, which reload the TLS context (see reload_tls).
 struct Settings {
   std::string stream_name = DEFAULT_STREAM_NAME;
+  std::string rendition = DEFAULT_RENDITION;  // "" = the stream has one encoding
   std::string host = DEFAULT_HOST;
   int port = DEFAULT_PORT;
   std::string cert_file, key_file, ca_file;
@@ -188,7 +192,11 @@ static GstStructure *client_stats_structure(const tlsframe::ClientStats &c) {
       (guint64)c.frames_dropped, "bytes-sent", G_TYPE_UINT64, (guint64)c.bytes_sent,
       "queue-buffers", G_TYPE_UINT64, (guint64)c.queue_buffers, "queue-bytes", G_TYPE_UINT64,
       (guint64)c.queue_bytes, "connected-seconds", G_TYPE_DOUBLE, c.connected_seconds, "last-error",
-      G_TYPE_STRING, c.last_error.c_str(), nullptr);
+      G_TYPE_STRING, c.last_error.c_str(), "rendition", G_TYPE_STRING, c.rendition.c_str(),
+      "rendition-auto", G_TYPE_BOOLEAN, c.rendition_auto, "switches-up", G_TYPE_UINT64,
+      (guint64)c.switches_up, "switches-down", G_TYPE_UINT64, (guint64)c.switches_down,
+      "last-reason", G_TYPE_STRING, c.rendition_reason.c_str(), "estimated-rate", G_TYPE_UINT64,
+      (guint64)c.estimated_rate, nullptr);
 }
 
 static GstStructure *make_stats(GstTlsFrameSink *self) {
@@ -356,6 +364,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
     const Settings &s = self->priv->settings;
     config.stream_name = s.stream_name;
+    config.rendition = s.rendition;
     config.host = s.host;
     config.port = static_cast<uint16_t>(s.port);
     config.tls.cert_file = s.cert_file;
@@ -395,6 +404,13 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
       g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_ADDED], 0, (guint64)c.id, c.address.c_str(),
                     c.subject.c_str());
       g_object_notify_by_pspec(G_OBJECT(ref.get()), properties[PROP_NUM_CLIENTS]);
+    });
+  };
+  cb.rendition_changed = [dispatcher, element_ref](const tlsframe::ClientInfo &c,
+                                                   const tlsframe::RenditionChange &ch) {
+    dispatcher->post([ref = element_ref(), c, ch] {
+      g_signal_emit(ref.get(), signals[SIGNAL_CLIENT_RENDITION_CHANGED], 0, (guint64)c.id,
+                    ch.from.c_str(), ch.to.c_str(), ch.reason.c_str());
     });
   };
   cb.client_removed = [dispatcher, element_ref](const tlsframe::ClientInfo &c,
@@ -579,12 +595,19 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     GST_WARNING_OBJECT(self, "stream-name can only be changed in the NULL or READY state");
     return;
   }
+  if (prop_id == PROP_RENDITION && !settable_now(self)) {
+    GST_WARNING_OBJECT(self, "rendition can only be changed in the NULL or READY state");
+    return;
+  }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
   auto str = [value]() { return tlsframe::gst::string_from_value(value); };
   switch (prop_id) {
     case PROP_STREAM_NAME:
       s.stream_name = str();
+      break;
+    case PROP_RENDITION:
+      s.rendition = str();
       break;
     case PROP_HOST:
       s.host = str();
@@ -741,6 +764,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
     case PROP_STREAM_NAME:
       g_value_set_string(value, s.stream_name.c_str());
       break;
+    case PROP_RENDITION:
+      g_value_set_string(value, s.rendition.c_str());
+      break;
     case PROP_HOST:
       g_value_set_string(value, s.host.c_str());
       break;
@@ -855,6 +881,14 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "name there, and their listener settings (certificates, timeouts, limits, io-threads) must "
       "agree. Changeable in NULL and READY only",
       DEFAULT_STREAM_NAME, RW);
+  properties[PROP_RENDITION] = g_param_spec_string(
+      "rendition", "Rendition",
+      "This sink's encoding of its stream when the stream has several (e.g. \"720p\", \"360p\"): "
+      "sinks with the same host, fixed port and stream-name and different rendition names form "
+      "one stream, each viewer getting one rendition at a time (its choice, or the server's from "
+      "what it measures of the connection). Same rule as stream-name, and not \"auto\"; empty = "
+      "the stream has one encoding. Changeable in NULL and READY only",
+      DEFAULT_RENDITION, RW);
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
       "Address or name to listen on (\"0.0.0.0\" = every IPv4 interface, \"::\" = every interface)",
@@ -1012,6 +1046,17 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
   signals[SIGNAL_CLIENT_ADDED] =
       g_signal_new("client-added", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr,
                    nullptr, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * GstTlsFrameSink::client-rendition-changed:
+   * @id, @from, @to: rendition names, @reason: "requested", or "auto: ..." (why the server chose)
+   * Emitted from the element's signal thread when a client switched
+   * renditions (at a keyframe of @to), on the sink of the rendition the
+   * client joined through (the stream's first sink), which also reports it
+   * added and removed.
+   */
+  signals[SIGNAL_CLIENT_RENDITION_CHANGED] = g_signal_new(
+      "client-rendition-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr,
+      nullptr, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * GstTlsFrameSink::client-removed:
    * @id, @address, @status: why, @error: error text or ""

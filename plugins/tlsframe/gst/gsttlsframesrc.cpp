@@ -37,6 +37,7 @@ namespace {
 constexpr const char *DEFAULT_HOST = "localhost";
 constexpr int DEFAULT_PORT = tlsframe::kDefaultPort;
 constexpr const char *DEFAULT_STREAM_NAME = "";
+constexpr const char *DEFAULT_RENDITION = "auto";  // wire::kRenditionAuto: the server chooses
 constexpr GstTlsFrameTlsVersion DEFAULT_MIN_TLS_VERSION = GST_TLS_FRAME_TLS_VERSION_1_3;
 constexpr guint DEFAULT_TIMEOUT = static_cast<guint>(tlsframe::kDefaultReadTimeout.count());
 constexpr guint DEFAULT_CONNECT_TIMEOUT = 10;
@@ -62,6 +63,7 @@ enum {
   PROP_STREAM_NAME,
   PROP_URI,
   PROP_SERVER_FINGERPRINT,
+  PROP_RENDITION,
   PROP_LAST
 };
 GParamSpec *properties[PROP_LAST];
@@ -79,6 +81,7 @@ struct Settings {
   guint max_reconnect_interval = DEFAULT_MAX_RECONNECT_INTERVAL;
   std::string stream_name = DEFAULT_STREAM_NAME;  // "" = the default stream
   std::string server_fingerprint;                 // as set ("" = no pin); the core checks it
+  std::string rendition = DEFAULT_RENDITION;      // "auto" or a rendition name
 };
 
 struct Private {
@@ -91,6 +94,7 @@ struct Private {
   // Streaming thread only:
   bool have_caps = false;
   std::string caps_text;  // the caps string last applied
+  std::string rendition;  // the rendition the server says it sends ("" = none stated)
   bool discont = true;
   bool announced = false;  // posted "tlsframesrc-connected" for this connection
   bool have_offset = false;
@@ -131,6 +135,7 @@ static tlsframe::ReceiverConfig make_config(GstTlsFrameSrc *self) {
   c.connect_timeout = std::chrono::seconds(s.connect_timeout ? s.connect_timeout : 3600u * 24u);
   c.read_timeout = std::chrono::seconds(s.timeout);
   c.stream_name = s.stream_name;
+  c.rendition = s.rendition;
   return c;
 }
 
@@ -149,7 +154,9 @@ static void post_connected_message(GstTlsFrameSrc *self, tlsframe::Receiver &rec
       "tlsframesrc-connected", "address", G_TYPE_STRING, receiver.peer_address().c_str(),
       "reconnects", G_TYPE_UINT64, self->priv->reconnects, "protocol-version", G_TYPE_INT,
       w.version, "stream-name", G_TYPE_STRING, w.stream.c_str(), "server", G_TYPE_STRING,
-      w.server.c_str(), "keyframe-interval-ms", G_TYPE_UINT, w.keyframe_interval_ms, nullptr);
+      w.server.c_str(), "keyframe-interval-ms", G_TYPE_UINT, w.keyframe_interval_ms, "rendition",
+      G_TYPE_STRING, w.rendition.c_str(), nullptr);
+  self->priv->rendition = w.rendition;
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -280,6 +287,26 @@ static GstBuffer *make_buffer(GstTlsFrameSrc *self, tlsframe::Received &m) {
     gst_caps_unref(unix_time);
   }
   return buf;
+}
+
+// RENDITION: the next CAPS and buffers are another encoding. Its first
+// buffer is marked DISCONT; "tlsframesrc-rendition" tells the application.
+static void on_rendition_message(GstTlsFrameSrc *self, const tlsframe::Received &m) {
+  const std::string from = self->priv->rendition;
+  self->priv->rendition = m.rendition;
+  self->priv->discont = true;
+  std::string asked;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    asked = self->priv->settings.rendition;
+  }
+  GST_INFO_OBJECT(self, "rendition %s -> %s (%s)", from.c_str(), m.rendition.c_str(),
+                  m.reason.c_str());
+  GstStructure *s = gst_structure_new(
+      "tlsframesrc-rendition", "rendition", G_TYPE_STRING, m.rendition.c_str(), "previous",
+      G_TYPE_STRING, from.c_str(), "reason", G_TYPE_STRING, m.reason.c_str(), "automatic",
+      G_TYPE_BOOLEAN, asked == tlsframe::wire::kRenditionAuto, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
 // Wait before reconnecting; false when flushing interrupted the wait.
@@ -449,6 +476,9 @@ static GstFlowReturn gst_tls_frame_src_create(GstPushSrc *psrc, GstBuffer **outb
         if (ret != GST_FLOW_OK) return ret;
         continue;
       }
+      case tlsframe::wire::MessageType::kRendition:
+        on_rendition_message(self, m);
+        continue;
       default:  // the receiver keeps WELCOME and STREAM_LIST to itself
         continue;
     }
@@ -558,6 +588,31 @@ static gboolean gst_tls_frame_src_query(GstBaseSrc *bsrc, GstQuery *query) {
   return GST_BASE_SRC_CLASS(gst_tls_frame_src_parent_class)->query(bsrc, query);
 }
 
+// The rendition property: kept for the next connections, and asked for at
+// once on a connection that is streaming (RENDITION_REQUEST; the switch
+// shows as a tlsframesrc-rendition element message when it happens).
+static void set_rendition(GstTlsFrameSrc *self, const std::string &rendition) {
+  const std::string wanted = rendition.empty() ? DEFAULT_RENDITION : rendition;
+  if (wanted != tlsframe::wire::kRenditionAuto && !tlsframe::wire::valid_rendition_name(wanted)) {
+    GST_WARNING_OBJECT(self, "rendition \"%s\" ignored: \"auto\" or 1 to 64 of A-Z a-z 0-9 . _ -, "
+                       "not starting with '.'", wanted.c_str());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    self->priv->settings.rendition = wanted;
+  }
+  std::shared_ptr<tlsframe::Receiver> receiver;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    receiver = self->priv->receiver;
+  }
+  if (!receiver) return;
+  const tlsframe::SendStatus st = receiver->request_rendition(wanted);
+  GST_DEBUG_OBJECT(self, "rendition \"%s\": %s", wanted.c_str(),
+                   st == tlsframe::SendStatus::kQueued ? "asked for" : "applies from the next connection");
+}
+
 static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const GValue *value,
                                            GParamSpec *pspec) {
   auto *self = GST_TLS_FRAME_SRC(object);
@@ -571,6 +626,10 @@ static void gst_tls_frame_src_set_property(GObject *object, guint prop_id, const
   }
   if (prop_id == PROP_STREAM_NAME && !settable_now(self)) {
     GST_WARNING_OBJECT(self, "stream-name can only be changed in the NULL or READY state");
+    return;
+  }
+  if (prop_id == PROP_RENDITION) {
+    set_rendition(self, tlsframe::gst::string_from_value(value));
     return;
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
@@ -689,6 +748,9 @@ static void gst_tls_frame_src_get_property(GObject *object, guint prop_id, GValu
     case PROP_STREAM_NAME:
       g_value_set_string(value, s.stream_name.c_str());
       break;
+    case PROP_RENDITION:
+      g_value_set_string(value, s.rendition.c_str());
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -777,6 +839,15 @@ static void gst_tls_frame_src_class_init(GstTlsFrameSrcClass *klass) {
       "not starting with '.' (empty = the server's default stream; a version 1 server has only "
       "that one). Changeable in NULL and READY only",
       DEFAULT_STREAM_NAME, RW);
+  properties[PROP_RENDITION] = g_param_spec_string(
+      "rendition", "Rendition",
+      "Which rendition of a stream with several to receive (docs/PROTOCOL.md 8.12): \"auto\" = "
+      "the server chooses from what it measures of this connection (down quickly when the link "
+      "cannot carry it, up cautiously), or a rendition name the server's sinks have. Changeable "
+      "while playing: the switch happens at the next keyframe of the new rendition (new caps, "
+      "DISCONT on its first buffer) and posts a tlsframesrc-rendition element message. Ignored "
+      "by streams without renditions",
+      DEFAULT_RENDITION, static_cast<GParamFlags>(RW | GST_PARAM_MUTABLE_PLAYING));
   properties[PROP_URI] = g_param_spec_string(
       "uri", "URI",
       "tlsframe://HOST[:PORT][/NAME] (IPv6 as [addr], PORT 9999 when absent, no NAME = the "
