@@ -97,10 +97,16 @@ void say_allowed(const std::vector<std::vector<std::string>> &allowed,
   }
 }
 
-// A warning from one of our sinks, once (sinks sharing a port post the same one each);
-// an expired CRL gets the command that renews it.
+// The last sink warning printed and when (g_get_monotonic_time, microseconds).
+struct LastWarning {
+  std::string text;
+  gint64 at = 0;
+};
+
+// A warning from one of our sinks, once: sinks sharing a port each post the same one
+// for one reload (within a second); an expired CRL gets the command that renews it.
 void say_sink_warning(GstMessage *msg, const std::vector<ServedStream> &served, const CrlWatch &crl,
-                      ServerOutput &output, std::string *last) {
+                      ServerOutput &output, LastWarning *last) {
   bool ours = false;
   for (const auto &st : served) ours |= GST_MESSAGE_SRC(msg) == GST_OBJECT(st.sink);
   if (!ours) return;
@@ -108,8 +114,9 @@ void say_sink_warning(GstMessage *msg, const std::vector<ServedStream> &served, 
   gst_message_parse_warning(msg, &err, nullptr);
   std::string text = err ? err->message : "";
   g_clear_error(&err);
-  if (text.empty() || text == *last) return;
-  *last = text;
+  const gint64 now = g_get_monotonic_time();
+  if (text.empty() || (text == last->text && now - last->at < G_USEC_PER_SEC)) return;
+  *last = {text, now};
   if (text.find("crl-file") != std::string::npos && text.find("next update") != std::string::npos) {
     text += " (sign it again with: " + crl.renew_command() +
             ", NAME any certificate already revoked; serve reloads it)";
@@ -385,7 +392,7 @@ int cmd_serve(int argc, char **argv) {
       info("standard input is a terminal this process is in the background of: no commands");
     }
   };
-  std::string last_warning;
+  LastWarning last_warning;
   runner.on_warning = [&](GstMessage *msg) {
     say_sink_warning(msg, served, crl, output, &last_warning);
   };
