@@ -51,16 +51,21 @@ std::error_code apply_keepalive(int fd, const KeepaliveSettings &k) {
     }
     return {};
   };
-  const unsigned int user_timeout = static_cast<unsigned int>(k.user_timeout.count());
   std::error_code ec = set(SOL_SOCKET, SO_KEEPALIVE, 1);
   if (!ec) ec = set(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(k.idle.count()));
   if (!ec) ec = set(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(k.interval.count()));
   if (!ec) ec = set(IPPROTO_TCP, TCP_KEEPCNT, k.count);
-  if (!ec && ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-                          sizeof user_timeout) != 0) {
-    ec = std::error_code(errno, std::generic_category());
-  }
+  if (!ec) ec = set_user_timeout(fd, k.user_timeout);
   return ec;
+}
+
+std::error_code set_user_timeout(int fd, std::chrono::milliseconds timeout) {
+  const unsigned int ms = static_cast<unsigned int>(
+      std::clamp<int64_t>(timeout.count(), 0, static_cast<int64_t>(UINT32_MAX)));
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) != 0) {
+    return std::error_code(errno, std::generic_category());
+  }
+  return {};
 }
 
 }  // namespace tlsframe

@@ -28,4 +28,12 @@ KeepaliveSettings keepalive_for_timeout(std::chrono::nanoseconds timeout);
 // Applies k to a connected TCP socket; the first setsockopt error, if any.
 std::error_code apply_keepalive(int fd, const KeepaliveSettings &k);
 
+// Sets TCP_USER_TIMEOUT alone (0 = the kernel's default: no user timeout).
+// Linux applies it to zero-window probes too: a client that reads, but slower
+// than the stream, keeps a zero window for long stretches and would be
+// aborted although it takes bytes. So a session keeps it only while it is not
+// backlogged (nothing queued behind the message just written); a backlogged
+// client is the write-progress timeout's case.
+std::error_code set_user_timeout(int fd, std::chrono::milliseconds timeout);
+
 }  // namespace tlsframe

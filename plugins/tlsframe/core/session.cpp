@@ -162,7 +162,18 @@ void Session::enable_dead_peer_detection() {
   if (ec) {
     TF_DEBUG(kComp, "client %" PRIu64 " %s: no dead-peer detection: %s", info_.id,
              info_.address.c_str(), ec.message().c_str());
+    return;
   }
+  dead_peer_detection_ = true;
+  user_timeout_on_ = true;
+}
+
+void Session::keep_user_timeout(bool on) {
+  if (on == user_timeout_on_ || !dead_peer_detection_) return;
+  const KeepaliveSettings k = keepalive_for_timeout(config_.client_timeout);
+  const std::error_code ec = set_user_timeout(
+      socket_.native_handle(), on ? k.user_timeout : std::chrono::milliseconds(0));
+  if (!ec) user_timeout_on_ = on;
 }
 
 bool Session::close_if_peer_vanished(std::error_code ec) {
@@ -826,6 +837,7 @@ void Session::queued() {
 void Session::do_write() {
   const MessagePtr *msg = queue_.begin_write();
   if (!msg) return;
+  if (queue_.size() > 1) keep_user_timeout(false);  // backlogged: see keepalive.h
   write_offset_ = 0;
   last_progress_ = std::chrono::steady_clock::now();
   const auto timeout = config_.client_timeout;
@@ -931,6 +943,7 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
   counters_.bytes_sent += n;
   if (stream_counters_) stream_counters_->bytes_sent += n;
   queue_.end_write();
+  if (queue_.empty()) keep_user_timeout(true);  // caught up: see keepalive.h
   switch (msg->type) {
     case wire::MessageType::kBuffer:
       counters_.frames_sent++;

@@ -182,6 +182,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // TCP_USER_TIMEOUT gave up: ETIMEDOUT, EHOSTUNREACH, ENETUNREACH): closes
   // with kTimeout and returns true.
   bool close_if_peer_vanished(std::error_code ec);
+  // TCP_USER_TIMEOUT on while the client keeps up, off while it is
+  // backlogged (core/keepalive.h says why); a setsockopt only on a change.
+  void keep_user_timeout(bool on);
   // The first bytes of the ClientHello arrived: from now on only the
   // handshake timeout (counted from the accept) applies.
   void on_hello_started();
@@ -292,6 +295,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point last_progress_;  // write start, or its latest partial write
   size_t write_offset_ = 0;            // bytes of the message being written already encrypted
   bool progress_timer_armed_ = false;  // a write-progress wait is pending
+  bool dead_peer_detection_ = false;  // keepalive and TCP_USER_TIMEOUT applied
+  bool user_timeout_on_ = false;      // TCP_USER_TIMEOUT set now (keep_user_timeout)
   std::chrono::steady_clock::time_point ready_at_;  // entered kStreaming
   std::array<uint8_t, 256> read_buf_{};             // ciphertext from the socket
   std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
