@@ -9,7 +9,7 @@ from .common import BenchError, log
 from .loadgen import run_loadgen
 from .servers import SERVERS, Server
 
-FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads")
+FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads", "overload")
 
 FULL = dict(
     reps=3,
@@ -29,6 +29,8 @@ FULL = dict(
     first_frame_timeout=30.0,
     threads_streams=16,
     threads_io=[1, 2],
+    overload=[64, 128, 192, 256, 384, 512, 640, 768, 1024],
+    overload_past=1,
 )
 QUICK = dict(
     reps=1,
@@ -48,6 +50,8 @@ QUICK = dict(
     first_frame_timeout=20.0,
     threads_streams=16,
     threads_io=[1, 2],
+    overload=[64, 128],
+    overload_past=1,
 )
 
 
@@ -61,7 +65,7 @@ class Bench:
         os.makedirs(self.logdir, exist_ok=True)
         self.servers = [s for s in SERVERS if s in args.servers]
         self.results = dict(throughput=[], ladder=[], connect=[], rss=[], latency=[],
-                            threads=[])
+                            threads=[], overload=[])
         self.seq = 0
 
     def _tag(self, fig, kind, n, rep=None):
@@ -124,6 +128,31 @@ class Bench:
                     alive.remove(kind)
                 self.save()
             if not alive:
+                break
+
+    def overload(self):
+        """[9] tlsframesink under overload with default settings: the 30 fps ladder
+        continued past the first step where not every client holds full rate
+        (overload_past more steps), with per-client fps min/median and latency
+        p50/p99 at each step: are frames shed evenly, is latency bounded?"""
+        c = self.cfg
+        log(f"[9] overload: 30 fps ladder past the first failing step (+{c['overload_past']}), "
+            f"tlsframesink only; steps {c['overload']}")
+        if "A" not in self.servers:
+            return
+        past = None
+        for n in c["overload"]:
+            r = self.one("overload", "A", n, live=True, warmup=c["ladder_warmup"],
+                         duration=c["ladder_duration"], expect_fps=30)
+            lg = r.get("loadgen", {})
+            r["held"] = bool(r["ok"] and lg.get("full_rate") == n and lg.get("failed") == 0)
+            self.results["overload"].append(r)
+            self.save()
+            if past is None and not r["held"]:
+                past = 0
+            elif past is not None:
+                past += 1
+            if past is not None and past >= c["overload_past"]:
                 break
 
     def connect(self):

@@ -234,6 +234,9 @@ def make_table(doc):
     if R.get("threads"):
         w("")
         L.extend(threads_lines(R["threads"]))
+    if R.get("overload"):
+        w("")
+        L.extend(overload_lines(R["overload"], cfg))
     return "\n".join(L) + "\n"
 
 
@@ -266,6 +269,53 @@ def threads_lines(rows):
         L.append(line)
     L.append("    (sinks = threads added over fakesink's; every tlsframesink has one signal "
              "thread, its listener io-threads I/O threads)")
+    return L
+
+
+# Issue 13's target at the first step where not every client holds full rate.
+OVERLOAD_SPREAD_MIN = 0.8
+OVERLOAD_P99_MAX_MS = 300.0
+
+
+def overload_lines(rows, cfg):
+    """Figure 9: tlsframesink's 30 fps ladder past its first failing step: per step,
+    clients at full rate, per-client fps min / median and their ratio (the spread:
+    1 = frames shed evenly), latency p50 / p99, server and loadgen CPU; then the
+    first failing step against the target."""
+    L = [f"[9] overload, tlsframesink with default settings: 30 fps ladder "
+         f"{cfg.get('overload', [])} continued {cfg.get('overload_past', 1)} step(s) past "
+         "the first where not every client holds full rate"]
+    L.append(f"{'N':>6} | {'full-rate':>9} | {'fps min / median':>16} {'spread':>6} | "
+             f"{'latency p50 / p99 ms':>20} | {'srv%':>5} {'lg%':>4}")
+    first = None
+    for r in rows:
+        lg = r.get("loadgen") or {}
+        if not r.get("ok"):
+            L.append(f"{r['clients']:>6} | fail: {r.get('error', '?')[:160]}")
+            continue
+        fmin, fmed = lg.get("fps_min"), lg.get("fps_median")
+        spread = fmin / fmed if fmin is not None and fmed else None
+        p50, p99 = lg.get("latency_ms_p50"), lg.get("latency_ms_p99")
+        fr = f"{lg.get('full_rate', '-')}/{r['clients']}"
+        fps = f"{fmt(fmin)} / {fmt(fmed)}"
+        lat = f"{fmt(p50, '.0f')} / {fmt(p99, '.0f')}"
+        L.append(f"{r['clients']:>6} | {fr:>9} | {fps:>16} {fmt(spread, '.2f', '-'):>6} | "
+                 f"{lat:>20} | {fmt(r.get('server_cpu_pct'), '.0f', '-'):>5} "
+                 f"{fmt(lg.get('loadgen_cpu_pct'), '.0f', '-'):>4}")
+        if first is None and not r.get("held"):
+            first = (r, spread, p99)
+    if first is None:
+        L.append("    every step held full rate: no overload reached")
+    else:
+        r, spread, p99 = first
+        ok_spread = spread is not None and spread >= OVERLOAD_SPREAD_MIN
+        ok_p99 = p99 is not None and p99 <= OVERLOAD_P99_MAX_MS
+        L.append(f"    first step short of full rate: N={r['clients']}: spread "
+                 f"{fmt(spread, '.2f', '-')} (target >= {OVERLOAD_SPREAD_MIN}: "
+                 f"{'met' if ok_spread else 'missed'}), p99 {fmt(p99, '.0f', '-')} ms "
+                 f"(target <= {OVERLOAD_P99_MAX_MS:.0f}: {'met' if ok_p99 else 'missed'})")
+    L.append("    (spread = fps min / median over clients; latency = sink render -> loadgen "
+             "receive, all frames of the window)")
     return L
 
 

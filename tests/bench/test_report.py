@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark's report (bench/tlsframebench/report.py) on a small results fixture
 (report_fixture.json): medians, ratios A/B and A/C, the markers * ! t/o fail, the
-thread-count figure, server subsets; every committed run under bench/results/
+thread-count figure, the overload figure, server subsets; every committed run under bench/results/
 renders to its committed table.txt byte for byte; the report imports nothing from
 the runner. Standard library only, well under a second.
 
@@ -115,6 +115,37 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(cells(line_starting(table, "    1 |"))[3], ["0.50"])
         self.assertNotIn("C cpu/GB split", table)
         self.assertIn("    ratio A/B 0.50\n", table)
+
+    def test_overload(self):
+        doc = copy.deepcopy(self.doc)
+        doc["config"].update(overload=[64, 128, 192, 256], overload_past=1)
+
+        def row(n, held, fmin, fmed, p50, p99, full):
+            return dict(server="A", clients=n, ok=True, held=held, server_cpu_pct=150.0,
+                        loadgen=dict(full_rate=full, failed=0, fps_min=fmin, fps_median=fmed,
+                                     latency_ms_p50=p50, latency_ms_p99=p99,
+                                     loadgen_cpu_pct=90.0))
+        doc["results"]["overload"] = [
+            row(64, True, 30.0, 30.0, 5.0, 20.0, 64),
+            row(128, False, 25.5, 30.0, 120.0, 280.0, 100),
+            row(192, False, 12.0, 24.0, 200.0, 450.0, 0),
+            dict(server="A", clients=256, ok=False, error="loadgen did not finish"),
+        ]
+        table = report.make_table(doc)
+        self.assertIn("[9] overload, tlsframesink with default settings: 30 fps ladder "
+                      "[64, 128, 192, 256] continued 1 step(s) past", table)
+        r128 = cells(line_starting(table, "   128 |"))
+        self.assertEqual(r128[1], ["100/128"])
+        self.assertEqual(r128[2], ["25.5", "/", "30.0", "0.85"])
+        self.assertEqual(r128[3], ["120", "/", "280"])
+        self.assertEqual(cells(line_starting(table, "   192 |"))[2][3], "0.50")
+        self.assertIn("   256 | fail: loadgen did not finish", table)
+        self.assertIn("first step short of full rate: N=128: spread 0.85 (target >= 0.8: met), "
+                      "p99 280 ms (target <= 300: met)", table)
+        doc["results"]["overload"] = doc["results"]["overload"][:1]
+        self.assertIn("every step held full rate: no overload reached",
+                      report.make_table(doc))
+        self.assertNotIn("[9]", self.table)  # a run without the figure renders as before
 
     def test_committed_runs_render_their_tables(self):
         runs = sorted(glob.glob(os.path.join(BENCH, "results", "*", "results-compact.json")))

@@ -9,9 +9,34 @@ ClientQueue::ClientQueue(QueueLimits limits) : limits_(limits) {
   limits_.max_bytes = std::max<uint64_t>(1, limits_.max_bytes);
 }
 
-ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
+ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg, TimePoint now) {
   Decision d;
   if (msg->type == wire::MessageType::kBuffer) {
+    const bool timed = limits_.max_time.count() > 0 && now != TimePoint{} &&
+                       msg->published != TimePoint{};
+    if (timed) {
+      const TimePoint oldest = now - limits_.max_time;
+      bool broken = false;
+      const size_t stale = drop_stale(oldest, &broken);
+      d.dropped += stale;
+      d.purged += stale;
+      if (stale) d.late = true;
+      const bool too_late = msg->published < oldest;
+      if (too_late || (broken && msg->delta && !need_keyframe_)) {
+        // Not worth sending (already too old), or its reference is gone:
+        // the client resumes on a keyframe, asked for by the session.
+        d.late = true;
+        d.dropped++;
+        if (!need_keyframe_ || !msg->delta) {
+          need_keyframe_ = true;
+          d.outcome = Outcome::kDroppedOverflow;
+        } else {
+          d.outcome = Outcome::kDroppedForKeyframe;
+        }
+        return d;
+      }
+      if (stale) d.outcome = Outcome::kQueuedAfterPurge;
+    }
     if (msg->delta && need_keyframe_) {
       if (!keyframe_asked_) {
         // Joined before the stream showed a delta unit (nothing asked at join),
@@ -21,7 +46,7 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
         d.ask_keyframe = true;
       }
       d.outcome = Outcome::kDroppedForKeyframe;
-      d.dropped = 1;
+      d.dropped++;
       return d;
     }
     // A joiner's burst is on top of the limits (see the header).
@@ -32,11 +57,11 @@ ClientQueue::Decision ClientQueue::offer(const MessagePtr &msg) {
         // Skip to the next keyframe: a delta unit without its reference is useless.
         need_keyframe_ = true;
         d.outcome = Outcome::kDroppedOverflow;
-        d.dropped = 1;
+        d.dropped++;
         return d;
       }
-      d.purged = queue_.size() - (writing_ ? 1 : 0);
-      d.dropped = purge_unsent();
+      d.purged += queue_.size() - (writing_ ? 1 : 0);
+      d.dropped += purge_unsent();
       d.outcome = Outcome::kQueuedAfterPurge;
     }
     need_keyframe_ = false;
@@ -139,6 +164,45 @@ size_t ClientQueue::purge_unsent() {
   } else {
     last_caps_ = sent_caps_;
   }
+  return dropped;
+}
+
+size_t ClientQueue::drop_stale(TimePoint oldest, bool *broken) {
+  *broken = false;
+  const size_t first_unsent = writing_ ? 1 : 0;
+  // Live buffers only: a joiner's burst is old by design and outside the limits.
+  auto live_buffer = [](const Entry &e) {
+    return e.msg->type == wire::MessageType::kBuffer && !e.burst;
+  };
+  auto stale = [&](const Entry &e) {
+    return live_buffer(e) && e.msg->published != TimePoint{} && e.msg->published < oldest;
+  };
+  // Publish times grow along the queue: nothing to do unless the oldest is stale.
+  size_t i = first_unsent;
+  while (i < queue_.size() && !live_buffer(queue_[i])) i++;
+  if (i == queue_.size() || !stale(queue_[i])) return 0;
+  std::deque<Entry> kept(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(i));
+  size_t dropped = 0;
+  bool dropping = true;  // what follows a dropped buffer up to the next keyframe is useless
+  bool last_dropped = false;
+  for (; i < queue_.size(); ++i) {
+    Entry &e = queue_[i];
+    if (!live_buffer(e)) {
+      kept.push_back(std::move(e));  // caps and control messages stay (small, and in order)
+      continue;
+    }
+    if (dropping && (stale(e) || e.msg->delta)) {
+      pop_accounting(e);
+      dropped++;
+      last_dropped = true;
+      continue;
+    }
+    dropping = false;
+    last_dropped = false;
+    kept.push_back(std::move(e));
+  }
+  queue_.swap(kept);
+  *broken = last_dropped;
   return dropped;
 }
 

@@ -9,8 +9,20 @@
 // limits apply to what is queued after them. So a GOP longer than
 // max_buffers does not make the joiner skip at once, and a client that cannot
 // keep up with the live stream behind its burst still skips as any other.
+//
+// Queued time (max_time): a buffer published more than max_time ago is not
+// sent. The age is now minus the buffer's publish time (Message::published,
+// steady clock), not a difference of stream timestamps: it counts the time a
+// buffer waited in the session's inbox too, works for buffers without
+// timestamps, and is what the viewer sees as the server's share of latency.
+// The queue has no clock: the session passes `now` to offer(). Checked at each
+// offer (so within one frame interval of the bound): the stale unsent buffers
+// are dropped oldest first, with the delta units that depend on a dropped one;
+// a delta unit whose reference was dropped, or an offered buffer already
+// older than the bound, is dropped and the client resumes on a keyframe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -23,6 +35,9 @@ namespace tlsframe {
 struct QueueLimits {
   uint32_t max_buffers = 32;  // buffers queued at most, the one being written included (min 1)
   uint64_t max_bytes = 32ull << 20;  // wire bytes queued at most (min 1)
+  // Oldest unsent buffer's age at most (now - Message::published); 0 = no
+  // bound (the server's default is kDefaultQueueTimeMax, core/server.h).
+  std::chrono::nanoseconds max_time{0};
 };
 
 class ClientQueue {
@@ -35,20 +50,23 @@ class ClientQueue {
     kQueuedAfterPurge,    // a keyframe that did not fit: the unsent queue was dropped first
     kIgnored,             // caps the client has or will get anyway (not a drop)
     kDroppedForKeyframe,  // a delta unit while waiting for a keyframe
-    kDroppedOverflow,     // a delta unit that did not fit: now waiting for a keyframe
+    kDroppedOverflow,     // a buffer that did not fit, or too late: now waiting for a keyframe
   };
   struct Decision {
     Outcome outcome = Outcome::kQueued;
     size_t dropped = 0;         // buffers dropped by this call (the offered one or purged ones)
     bool ask_keyframe = false;  // first delta unit skipped since the join: ask upstream for one
     size_t purged = 0;          // kQueuedAfterPurge: messages dropped from the queue
+    bool late = false;          // the limit hit was max_time (queued buffers too old)
     bool queued() const {
       return outcome == Outcome::kQueued || outcome == Outcome::kQueuedAfterPurge;
     }
   };
 
-  // A stream message (caps, buffer or EOS) for this client.
-  Decision offer(const MessagePtr &msg);
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // A stream message (caps, buffer or EOS) for this client. now: the
+  // session's clock for the max_time bound (TimePoint{} = no time check).
+  Decision offer(const MessagePtr &msg, TimePoint now = TimePoint{});
   // A joiner's cached GOP: buffers from a keyframe on (gop[0] must be one,
   // else nothing is queued), each with its caps. Queued whole, outside the
   // limits (see above); the client no longer waits for a keyframe. Returns
@@ -89,6 +107,11 @@ class ClientQueue {
   void push(const MessagePtr &msg, bool burst = false);
   void pop_accounting(const Entry &e);  // bytes_ and the burst counts, for an entry leaving
   size_t purge_unsent();                // returns the buffers dropped
+  // max_time: drops the unsent live buffers published before `oldest`, and
+  // the delta units after them up to the next keyframe. Returns the buffers
+  // dropped; *broken = the last live buffer queued was dropped (a delta unit
+  // offered next has lost its reference).
+  size_t drop_stale(TimePoint oldest, bool *broken);
 
   QueueLimits limits_;
   std::deque<Entry> queue_;  // front is being written when writing_

@@ -42,6 +42,7 @@ std::string listener_setting_mismatch(const ServerConfig &a, const ServerConfig 
   if (a.client_timeout != b.client_timeout) return "timeout";
   if (a.queue_max_buffers != b.queue_max_buffers) return "buffers-max";
   if (a.queue_max_bytes != b.queue_max_bytes) return "bytes-max";
+  if (a.queue_max_time != b.queue_max_time) return "time-max";
   if (a.send_buffer_size != b.send_buffer_size) return "send-buffer-size";
   if (a.max_handshakes != b.max_handshakes) return "max-handshakes";
   if (a.max_handshakes_per_address != b.max_handshakes_per_address) {
@@ -162,7 +163,8 @@ Hub::Hub(const ServerConfig &config) : config_(config) {
   session_config_.handshake_timeout = config_.handshake_timeout;
   session_config_.hello_timeout = config_.hello_timeout;
   session_config_.client_timeout = config_.client_timeout;
-  session_config_.queue = QueueLimits{config_.queue_max_buffers, config_.queue_max_bytes};
+  session_config_.queue =
+      QueueLimits{config_.queue_max_buffers, config_.queue_max_bytes, config_.queue_max_time};
   session_config_.max_clients = config_.max_clients;
 }
 

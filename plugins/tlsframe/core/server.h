@@ -55,6 +55,12 @@ inline constexpr std::chrono::milliseconds kRevokedCloseWithin{500};
 // buffers are shared with the client queues, not copied.
 inline constexpr uint64_t kDefaultGopCacheBytesMax = 16ull << 20;
 
+// Bound on a client's queued time (ServerConfig::queue_max_time): a live
+// viewer would rather lose frames than see them this late. At 30 fps, 7
+// frames; with the kernel's send buffer on top, under the 300 ms p99 the
+// overload benchmark aims at on loopback.
+inline constexpr std::chrono::milliseconds kDefaultQueueTimeMax{250};
+
 // Where a new client starts on a stream with delta units: multihandlesink's
 // sync-method names and values, for the ones tlsframe supports. `latest`
 // (0, start on whatever buffer comes next) and the burst modes (3-5) are not
@@ -88,6 +94,10 @@ struct ServerConfig {
   std::chrono::nanoseconds client_timeout = kDefaultClientTimeout;
   uint32_t queue_max_buffers = 32;         // per-client queue limit in buffers (min 1)
   uint64_t queue_max_bytes = 32ull << 20;  // per-client queue limit in bytes (min 1)
+  // Per-client bound on queued time: a buffer published longer ago than this
+  // is not sent; the client sheds its oldest buffers, on a delta-unit stream
+  // up to the next keyframe (core/client_queue.h). 0 = no bound.
+  std::chrono::nanoseconds queue_max_time = kDefaultQueueTimeMax;
   unsigned io_threads = 1;                 // I/O threads (min 1)
   int listen_backlog = 1024;
   // SO_SNDBUF per client in bytes: caps what the kernel holds for a client

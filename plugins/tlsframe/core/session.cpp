@@ -204,9 +204,16 @@ void Session::on_hello_started() {
 
 void Session::deliver(const MessagePtr &msg) {
   if (phase_ != Phase::kStreaming) return;
-  const ClientQueue::Decision d = queue_.offer(msg);
+  const ClientQueue::Decision d = queue_.offer(msg, std::chrono::steady_clock::now());
   for (size_t i = 0; i < d.dropped; ++i) count_drop();
   if (d.ask_keyframe) stream_->request_keyframe(info_.id);
+  if (d.late) {
+    note_late(d);
+    if (d.outcome == ClientQueue::Outcome::kDroppedOverflow) stream_->request_keyframe(info_.id);
+    if (!d.queued()) return;
+    queued();
+    return;
+  }
   switch (d.outcome) {
     case ClientQueue::Outcome::kDroppedOverflow:
       set_last_error("queue full: skipping to the next keyframe");
@@ -227,6 +234,13 @@ void Session::deliver(const MessagePtr &msg) {
       return;
   }
   queued();
+}
+
+void Session::note_late(const ClientQueue::Decision &d) {
+  // LOG level: under overload every client may shed a share of its frames.
+  set_last_error("queued longer than time-max: dropped late buffers, resuming on a keyframe");
+  TF_LOGV(kComp, "client %" PRIu64 " %s: %zu buffers older than time-max dropped (%s)", info_.id,
+          info_.address.c_str(), d.dropped, queue_outcome_name(d.outcome));
 }
 
 void Session::deliver_cached_gop(const std::vector<MessagePtr> &gop) {

@@ -144,6 +144,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void start();                         // starts the handshake (kAccepted -> kAwaitingHello)
   void drain();                         // delivers what enqueue() collected
   void deliver(const MessagePtr &msg);  // one stream message, through the queue policy
+  // A buffer shed for time-max (ClientQueue::Decision::late): last error and a log line.
+  void note_late(const ClientQueue::Decision &d);
   // A joiner's cached GOP (sync-method latest-keyframe), queued whole: see ClientQueue::offer_burst.
   void deliver_cached_gop(const std::vector<MessagePtr> &gop);
   void close(RemoveReason reason, const std::string &error);

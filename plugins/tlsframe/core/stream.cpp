@@ -96,6 +96,7 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   wire::BufferMeta meta = meta_in;
   meta.sequence = sequence_++;
   meta.send_time_ns = realtime_ns();
+  const auto published = std::chrono::steady_clock::now();
   constexpr size_t kPrefix = wire::kHeaderSize + wire::kBufferMetaSize;
   if (!owner && size) {
     // Copied once, then shared by both versions' messages as their payload.
@@ -107,6 +108,7 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
     auto msg = std::make_shared<Message>();
     msg->type = wire::MessageType::kBuffer;
     msg->delta = delta;
+    msg->published = published;
     msg->bytes.resize(kPrefix);
     if (size) {
       msg->payload = data;

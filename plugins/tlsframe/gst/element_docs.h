@@ -89,7 +89,8 @@
 constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "TLS server that sends every buffer it receives, with the stream's caps, to any\n"
     "number of tlsframesrc clients. Each buffer is encoded once and shared; each\n"
-    "client has its own queue (buffers-max, bytes-max) and a slow one skips to the\n"
+    "client has its own queue (buffers-max, bytes-max, and time-max: no buffer is\n"
+    "sent more than 250 ms after its render by default) and a slow one skips to the\n"
     "next keyframe on its own connection only, asking upstream for one on a\n"
     "delta-unit stream, as a joining client does; with sync-method=latest-keyframe a\n"
     "joiner gets the cached GOP at once instead (for sources that cannot make\n"

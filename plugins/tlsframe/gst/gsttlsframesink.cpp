@@ -41,6 +41,8 @@ constexpr guint64 DEFAULT_TIMEOUT =
     std::chrono::nanoseconds(tlsframe::kDefaultClientTimeout).count();
 constexpr guint DEFAULT_BUFFERS_MAX = 32;
 constexpr guint64 DEFAULT_BYTES_MAX = guint64{32} * 1024 * 1024;
+constexpr guint64 DEFAULT_TIME_MAX =
+    std::chrono::nanoseconds(tlsframe::kDefaultQueueTimeMax).count();
 constexpr guint DEFAULT_IO_THREADS = 0;  // one per CPU core (bench: +40% at 32 clients on 2 cores)
 constexpr guint64 DEFAULT_FLUSH_TIMEOUT = 5 * GST_SECOND;
 constexpr int DEFAULT_SEND_BUFFER_SIZE = tlsframe::kDefaultSendBufferSize;
@@ -82,6 +84,7 @@ enum {
   PROP_TIMEOUT,
   PROP_BUFFERS_MAX,
   PROP_BYTES_MAX,
+  PROP_TIME_MAX,
   PROP_IO_THREADS,
   PROP_FLUSH_TIMEOUT,
   PROP_SEND_BUFFER_SIZE,
@@ -129,6 +132,7 @@ struct Settings {
   guint64 timeout = DEFAULT_TIMEOUT;
   guint buffers_max = DEFAULT_BUFFERS_MAX;
   guint64 bytes_max = DEFAULT_BYTES_MAX;
+  guint64 time_max = DEFAULT_TIME_MAX;
   guint io_threads = DEFAULT_IO_THREADS;
   guint64 flush_timeout = DEFAULT_FLUSH_TIMEOUT;
   int send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
@@ -380,6 +384,7 @@ static gboolean gst_tls_frame_sink_start(GstBaseSink *bsink) {
     config.client_timeout = std::chrono::nanoseconds(s.timeout);
     config.queue_max_buffers = s.buffers_max;
     config.queue_max_bytes = s.bytes_max;
+    config.queue_max_time = std::chrono::nanoseconds(s.time_max);
     config.send_buffer_size = s.send_buffer_size;
     config.max_handshakes = s.max_handshakes;
     config.max_handshakes_per_address = s.max_handshakes_per_address;
@@ -655,6 +660,9 @@ static void gst_tls_frame_sink_set_property(GObject *object, guint prop_id, cons
     case PROP_BYTES_MAX:
       s.bytes_max = g_value_get_uint64(value);
       break;
+    case PROP_TIME_MAX:
+      s.time_max = g_value_get_uint64(value);
+      break;
     case PROP_IO_THREADS:
       s.io_threads = g_value_get_uint(value);
       break;
@@ -812,6 +820,9 @@ static void gst_tls_frame_sink_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_BYTES_MAX:
       g_value_set_uint64(value, s.bytes_max);
+      break;
+    case PROP_TIME_MAX:
+      g_value_set_uint64(value, s.time_max);
       break;
     case PROP_IO_THREADS:
       g_value_set_uint(value, s.io_threads);
@@ -973,6 +984,13 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "bytes-max", "Maximum queued bytes",
       "Bytes queued per client; beyond it that client alone skips to the next keyframe", 1,
       G_MAXUINT64, DEFAULT_BYTES_MAX, RW);
+  properties[PROP_TIME_MAX] = g_param_spec_uint64(
+      "time-max", "Maximum queued time",
+      "Nanoseconds a buffer may wait for a client, from its render: an older one is not sent. "
+      "That client alone drops its oldest buffers (on a delta-unit stream up to the next "
+      "keyframe, which is asked for), so its latency stays near this bound under overload "
+      "(0 = no bound)",
+      0, G_MAXINT64, DEFAULT_TIME_MAX, RW);
   properties[PROP_IO_THREADS] = g_param_spec_uint(
       "io-threads", "I/O threads",
       "Threads doing TLS and socket writes for all clients (0 = one per CPU core)", 0, 256,
