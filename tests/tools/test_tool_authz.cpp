@@ -270,6 +270,17 @@ TEST_F(AuthzTest, AllowNeedsMtlsAValidIdentityAndAServedStream) {
   }
 }
 
+TEST_F(AuthzTest, PrintPipelineWritesAuthorizedClientsAsAnArray) {
+  RunResult r = run_process(cmd({"serve", "--certs", certs_, "--mtls", "--source", "test",
+                                 "--allow", "CN=alice", "--allow", "CN=a b", "--print-pipeline"}),
+                            30s, quiet_env());
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  // gst-launch-1.0 reads it back as the array <"CN=alice", "CN=a b">.
+  EXPECT_NE(r.transcript.find("'authorized-clients=\"<\\\"CN=alice\\\", \\\"CN=a b\\\">\"'"),
+            std::string::npos)
+      << r.transcript;
+}
+
 TEST_F(AuthzTest, WithoutMtlsTheCrlIsNotUsedAndSaysSo) {
   ASSERT_EQ(revoke(certs_, "bob").status, 0);
   int port = serve({}, /*mtls=*/false);

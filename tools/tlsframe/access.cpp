@@ -87,19 +87,17 @@ std::optional<std::vector<std::vector<std::string>>> parse_allow_options(
 }
 
 std::string authorized_clients_value(const std::vector<std::string> &identities) {
-  GValue array = G_VALUE_INIT;
-  g_value_init(&array, GST_TYPE_ARRAY);
+  // <"CN=alice", "DNS:door.lan">: each a quoted GStreamer string ('\\' and '"' escaped).
+  std::string out = "<";
   for (const auto &id : identities) {
-    GValue item = G_VALUE_INIT;
-    g_value_init(&item, G_TYPE_STRING);
-    g_value_set_string(&item, id.c_str());
-    gst_value_array_append_and_take_value(&array, &item);
+    out += out.size() > 1 ? ", \"" : "\"";
+    for (char c : id) {
+      if (c == '\\' || c == '"') out += '\\';
+      out += c;
+    }
+    out += '"';
   }
-  gchar *text = gst_value_serialize(&array);
-  std::string out = text ? text : "<>";
-  g_free(text);
-  g_value_unset(&array);
-  return out;
+  return out + ">";
 }
 
 std::string CrlSummary::text() const {

@@ -29,8 +29,8 @@ namespace tlsframe::tool {
 std::optional<std::vector<std::vector<std::string>>> parse_allow_options(
     const std::vector<std::string> &values, const std::vector<std::string> &streams);
 
-// The authorized-clients value (a GstValueArray of strings, serialized) for these
-// identities. Needs GStreamer initialised.
+// The authorized-clients value for these identities: GStreamer value text of an array
+// of strings, <"CN=alice", "DNS:door.lan"> (a PropertyValue with serialized = true).
 std::string authorized_clients_value(const std::vector<std::string> &identities);
 
 // What a CRL file held when it was last read.

@@ -74,7 +74,8 @@ void add_allow_values(const std::vector<std::vector<std::string>> &allowed,
                       const std::vector<std::string> &sinks, PropertyValues *values) {
   for (size_t i = 0; i < sinks.size() && i < allowed.size(); ++i) {
     if (!allowed[i].empty()) {
-      values->push_back({sinks[i], "authorized-clients", authorized_clients_value(allowed[i])});
+      values->push_back(
+          {sinks[i], "authorized-clients", authorized_clients_value(allowed[i]), true});
     }
   }
 }

@@ -43,6 +43,17 @@ std::string gst_quoted(const std::string &value) {
   return out + "\"";
 }
 
+// GStreamer value text (an array, ...) as the parser reads it back: quoted, '\' and '"'
+// escaped once for gst_parse_unescape, then deserialized with the property's type.
+std::string gst_quoted_serialized(const std::string &text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 // A word a POSIX shell passes on unchanged.
 std::string shell_word(const std::string &word) {
   bool plain = !word.empty();
@@ -122,7 +133,8 @@ std::optional<std::string> printable_pipeline(const std::string &description,
       error("the pipeline has no element named '" + v.element + "' (for its " + v.property + ")");
       return std::nullopt;
     }
-    extra[at] += " " + launch_argument(v.property, v.value);
+    extra[at] += " " + (v.serialized ? shell_word(v.property + "=" + gst_quoted_serialized(v.value))
+                                     : launch_argument(v.property, v.value));
   }
   std::string out;
   for (size_t i = 0; i < words.size(); ++i) {

@@ -12,9 +12,10 @@
 namespace tlsframe::tool {
 
 struct PropertyValue {
-  std::string element;   // name= of the element in the pipeline
-  std::string property;  // e.g. "location"
-  std::string value;     // string properties take it verbatim; other types parse it
+  std::string element;      // name= of the element in the pipeline
+  std::string property;     // e.g. "location"
+  std::string value;        // string properties take it verbatim; other types parse it
+  bool serialized = false;  // value is GStreamer value text (e.g. an array): printed unquoted
 };
 using PropertyValues = std::vector<PropertyValue>;
 
