@@ -118,6 +118,8 @@ TEST(Fairness, ThirtyTwoClientsEightSlowHealthyGetEveryFrameSlowLoseWholeGopsWit
   cfg.tls.key_file = pki.server_key();
   cfg.queue_max_bytes = kQueueBytes;
   cfg.send_buffer_size = kSendBuffer;
+  // The byte limit's policy, not time-max's (core_latency_bound).
+  cfg.queue_max_time = std::chrono::nanoseconds(0);
   auto started = Server::start(cfg, ServerCallbacks{});
   ASSERT_TRUE(started) << started.error().message;
   std::unique_ptr<Server> server = std::move(started.value());
