@@ -118,6 +118,19 @@ gboolean ServerOutput::on_tick(gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
+void ServerOutput::announce_browser(const Served &s, const std::string &prefix,
+                                    const std::string &host_port, const ViewerHint &hint) {
+  gboolean browser = FALSE;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(s.stream.sink), "browser")) {
+    g_object_get(s.stream.sink, "browser", &browser, nullptr);
+  }
+  if (!browser) return;
+  // The sink's browser front: /watch/NAME, /watch/ for the default stream.
+  std::string line = prefix + "in a browser: https://" + host_port + "/watch/" + s.stream.name;
+  if (!hint.ca_to_copy.empty()) line += "   (the browser must trust " + hint.ca_to_copy + ")";
+  info(line);
+}
+
 void ServerOutput::announce(const ViewerHint &hint) {
   if (served_.empty()) return;
   gint port = 0;
@@ -165,6 +178,7 @@ void ServerOutput::announce(const ViewerHint &hint) {
       info(prefix + "with GStreamer: gst-launch-1.0 tlsframesrc " +
            launch_argument("uri", "tlsframe://" + at_here) + hint.gst_options +
            " ! decodebin ! videoconvert ! autovideosink");
+      announce_browser(*s, prefix, here + ":" + port_text, hint);
     }
   }
   for (auto &s : served_) s->status.text(s->stream.sink);  // first sample for the rates

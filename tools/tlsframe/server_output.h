@@ -60,6 +60,10 @@ class ServerOutput {
   static void print_on_main_thread(ServerOutput *self, const std::string &text);
   std::string status_text();
   std::string to_stream(const Served &s) const;  // " to stream cam1" or ""
+  // The browser address of s ("in a browser: https://HOST:PORT/watch/NAME"),
+  // when its sink's browser front is on.
+  void announce_browser(const Served &s, const std::string &prefix, const std::string &host_port,
+                        const ViewerHint &hint);
 
   std::vector<std::unique_ptr<Served>> served_;
   bool named_ = false;  // several streams, or a named one
