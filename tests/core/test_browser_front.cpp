@@ -243,5 +243,74 @@ TEST_F(BrowserFrontTest, HostileInputClosesThatConnectionAloneWhileANativeClient
   EXPECT_EQ(server->stats().frames_dropped, 0u) << "nothing dropped for the native client";
 }
 
+
+// Issue 12's rules hold for a browser as for a native client: under
+// require-client-cert and authorized-clients, a browser whose certificate is
+// not on the list gets no frame of the stream: its upgrade is answered (the
+// rules are checked when it joins the stream, as for a native client's
+// HELLO), then the v2 ERROR FORBIDDEN as a binary message and a close frame
+// with code 1008 (policy violation), and it is reported forbidden, never
+// added. One that is on the list streams.
+TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
+  for (const bool allowed : {false, true}) {
+    SCOPED_TRACE(allowed ? "CN=client1 allowed" : "only CN=someone-else allowed");
+    ServerConfig cfg = server_config();
+    cfg.tls.ca_file = pki_.ca();
+    cfg.tls.require_client_cert = true;
+    cfg.authorized_clients = {allowed ? "CN=client1" : "CN=someone-else"};
+    auto server = start_server(cfg);
+    ASSERT_TRUE(server);
+    server->publish_caps("image/jpeg, width=(int)320, height=(int)240");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ASSERT_NE(ctx, nullptr);
+    SSL_CTX_load_verify_locations(ctx, pki_.ca().c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t *>(kHttpOffer.data()),
+                            static_cast<unsigned>(kHttpOffer.size()));
+    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(ctx, pki_.client_cert().c_str()), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, pki_.client_key().c_str(), SSL_FILETYPE_PEM), 1);
+    test::RawTlsOptions o;
+    o.verify_name = "127.0.0.1";
+    o.io_timeout = std::chrono::seconds(5);
+    o.shared_ctx = ctx;
+    const size_t added_before = events_.snapshot().added.size();
+    const size_t removed_before = events_.snapshot().removed.size();
+    test::RawTlsClient c;
+    ASSERT_TRUE(c.connect(server->port(), o)) << c.error();
+    ASSERT_TRUE(upgrade(c, server->port()));
+    uint8_t op = 0;
+    std::vector<uint8_t> payload;
+    ASSERT_TRUE(read_frame(c.ssl(), op, payload));
+    if (allowed) {
+      EXPECT_EQ(op, 0x1) << "the caps as a text message";
+      ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() > added_before; }));
+      const std::string subject = events_.snapshot().added[added_before].subject;
+      EXPECT_NE(subject.find("CN=client1"), std::string::npos) << subject;
+    } else {
+      // The same ERROR a native client gets, as a binary message, then a close.
+      EXPECT_EQ(op, 0x2);
+      wire::MessageView m;
+      const wire::DecodeResult d = wire::decode(payload.data(), payload.size(), payload.size(),
+                                                wire::Protocol::kV2Client, m);
+      ASSERT_EQ(d.status, wire::DecodeStatus::kMessage) << d.error;
+      EXPECT_EQ(m.type, wire::MessageType::kError);
+      EXPECT_EQ(m.error_code, static_cast<uint16_t>(wire::ErrorCode::kForbidden)) << m.error_text;
+      ASSERT_TRUE(read_frame(c.ssl(), op, payload));
+      EXPECT_EQ(op, 0x8) << "a close frame, not the stream";
+      ASSERT_GE(payload.size(), 2u);
+      EXPECT_EQ((payload[0] << 8) | payload[1], 1008) << "policy violation";
+      ASSERT_TRUE(
+          events_.wait([&](const EventLog &l) { return l.removed.size() > removed_before; }));
+      const EventLog l = events_.snapshot();
+      EXPECT_EQ(l.removed[removed_before].reason, RemoveReason::kForbidden)
+          << l.removed[removed_before].error;
+      EXPECT_EQ(l.added.size(), added_before) << "a refused browser is never added";
+    }
+    c.close_clean();
+    server.reset();
+    SSL_CTX_free(ctx);
+  }
+}
+
 }  // namespace
 }  // namespace tlsframe
