@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -72,6 +73,7 @@ bool run(const std::string &cmd, std::string *out = nullptr) {
 class PeerNamespace {
  public:
   PeerNamespace() {
+    remove_stale();
     const unsigned pid = static_cast<unsigned>(::getpid());
     ns_ = "tfdead" + std::to_string(pid);
     host_if_ = "tfd" + std::to_string(pid % 100000) + "h";
@@ -99,6 +101,23 @@ class PeerNamespace {
     }
     ok_ = true;
   }
+  // A test process that crashed (a sanitizer abort, SIGKILL) ran no
+  // destructor: its namespace and pair would stay. Removes those of test
+  // processes that no longer exist.
+  static void remove_stale() {
+    std::string list;
+    if (!run("ip netns list", &list)) return;
+    size_t pos = 0;
+    for (int i = 0; i < 1000 && (pos = list.find("tfdead", pos)) != std::string::npos; ++i) {
+      pos += 6;
+      const unsigned long pid = std::strtoul(list.c_str() + pos, nullptr, 10);
+      if (pid == 0) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+      run("ip netns del tfdead" + std::to_string(pid));
+      run("ip link del tfd" + std::to_string(pid % 100000) + "h");
+    }
+  }
+
   ~PeerNamespace() {
     // The namespace's end goes with the namespace, and its peer with it; the
     // explicit delete covers a set-up that failed half way.
