@@ -851,7 +851,10 @@ void Session::queued() {
 void Session::do_write() {
   const MessagePtr *msg = queue_.begin_write();
   if (!msg) return;
-  if (queue_.size() > 1) keep_user_timeout(false);  // backlogged: see keepalive.h
+  if (queue_.size() > 1 && (*msg)->type == wire::MessageType::kBuffer) {
+    backlogged_at_ = std::chrono::steady_clock::now();  // frames waiting: see keepalive.h
+    keep_user_timeout(false);
+  }
   write_offset_ = 0;
   last_progress_ = std::chrono::steady_clock::now();
   const auto timeout = config_.client_timeout;
@@ -957,7 +960,11 @@ void Session::on_write(std::error_code ec, const MessagePtr &msg) {
   counters_.bytes_sent += n;
   if (stream_counters_) stream_counters_->bytes_sent += n;
   queue_.end_write();
-  if (queue_.empty()) keep_user_timeout(true);  // caught up: see keepalive.h
+  // Caught up, and for a whole timeout: a slow reader's queue empties now and
+  // then while its kernel buffer is still full (see keepalive.h).
+  if (queue_.empty() && std::chrono::steady_clock::now() - backlogged_at_ >= config_.client_timeout) {
+    keep_user_timeout(true);
+  }
   switch (msg->type) {
     case wire::MessageType::kBuffer:
       counters_.frames_sent++;

@@ -299,6 +299,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool progress_timer_armed_ = false;  // a write-progress wait is pending
   bool dead_peer_detection_ = false;  // keepalive and TCP_USER_TIMEOUT applied
   bool user_timeout_on_ = false;      // TCP_USER_TIMEOUT set now (keep_user_timeout)
+  // The last write of a frame with more queued behind it (never: the epoch).
+  std::chrono::steady_clock::time_point backlogged_at_{};
   std::chrono::steady_clock::time_point ready_at_;  // entered kStreaming
   std::array<uint8_t, 256> read_buf_{};             // ciphertext from the socket
   std::array<uint8_t, 256> plain_buf_{};            // plaintext from TlsRecord::read()
