@@ -105,6 +105,37 @@ bool rendition_choice_ok(std::string_view v) {
   return v == kRenditionAuto || valid_rendition_name(v);
 }
 
+// The `stream` field every HELLO and WELCOME carries: present, a valid name.
+Verdict required_stream(const FieldBlock &block, std::string_view &out) {
+  const auto stream = block.find("stream");
+  if (!stream) return refused("no `stream` field (it is required; \"\" = the default stream)");
+  if (!stream_value_ok(*stream))
+    return refused(
+        "invalid stream name \"%.*s\" (1..%zu bytes of [A-Za-z0-9._-], not starting "
+        "with '.')",
+        shown_size(*stream), stream->data(), kMaxStreamName);
+  out = *stream;
+  return Verdict{};
+}
+
+// A `rendition` field: a name, or also "auto" where the client states a
+// choice (auto_ok); absent is fine unless required (out stays empty).
+Verdict take_rendition(const FieldBlock &block, bool required, bool auto_ok,
+                       std::string_view &out) {
+  const auto r = block.find("rendition");
+  if (!r) {
+    if (!required) return Verdict{};
+    return refused(auto_ok ? "no `rendition` field (it is required: a name or \"auto\")"
+                           : "no `rendition` field (it is required)");
+  }
+  if (auto_ok ? !rendition_choice_ok(*r) : !valid_rendition_name(*r))
+    return refused("invalid `rendition` \"%.*s\" (%sa name of 1..%zu bytes of [A-Za-z0-9._-], "
+                   "not starting with '.')",
+                   shown_size(*r), r->data(), auto_ok ? "\"auto\" or " : "", kMaxStreamName);
+  out = *r;
+  return Verdict{};
+}
+
 }  // namespace
 
 AlpnSelection select_alpn(const uint8_t *offered, size_t size, bool http_enabled) {
@@ -130,25 +161,13 @@ AlpnSelection select_alpn(const uint8_t *offered, size_t size, bool http_enabled
 
 Verdict check_hello(const uint8_t *payload, size_t size, MessageView &out) {
   FieldBlock block;
+  std::string_view stream, rendition;
   Verdict v = check_field_block(payload, size, block);
+  if (v) v = required_stream(block, stream);
+  if (v) v = take_rendition(block, false, true, rendition);
   if (!v) return v;
-  const auto stream = block.find("stream");
-  if (!stream) return refused("no `stream` field (it is required; \"\" = the default stream)");
-  if (!stream_value_ok(*stream))
-    return refused(
-        "invalid stream name \"%.*s\" (1..%zu bytes of [A-Za-z0-9._-], not starting "
-        "with '.')",
-        shown_size(*stream), stream->data(), kMaxStreamName);
-  std::string_view rendition;
-  if (const auto r = block.find("rendition")) {
-    if (!rendition_choice_ok(*r))
-      return refused("invalid `rendition` \"%.*s\" (\"auto\" or a name of 1..%zu bytes of "
-                     "[A-Za-z0-9._-], not starting with '.')",
-                     shown_size(*r), r->data(), kMaxStreamName);
-    rendition = *r;
-  }
   out.fields = block;
-  out.stream = *stream;
+  out.stream = stream;
   out.rendition = rendition;
   return Verdict{};
 }
@@ -157,10 +176,8 @@ Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out) {
   FieldBlock block;
   Verdict v = check_field_block(payload, size, block);
   if (!v) return v;
-  const auto stream = block.find("stream");
-  if (!stream) return refused("no `stream` field (it is required)");
-  if (!stream_value_ok(*stream))
-    return refused("invalid stream name \"%.*s\"", shown_size(*stream), stream->data());
+  std::string_view stream, rendition;
+  if (Verdict s = required_stream(block, stream); !s) return s;
   const auto server = block.find("server");
   if (!server) return refused("no `server` field (it is required)");
   if (server->size() > kMaxServerText)
@@ -170,18 +187,13 @@ Verdict check_welcome(const uint8_t *payload, size_t size, MessageView &out) {
     if (!parse_decimal_u32(*text, interval))
       return refused("`keyframe-interval-ms` is not a canonical decimal number");
   }
-  std::string_view rendition;
-  if (const auto r = block.find("rendition")) {
-    if (!valid_rendition_name(*r))
-      return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
-    rendition = *r;
-  }
+  if (Verdict r = take_rendition(block, false, false, rendition); !r) return r;
   if (const auto list = block.find("renditions")) {
     if (!rendition_list_ok(*list))
       return refused("`renditions` is not a comma-separated list of rendition names");
   }
   out.fields = block;
-  out.stream = *stream;
+  out.stream = stream;
   out.server = *server;
   out.keyframe_interval_ms = interval;
   out.rendition = rendition;
@@ -192,12 +204,10 @@ Verdict check_rendition_request(const uint8_t *payload, size_t size, MessageView
   FieldBlock block;
   Verdict v = check_field_block(payload, size, block);
   if (!v) return v;
-  const auto r = block.find("rendition");
-  if (!r) return refused("no `rendition` field (it is required: a name or \"auto\")");
-  if (!rendition_choice_ok(*r))
-    return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
+  std::string_view rendition;
+  if (Verdict r = take_rendition(block, true, true, rendition); !r) return r;
   out.fields = block;
-  out.rendition = *r;
+  out.rendition = rendition;
   return Verdict{};
 }
 
@@ -205,18 +215,15 @@ Verdict check_rendition(const uint8_t *payload, size_t size, MessageView &out) {
   FieldBlock block;
   Verdict v = check_field_block(payload, size, block);
   if (!v) return v;
-  const auto r = block.find("rendition");
-  if (!r) return refused("no `rendition` field (it is required)");
-  if (!valid_rendition_name(*r))
-    return refused("invalid `rendition` \"%.*s\"", shown_size(*r), r->data());
-  std::string_view reason;
+  std::string_view rendition, reason;
+  if (Verdict r = take_rendition(block, true, false, rendition); !r) return r;
   if (const auto text = block.find("reason")) {
     if (text->size() > kMaxRenditionReason)
       return refused("`reason` of %zu bytes (at most %zu)", text->size(), kMaxRenditionReason);
     reason = *text;
   }
   out.fields = block;
-  out.rendition = *r;
+  out.rendition = rendition;
   out.reason = reason;
   return Verdict{};
 }

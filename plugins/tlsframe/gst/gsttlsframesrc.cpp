@@ -360,6 +360,18 @@ static tlsframe::Error server_error(const tlsframe::Received &m, bool *retry) {
       e.message = "The server has no such stream: " + printable(m.error_text);
       *retry = false;
       break;
+    case Code::kForbidden:  // authorized-clients or accept-client: not retried
+      e.kind = tlsframe::Error::Kind::kPeerRefused;
+      e.message = "Forbidden: the server does not allow this client certificate to watch "
+                  "the stream: " + printable(m.error_text);
+      *retry = false;
+      break;
+    case Code::kRevoked:  // the server's CRL lists our certificate now
+      e.kind = tlsframe::Error::Kind::kPeerRefused;
+      e.message = "Revoked: the server's revocation list now holds this client "
+                  "certificate: " + printable(m.error_text);
+      *retry = false;
+      break;
     default:
       e.kind = tlsframe::Error::Kind::kPeerRefused;
       e.message = "The server refused the connection: " + printable(m.error_text);
