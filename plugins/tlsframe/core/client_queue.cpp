@@ -115,6 +115,31 @@ void ClientQueue::clear() {
   writing_ = false;
 }
 
+size_t ClientQueue::drop_unsent_stream() {
+  size_t dropped = 0;
+  std::deque<Entry> kept;
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    const Entry &e = queue_[i];
+    const bool stream_msg =
+        e.msg->type == wire::MessageType::kBuffer || e.msg->type == wire::MessageType::kCaps;
+    if ((i == 0 && writing_) || !stream_msg) {
+      kept.push_back(e);
+      continue;
+    }
+    if (e.msg->type == wire::MessageType::kBuffer) dropped++;
+    pop_accounting(e);
+  }
+  queue_.swap(kept);
+  // The caps the client has once what is left is written.
+  last_caps_ = sent_caps_;
+  for (const Entry &e : queue_) {
+    if (e.msg->type == wire::MessageType::kCaps) last_caps_ = e.msg.get();
+    else if (e.msg->type == wire::MessageType::kBuffer && e.msg->caps) last_caps_ = e.msg->caps.get();
+  }
+  need_keyframe_ = true;
+  return dropped;
+}
+
 const MessagePtr *ClientQueue::begin_write() {
   if (writing_ || queue_.empty()) return nullptr;
   writing_ = true;

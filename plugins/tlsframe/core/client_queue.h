@@ -82,6 +82,11 @@ class ClientQueue {
   void keyframe_asked() { keyframe_asked_ = true; }
   // Drops everything (the connection closed; not counted as drops).
   void clear();
+  // A rendition switch: drops the unsent stream messages (buffers and caps)
+  // of the rendition left, keeping the message being written and messages
+  // for this client alone (WELCOME, STREAM_LIST, RENDITION). Returns the
+  // buffers dropped. The next buffer offered must be the target's keyframe.
+  size_t drop_unsent_stream();
 
   // Writer side. begin_write() marks the front as being written and
   // returns it (nullptr when empty or a write is already in progress);

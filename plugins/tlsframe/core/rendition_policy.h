@@ -39,6 +39,11 @@ TcpSample read_tcp_sample(int fd);
 
 // How often a session samples its connection.
 inline constexpr std::chrono::milliseconds kRenditionSampleInterval{100};
+// Unsent bytes the kernel holds at most for a session of a stream with
+// renditions (TCP_NOTSENT_LOWAT): what is not sent yet waits in the session's
+// queue, where it can still be dropped (time-max, a switch) and is counted in
+// the queue delay, instead of seconds of it in a 256 KiB send buffer.
+inline constexpr uint32_t kRenditionNotsentLowat = 16 * 1024;
 
 struct RenditionPolicyConfig {
   std::chrono::microseconds down_delay{350'000};  // queue delay that counts as congestion

@@ -326,6 +326,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // After the join: WELCOME's bytes, and the automatic choice started.
   std::vector<uint8_t> welcome_bytes(uint32_t keyframe_interval_ms) const;
   void start_renditions();
+  // A stream with renditions: the kernel holds at most kRenditionNotsentLowat
+  // unsent bytes (TCP_NOTSENT_LOWAT); the rest waits in the queue, where
+  // time-max, the policy and a switch see it and can drop it.
+  void bound_kernel_backlog();
   void on_rendition_request(std::string_view asked);  // RENDITION_REQUEST
   // Subscribes to target and asks it for a keyframe (target == stream_: cancels a switch).
   void switch_rendition(const std::shared_ptr<Stream> &target, bool up, std::string reason);

@@ -9,10 +9,15 @@
 // target before its keyframe, nothing of the old one after it.
 //
 // Threads: the session's strand, except fill_rendition_stats() (any thread).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
+#include <cstring>
 
 #include "core/log.h"
 #include "core/session.h"
@@ -93,9 +98,18 @@ void Session::start_renditions() {
     st->automatic = renditions_.automatic;
   }
   if (!stream_ || stream_->rendition().empty() || phase_ != Phase::kStreaming) return;
+  bound_kernel_backlog();
   renditions_.origin = std::chrono::steady_clock::now();
   renditions_.policy.switched(std::chrono::microseconds(0), 0, 0);
   if (renditions_.automatic) arm_rendition_timer();
+}
+
+void Session::bound_kernel_backlog() {
+  const int lowat = static_cast<int>(kRenditionNotsentLowat);
+  if (setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) != 0) {
+    TF_DEBUG(kComp, "client %" PRIu64 ": TCP_NOTSENT_LOWAT not set: %s", info_.id,
+             std::strerror(errno));
+  }
 }
 
 void Session::on_rendition_request(std::string_view asked) {
@@ -164,6 +178,11 @@ void Session::finish_switch(const MessagePtr &keyframe) {
   const std::shared_ptr<Stream> from = stream_;
   const std::shared_ptr<Stream> to = std::move(renditions_.target);
   renditions_.target.reset();
+  // What is still unsent of the rendition left is older than the target's
+  // keyframe, and after a step down late by definition: dropped, so the
+  // client's latency recovers at the switch instead of draining it.
+  const size_t stale = queue_.drop_unsent_stream();
+  for (size_t i = 0; i < stale; ++i) count_drop();
   from->unsubscribe(info_.id);
   stream_ = to;
   stream_counters_ = &to->counters();
@@ -246,9 +265,10 @@ void Session::on_rendition_timer() {
   const RenditionPolicy::Decision d = renditions_.policy.sample(sample, rates, current);
   rendition_stats_.lock()->estimate = renditions_.policy.estimated_rate();
   TF_LOGV(kComp, "client %" PRIu64 ": delay %" PRId64 " ms, delivery %" PRIu64
-          " bit/s%s, notsent %u, on %zu of %zu",
+          " bit/s%s, notsent %u, unacked %u, rtt %u us, on %zu of %zu",
           info_.id, static_cast<int64_t>(delay.count() / 1000), tcp.delivery_rate_bps,
-          tcp.app_limited ? " (app-limited)" : "", tcp.notsent_bytes, current, ladder.size());
+          tcp.app_limited ? " (app-limited)" : "", tcp.notsent_bytes, tcp.unacked_bytes,
+          tcp.rtt_us, current, ladder.size());
   if (d.change && d.target < ladder.size()) switch_rendition(ladder[d.target], d.up, d.reason);
   arm_rendition_timer();
 }
