@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <optional>
+#include <vector>
+
 #include "core/rendition_policy.h"
 
 namespace tlsframe {
@@ -56,6 +59,15 @@ TEST(RenditionPolicy, CongestionStepsDownWithinHalfASecondToWhatTheRateCarries) 
       << d->second.reason;
 }
 
+TEST(RenditionPolicy, AViewerJoiningOverASlowLinkStepsDownWithoutSettling) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 0);  // started on the highest
+  auto d = run(p, 100, 3000, 0, 600, 1'000'000);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_LE(d->first, 100 + 300) << "down_hold 200 ms; no settle at the start";
+  EXPECT_EQ(d->second.target, 1u);
+}
+
 TEST(RenditionPolicy, ABriefDelaySpikeDoesNotStepDown) {
   RenditionPolicy p;
   p.switched(us(0), 0, 0);
@@ -103,6 +115,93 @@ TEST(RenditionPolicy, AStepUpUndoneSoonDoublesTheHoldBeforeTheNextTry) {
   auto again = run(p, down->first + 100, down->first + 20'000, 1, 40, 10'000'000);
   ASSERT_TRUE(again.has_value());
   EXPECT_GE(again->first - down->first, 8000);
+}
+
+// What the kernel reported on the low rendition in the slow-link
+// measurement (rendition_policy.h): app-limited samples at line rate
+// (1.93 Gbit/s), and at 1 Mbit/s a path-limited one of ~1 Mbit/s at each
+// keyframe (every 2 s), with a queue delay blip. `limited`: the link is slow.
+RenditionPolicy::Sample on_low(int64_t t_ms, bool limited) {
+  if (limited && t_ms % 2000 == 0) return at(t_ms, 110, 1'000'000, false);
+  return at(t_ms, 0, 1'930'000'000, true);
+}
+
+// Feeds on_low() samples from t0 to t1 (ms) on the low rendition; the first change, if any.
+std::optional<std::pair<int64_t, RenditionPolicy::Decision>> run_low(RenditionPolicy &p, int64_t t0,
+                                                                     int64_t t1, bool limited) {
+  for (int64_t t = t0; t <= t1; t += kStep.count() / 1000) {
+    auto d = p.sample(on_low(t, limited), kLadder, 1);
+    if (d.change) return std::make_pair(t, d);
+  }
+  return std::nullopt;
+}
+
+TEST(RenditionPolicy, AppLimitedRatesAreNotEvidenceOfRoom) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 1);
+  // Line-rate app-limited readings and a path-limited 1 Mbit/s every 2 s: stays low.
+  EXPECT_FALSE(run_low(p, 0, 120'000, true).has_value());
+  EXPECT_EQ(p.estimated_rate(), 1'000'000u);
+}
+
+TEST(RenditionPolicy, AnAppLimitedLinkThatWasRaisedIsTriedWithinFifteenSeconds) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 1);
+  ASSERT_FALSE(run_low(p, 0, 30'000, true).has_value());
+  // Raised at 30.1 s: no more path-limited samples (the trains fit the window).
+  auto d = run_low(p, 30'100, 60'000, false);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_LE(d->first - 30'100, 15'000);
+  EXPECT_EQ(d->second.target, 0u);
+  EXPECT_TRUE(d->second.up);
+  EXPECT_NE(d->second.reason.find("auto: up (trying)"), std::string::npos) << d->second.reason;
+}
+
+TEST(RenditionPolicy, AFailedTryIsUndoneQuicklyBacksOffAndIsRetriedWithinTheCap) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 1);
+  // A 1 Mbit/s link whose low rendition never fills the window: nothing says
+  // it is slow, so the policy tries. Each try congests at once.
+  int64_t t = 0;
+  std::vector<int64_t> gaps;
+  for (int tries = 0; tries < 5; ++tries) {
+    auto up = run_low(p, t, t + 30'000, false);
+    ASSERT_TRUE(up.has_value()) << "try " << tries;
+    ASSERT_TRUE(up->second.up);
+    if (tries > 0) gaps.push_back(up->first - t);
+    // The target's keyframe 100 ms later: the switch completes.
+    const int64_t switched_up = up->first + 100;
+    p.switched(us(switched_up * 1000), 1, 0);
+    auto down = run(p, switched_up + 100, switched_up + 5000, 0, 700, 1'000'000);
+    ASSERT_TRUE(down.has_value());
+    EXPECT_LE(down->first - switched_up, 900) << "up_settle 500 ms + down_hold 200 ms";
+    EXPECT_EQ(down->second.target, 1u);
+    t = down->first + 100;
+    p.switched(us(t * 1000), 0, 1);
+  }
+  // Holds 8 s, then 10 s (the cap, not 16 or 32): each waits out the failed
+  // try's own path-limited samples too (rate_window 8 s).
+  ASSERT_EQ(gaps.size(), 4u);
+  EXPECT_GE(gaps[0], 8'000);
+  for (int64_t g : gaps) EXPECT_LE(g, 10'500);
+  EXPECT_GE(gaps[3], 10'000);
+}
+
+TEST(RenditionPolicy, NeverFlapsOnASteadyLink) {
+  // Unshaped, on the high rendition, app-limited throughout.
+  RenditionPolicy high;
+  high.switched(us(0), 0, 0);
+  for (int64_t t = 0; t <= 120'000; t += 100) {
+    ASSERT_FALSE(high.sample(at(t, 2, 1'930'000'000, true), kLadder, 0).change) << t;
+  }
+  // 3 Mbit/s: carries the low rendition, not the high one with headroom.
+  RenditionPolicy mid;
+  mid.switched(us(0), 0, 1);
+  for (int64_t t = 0; t <= 120'000; t += 100) {
+    const bool train = t % 2000 == 0;
+    auto s = train ? at(t, 40, 3'000'000, false) : at(t, 0, 1'930'000'000, true);
+    ASSERT_FALSE(mid.sample(s, kLadder, 1).change) << t;
+  }
 }
 
 TEST(RenditionPolicy, ReadTcpSampleOnANonTcpSocketSaysSo) {

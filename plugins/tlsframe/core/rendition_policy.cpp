@@ -54,6 +54,11 @@ uint64_t RenditionPolicy::estimated_rate() const {
 }
 
 void RenditionPolicy::switched(us at, size_t from, size_t to) {
+  congested_since_ = us(-1);
+  clear_since_ = at;
+  // The session started: nothing old to drain, so no settling; a viewer
+  // that joined over a slow link steps down within down_hold.
+  if (from == to) return;
   const bool up = to < from;
   if (!up && last_was_up_ && last_switch_.count() >= 0 && to >= up_from_ &&
       at - last_switch_ < config_.failed_up_window) {
@@ -64,8 +69,6 @@ void RenditionPolicy::switched(us at, size_t from, size_t to) {
   if (up) up_from_ = from;
   last_was_up_ = up;
   last_switch_ = at;
-  congested_since_ = us(-1);
-  clear_since_ = at;
 }
 
 RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::vector<uint64_t> &ladder,
@@ -87,7 +90,8 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
 
   if (ladder.size() < 2 || current >= ladder.size()) return d;
   if (std::any_of(ladder.begin(), ladder.end(), [](uint64_t r) { return r == 0; })) return d;
-  if (last_switch_.count() >= 0 && s.at - last_switch_ < config_.settle) return d;
+  const us settle = last_was_up_ ? config_.up_settle : config_.settle;
+  if (last_switch_.count() >= 0 && s.at - last_switch_ < settle) return d;
 
   // Down: quickly, as far as the measured rate says.
   if (congested && s.at - congested_since_ >= config_.down_hold && current + 1 < ladder.size()) {
@@ -114,7 +118,12 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
     return d;
   }
 
-  // Up: one step, after a clear spell, when the path has shown the room.
+  // Up: one step, after a clear spell. Evidence first: a path-limited rate
+  // in the window with headroom for the higher rendition. A path-limited
+  // rate below that is evidence against: stay. No path-limited rate in the
+  // window (the connection was application-limited throughout, which says
+  // nothing of the path: see the header) is a tentative step up; if it
+  // fails, switched() doubles this rung's hold (capped).
   if (current > 0 && !congested && s.at - clear_since_ >= hold_for(current)) {
     const uint64_t need =
         static_cast<uint64_t>(config_.up_headroom * static_cast<double>(ladder[current - 1]));
@@ -124,6 +133,12 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
       d.target = current - 1;
       d.up = true;
       d.reason = "auto: up, delivery " + mbit(seen) + " for " + mbit(ladder[current - 1]);
+    } else if (rates_.empty()) {
+      d.change = true;
+      d.target = current - 1;
+      d.up = true;
+      d.reason = "auto: up (trying), no path-limited rate for " + ms(config_.rate_window) +
+                 ", clear for " + ms(s.at - clear_since_);
     }
   }
   return d;

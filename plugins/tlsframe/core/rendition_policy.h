@@ -8,10 +8,29 @@
 // Steps down quickly: a queue delay above down_delay for down_hold means the
 // link does not carry the current rate; the target is the best rendition
 // that fits in the measured delivery rate with headroom (or the lowest).
-// Steps up cautiously: one step at a time, after up_hold without congestion,
-// only when the connection has shown a delivery rate above the higher
-// rendition's rate with headroom; an up-step that is undone within
-// failed_up_window doubles the hold before the next try at that step.
+// Steps up cautiously, one step at a time, after up_hold without congestion:
+//   - evidence for: a path-limited delivery rate in rate_window above the
+//     higher rendition's rate with headroom: step up;
+//   - evidence against: path-limited rates in rate_window, all below that:
+//     stay;
+//   - no path-limited rate in rate_window: a tentative step up (a probe). A
+//     failed one is cheap: decisions resume up_settle after it, the switch
+//     back drops the unsent data (Session::finish_switch), and a step up
+//     undone within failed_up_window doubles that rung's hold, capped at
+//     max_up_hold so a link that was raised is found within about 15 s.
+//
+// Why (measured on a veth shaped by tbf rate 1mbit burst 3000 latency 80ms,
+// then `tc qdisc change` to 10mbit burst 6000; 720p 2.5 Mbit/s and 360p
+// 500 kbit/s x264 renditions, GOP 2 s; tests/net/slowlink_netns.py with
+// GST_DEBUG=tlsframe-server:6): on the low rendition the connection is
+// application-limited. Its app-limited tcpi_delivery_rate read 0.2-1.9
+// Gbit/s at 1 Mbit/s and a constant 1.93 Gbit/s at 10 Mbit/s (short trains
+// leave the bucket at line rate, and Linux keeps the highest app-limited
+// sample): no statistic of them separates the two links, so they are never
+// used. At 1 Mbit/s each keyframe train of the low rendition (13.7 KB)
+// outgrew the congestion window and gave a path-limited sample of 0.95-1.46
+// Mbit/s every 1-2 s (evidence against); at 10 Mbit/s there was none in
+// 20 s (so, after rate_window, a probe).
 //
 // Read read_tcp_sample() once per sample on the session's socket.
 #pragma once
@@ -50,10 +69,13 @@ struct RenditionPolicyConfig {
   std::chrono::microseconds down_hold{200'000};   // ... for this long: step down
   std::chrono::microseconds up_delay{120'000};    // below this the connection is keeping up
   std::chrono::microseconds up_hold{4'000'000};   // no congestion this long before a step up
-  std::chrono::microseconds settle{1'500'000};    // after a switch: no decision (old data drains)
-  std::chrono::microseconds rate_window{5'000'000};   // delivery rates remembered this long
+  std::chrono::microseconds settle{1'500'000};    // after a step down: no decision (data drains)
+  std::chrono::microseconds up_settle{500'000};   // after a step up: no decision (a failed try
+                                                  // shows within down_hold after this)
+  std::chrono::microseconds rate_window{8'000'000};   // path-limited rates remembered this long
   std::chrono::microseconds failed_up_window{10'000'000};  // down this soon after up: failed
-  std::chrono::microseconds max_up_hold{60'000'000};  // cap of the doubled hold
+  std::chrono::microseconds max_up_hold{10'000'000};  // cap of the doubled hold: a raised
+                                                      // link is tried within about this
   double down_headroom = 0.8;  // a step down targets rate <= 0.8 x measured delivery rate
   double up_headroom = 1.3;    // a step up needs a delivery rate >= 1.3 x the higher rate
 };
@@ -78,11 +100,12 @@ class RenditionPolicy {
   // yet: no automatic switch until every rate is known); current: the index
   // the client gets now (or is switching to).
   Decision sample(const Sample &s, const std::vector<uint64_t> &ladder, size_t current);
-  // The session switched (or started) at `at`: from now on, settle first.
+  // The session switched at `at`: from now on, settle first. from == to:
+  // it started on `to` (no settling).
   void switched(std::chrono::microseconds at, size_t from, size_t to);
 
-  // The connection's capacity as measured: the highest delivery rate in the
-  // window (bits/s; 0 = unknown).
+  // The connection's capacity as measured: the highest path-limited
+  // delivery rate in rate_window (bits/s; 0 = unknown).
   uint64_t estimated_rate() const;
 
  private:
