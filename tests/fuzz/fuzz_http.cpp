@@ -87,8 +87,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const Outcome whole = run(data + 1, size - 1, size);
   const Outcome split = run(data + 1, size - 1, chunk);
   // The request's outcome does not depend on how it arrives (over-long ones
-  // may be refused at a different byte, with the same status).
-  assert(whole.request == split.request);
+  // may be refused at a different byte, with the same status). One
+  // exception, both refusals: a limit (431: header count) can fire before a
+  // syntax error further on (400, 505) when the input comes in pieces,
+  // because http-parser reports a header name at the end of each piece but,
+  // whole, only at the name's end (found by this target: 33 headers, the
+  // 33rd name with an invalid byte).
+  const bool limit_first = whole.request >= 2000 && split.request >= 2000 &&
+                           (whole.request == 2431 || split.request == 2431);
+  assert(whole.request == split.request || limit_first);
   assert(whole.method == split.method && whole.path == split.path);
   assert(whole.frames == split.frames);
   return 0;

@@ -7,6 +7,8 @@
 #              as a v1 client and, with version byte 2, as a v2 client reads them; and
 #              v2 client requests as a server reads them
 #   OUT/caps/  the CAPS payloads, i.e. the caps strings as sent (fuzz_caps)
+#   OUT/http/  browser requests and WebSocket client frames, written by
+#              tests/fuzz/http_seeds.py, not captured (fuzz_http)
 #
 #   tests/fuzz/make_corpus.sh [OUT]        (default OUT: $BUILD_DIR/fuzz-corpus)
 #
@@ -135,4 +137,6 @@ for name in sorted(os.listdir(work)):
     put("wire", V1_CLIENT + b"".join(msgs[-3:]))  # the end of a stream: last buffers, EOS
     put("wire", V2_CLIENT + b"".join(v2(m) for m in msgs[-3:]))
 PY
-echo "make_corpus: $(ls "$out/wire" | wc -l) wire seeds, $(ls "$out/caps" | wc -l) caps seeds in $out"
+python3 tests/fuzz/http_seeds.py "$out/http" >/dev/null
+echo "make_corpus: $(ls "$out/wire" | wc -l) wire seeds, $(ls "$out/caps" | wc -l) caps seeds," \
+  "$(ls "$out/http" | wc -l) http seeds in $out"
