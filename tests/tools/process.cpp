@@ -156,6 +156,23 @@ std::optional<std::string> Process::wait_line(const std::string &re,
   }
 }
 
+std::optional<std::string> Process::wait_nth_line(const std::string &re, size_t n,
+                                                  std::chrono::milliseconds timeout) {
+  std::regex rx(re);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mutex_);
+  size_t checked = 0, found = 0;
+  while (true) {
+    for (; checked < all_.size(); ++checked) {
+      if (std::regex_search(all_[checked], rx) && ++found >= n) return all_[checked];
+    }
+    if (eof_) return std::nullopt;
+    if (cond_.wait_until(lock, deadline) == std::cv_status::timeout && checked == all_.size()) {
+      return std::nullopt;
+    }
+  }
+}
+
 std::string match_group(const std::string &line, const std::string &re, size_t n) {
   std::smatch m;
   if (!std::regex_search(line, m, std::regex(re)) || m.size() <= n) return "";

@@ -31,6 +31,9 @@ class Process {
   bool started() const { return pid_ > 0; }
   // First line (stdout or stderr) matching re (ECMAScript), waiting up to timeout.
   std::optional<std::string> wait_line(const std::string &re, std::chrono::milliseconds timeout);
+  // The n-th line (1 = the first) matching re, waiting up to timeout.
+  std::optional<std::string> wait_nth_line(const std::string &re, size_t n,
+                                           std::chrono::milliseconds timeout);
   void signal(int sig);
   // Stdin::kPipe only: writes text to the child's standard input (false once it is closed or
   // the child has gone), and closes it (the child reads end of file).

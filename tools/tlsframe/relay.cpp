@@ -136,7 +136,7 @@ int cmd_relay(int argc, char **argv) {
     GstElement *sink = runner.require(r.sink.c_str(), "tlsframesink");
     GstElement *src = runner.require(r.src.c_str(), "tlsframesrc");
     if (!sink || !src) return kExitError;
-    served.push_back({sink, all ? r.name : ""});
+    served.push_back({sink, all ? r.name : "", {}});
     src_names[src] = r.name;
   }
   const std::string &from_text = from;

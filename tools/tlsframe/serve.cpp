@@ -1,9 +1,11 @@
 // `tlsframe serve`: camera (or test pattern, or file) -> encoder -> tlsframesink; with
 // --stream NAME=SOURCE, several named streams on one port, each from its own source(s):
 // a stream given several sources has an input-selector before its encoder, switched by
-// commands on standard input.
+// commands on standard input. With --rendition, each stream is several H.264 encodings of
+// its one capture (a tee, then one encoder branch and tlsframesink per rendition).
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -11,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "first_run.h"
+#include "renditions.h"
 #include "runner.h"
 #include "server_output.h"
 #include "source.h"
@@ -41,7 +44,16 @@ constexpr const char *kSummary =
     "--revoke) is used when present and reloaded when it changes or on SIGHUP; connected\n"
     "viewers it revokes are cut off. --allow IDENTITY (repeatable) admits only client\n"
     "certificates with that identity: CN=NAME, DNS:NAME, URI:URI, email:ADDRESS or\n"
-    "sha256:FINGERPRINT; to every stream, or NAME/IDENTITY to the stream NAME alone.";
+    "sha256:FINGERPRINT; to every stream, or NAME/IDENTITY to the stream NAME alone.\n\n"
+    "Viewers on slow links: --rendition NAME=WIDTHxHEIGHT@KBPS (repeatable, or several\n"
+    "separated by commas) makes each stream several H.264 encodings of its one capture, e.g.\n"
+    "--rendition 720p=1280x720@2500,360p=640x360@500; --rendition default is that ladder.\n"
+    "Each viewer gets one rendition: the server's choice for its link (steps down quickly\n"
+    "when it falls behind, up cautiously), or the one it asks for (tlsframe view --rendition\n"
+    "NAME). --rendition implies --codec h264 and replaces --width, --height and --bitrate.\n"
+    "The default ladder has no JPEG rendition: a viewer's decoder is chosen for the codec it\n"
+    "starts with, and a 640x360 JPEG at 5 fps is not lighter than the 360p H.264 at full\n"
+    "rate (0.3 to 1.6 Mbit/s measured on test patterns, against 500 kbit/s).";
 constexpr const char *kDescription = "Ctrl-C sends end of stream to every viewer and exits.";
 
 // One stream as planned from the command line.
@@ -49,6 +61,9 @@ struct Planned {
   std::string name;                 // stream-name ("" = the default stream)
   std::string sink;                 // element names
   std::string selector;             // "" with one source
+  std::vector<std::string> sinks;   // one per rendition (the first is `sink`); {sink} without
+                                    // renditions
+  std::string tee;                  // "" without renditions
   std::vector<std::string> labels;  // the sources as given
   std::vector<Source> sources;
 };
@@ -69,13 +84,14 @@ std::optional<std::vector<std::vector<std::string>>> plan_allow(
   return parse_allow_options(allow, names);
 }
 
-// authorized-clients for each stream's sink that has --allow identities.
+// authorized-clients for each stream's sinks (every rendition's: they must agree) when the
+// stream has --allow identities.
 void add_allow_values(const std::vector<std::vector<std::string>> &allowed,
-                      const std::vector<std::string> &sinks, PropertyValues *values) {
-  for (size_t i = 0; i < sinks.size() && i < allowed.size(); ++i) {
-    if (!allowed[i].empty()) {
-      values->push_back(
-          {sinks[i], "authorized-clients", authorized_clients_value(allowed[i]), true});
+                      const std::vector<Planned> &plan, PropertyValues *values) {
+  for (size_t i = 0; i < plan.size() && i < allowed.size(); ++i) {
+    if (allowed[i].empty()) continue;
+    for (const auto &sink : plan[i].sinks) {
+      values->push_back({sink, "authorized-clients", authorized_clients_value(allowed[i]), true});
     }
   }
 }
@@ -108,9 +124,7 @@ struct LastWarning {
 // for one reload (within a second); an expired CRL gets the command that renews it.
 void say_sink_warning(GstMessage *msg, const std::vector<ServedStream> &served, const CrlWatch &crl,
                       ServerOutput &output, LastWarning *last) {
-  bool ours = false;
-  for (const auto &st : served) ours |= GST_MESSAGE_SRC(msg) == GST_OBJECT(st.sink);
-  if (!ours) return;
+  if (!is_served_sink(served, GST_MESSAGE_SRC(msg))) return;
   GError *err = nullptr;
   gst_message_parse_warning(msg, &err, nullptr);
   std::string text = err ? err->message : "";
@@ -135,23 +149,26 @@ bool stdin_readable() {
 }  // namespace
 
 int cmd_serve(int argc, char **argv) {
-  std::string source_spec, codec = "jpeg", width = "640", height = "480", fps = "30",
-                           quality = "85", bitrate = "2000", gop = "60", port = "9999",
-                           bind = "0.0.0.0", max_clients = "0";
-  std::vector<std::string> stream_options, allow_options;
+  // codec, width, height, bitrate: "" = not given (defaults below; --rendition replaces them).
+  std::string source_spec, codec, width, height, fps = "30", quality = "85", bitrate,
+      gop = "60", port = "9999", bind = "0.0.0.0", max_clients = "0";
+  std::vector<std::string> stream_options, allow_options, rendition_options;
   bool no_zerolatency = false;
   TlsOptions tls;
   Options opts("", kSummary, kDescription);
   opts.value("source", &source_spec, "S", "Video source (default auto; see above)");
   opts.repeated("stream", &stream_options, "NAME=SOURCE",
                 "A named stream and its source (repeatable; see above)");
-  opts.value("codec", &codec, "C", "jpeg (default) or h264");
+  opts.value("codec", &codec, "C", "jpeg (default) or h264 (the default with --rendition)");
   opts.value("width", &width, "W", "Width sent (default 640)");
   opts.value("height", &height, "H", "Height sent (default 480)");
   opts.value("fps", &fps, "F", "Frame rate sent (default 30)");
   opts.value("quality", &quality, "Q", "JPEG quality 1-100 (default 85)");
   opts.value("bitrate", &bitrate, "KBPS", "H.264 bitrate in kbit/s (default 2000)");
   opts.value("gop", &gop, "N", "H.264 keyframe interval in frames (default 60)");
+  opts.repeated("rendition", &rendition_options, "NAME=WxH@KBPS[,...]|default",
+                "H.264 renditions of each stream for viewers on slow links (repeatable; see "
+                "above)");
   opts.flag("no-zerolatency", &no_zerolatency,
             "H.264 without tune=zerolatency (B-frames allowed, more delay)");
   opts.value("port", &port, "N", "TCP port (default 9999; 0 = any free port, printed at start)");
@@ -169,6 +186,34 @@ int cmd_serve(int argc, char **argv) {
     error("unexpected argument '" + positional[0] + "' (see --help)");
     return kExitUsage;
   }
+  auto ladder = parse_rendition_options(rendition_options);
+  if (!ladder) return kExitUsage;
+  const bool renditions = !ladder->empty();
+  if (renditions) {
+    if (codec.empty()) codec = "h264";
+    if (codec != "h264") {
+      error("--rendition makes H.264 renditions: it needs --codec h264, not --codec " + codec);
+      return kExitUsage;
+    }
+    if (!width.empty() || !height.empty() || !bitrate.empty()) {
+      error("--rendition gives each rendition its size and bitrate: --width, --height and "
+            "--bitrate do not go with it");
+      return kExitUsage;
+    }
+    // The capture is made once, at the largest rendition's size.
+    long wmax = 0, hmax = 0;
+    for (const auto &r : *ladder) {
+      wmax = std::max(wmax, r.width);
+      hmax = std::max(hmax, r.height);
+    }
+    width = std::to_string(wmax);
+    height = std::to_string(hmax);
+    bitrate = std::to_string(ladder->front().kbps);
+  }
+  if (codec.empty()) codec = "jpeg";
+  if (width.empty()) width = "640";
+  if (height.empty()) height = "480";
+  if (bitrate.empty()) bitrate = "2000";
   long w, h, f, q, br, g, p, mc;
   if (!parse_int("width", width, 16, 7680, &w) || !parse_int("height", height, 16, 4320, &h) ||
       !parse_int("fps", fps, 1, 240, &f) || !parse_int("quality", quality, 1, 100, &q) ||
@@ -207,8 +252,19 @@ int cmd_serve(int argc, char **argv) {
     Planned ps{specs[i].name,
                several ? sink_element(i) : "sink",
                specs[i].sources.size() > 1 ? selector_element(i) : "",
+               {},
+               "",
                specs[i].sources,
                {}};
+    ps.sinks = {ps.sink};
+    if (renditions) {
+      ps.sinks.clear();
+      for (size_t k = 0; k < ladder->size(); ++k) {
+        ps.sinks.push_back(rendition_sink_element(ps.sink, k));
+      }
+      ps.sink = ps.sinks[0];
+      ps.tee = tee_element(several ? sink_element(i) : "sink");
+    }
     for (size_t k = 0; k < ps.labels.size(); ++k) {
       const std::string &spec = ps.labels[k];
       auto source = choose_source(run.print && spec == "auto" ? "test" : spec,
@@ -230,7 +286,7 @@ int cmd_serve(int argc, char **argv) {
   // Sinks share one listener only on a fixed port: for several streams and --port 0, a
   // free port is reserved now and given to every sink (released once they listen).
   PortReservation reservation;
-  if (p == 0 && plan.size() > 1 && !run.print) {
+  if (p == 0 && (plan.size() > 1 || renditions) && !run.print) {
     if (!reservation.reserve(bind)) return kExitError;
     p = reservation.port();
   }
@@ -250,15 +306,19 @@ int cmd_serve(int argc, char **argv) {
   std::string description;
   PropertyValues values;
   std::vector<std::string> sink_names;
-  for (const auto &ps : plan) sink_names.push_back(ps.sink);
-  add_allow_values(*allowed, sink_names, &values);
+  for (const auto &ps : plan) sink_names.insert(sink_names.end(), ps.sinks.begin(), ps.sinks.end());
+  add_allow_values(*allowed, plan, &values);
   // With --mtls, the CRL beside the CA; it is checked before any sink uses it.
   CrlWatch crl(tls);
   if (tls.mtls && !crl.prepare(sink_names, &values)) return kExitError;
   for (const auto &ps : plan) {
-    values.push_back({ps.sink, "host", bind});
-    if (several && !ps.name.empty()) values.push_back({ps.sink, "stream-name", ps.name});
-    if (!sink_tls_values(tls, ps.sink, &values, !(run.print && fresh))) return kExitError;
+    for (size_t k = 0; k < ps.sinks.size(); ++k) {
+      const std::string &sink = ps.sinks[k];
+      values.push_back({sink, "host", bind});
+      if (several && !ps.name.empty()) values.push_back({sink, "stream-name", ps.name});
+      if (renditions) values.push_back({sink, "rendition", (*ladder)[k].name});
+      if (!sink_tls_values(tls, sink, &values, !(run.print && fresh))) return kExitError;
+    }
     // Each source scaled and paced to the stream's raw video; with several, to the very same
     // caps, into an input-selector that drops what inactive sources send (each is live and
     // timestamps on the pipeline clock, so nothing of theirs is worth keeping) and frames
@@ -284,9 +344,31 @@ int cmd_serve(int argc, char **argv) {
           "input-selector name=" + ps.selector + " sync-streams=false drop-backwards=true";
       stream_vars["SOURCE"] = stream_vars["INPUT"];  // for --pipeline templates that want it
     }
-    auto part = pipeline_from_template("serve-" + codec, run.pipeline_file, stream_vars);
-    if (!part) return kExitError;
-    description += (description.empty() ? "" : " ") + *part;
+    if (!renditions) {
+      auto part = pipeline_from_template("serve-" + codec, run.pipeline_file, stream_vars);
+      if (!part) return kExitError;
+      description += (description.empty() ? "" : " ") + *part;
+    } else {
+      // One capture into a tee; per rendition a branch (serve-rendition.pipeline) as the
+      // INPUT of its own serve-h264.pipeline (or --pipeline FILE), each with its own sink.
+      description += (description.empty() ? "" : " ") + stream_vars["INPUT"] + " ! tee name=" +
+                     ps.tee;
+      for (size_t k = 0; k < ladder->size(); ++k) {
+        const RenditionSpec &r = (*ladder)[k];
+        auto branch_vars = stream_vars;
+        branch_vars["TEE"] = ps.tee;
+        branch_vars["WIDTH"] = std::to_string(r.width);
+        branch_vars["HEIGHT"] = std::to_string(r.height);
+        branch_vars["BITRATE"] = std::to_string(r.kbps);
+        branch_vars["SINK"] = ps.sinks[k];
+        auto input = pipeline_from_template("serve-rendition", "", branch_vars);
+        if (!input) return kExitError;
+        branch_vars["INPUT"] = *input;
+        auto part = pipeline_from_template("serve-h264", run.pipeline_file, branch_vars);
+        if (!part) return kExitError;
+        description += " " + *part;
+      }
+    }
     for (size_t k = 0; inputs.size() > 1 && k < inputs.size(); ++k) {
       description += " " + inputs[k] + " ! " + ps.selector + ".sink_" + std::to_string(k);
     }
@@ -302,9 +384,26 @@ int cmd_serve(int argc, char **argv) {
   std::map<std::string, std::string> owner;
   for (size_t i = 0; i < plan.size(); ++i) {
     const Planned &ps = plan[i];
-    GstElement *sink = runner.require(ps.sink.c_str(), "tlsframesink");
-    if (!sink) return kExitError;
-    served.push_back({sink, ps.name});
+    ServedStream st{nullptr, ps.name, {}};
+    std::vector<GstElement *> stream_sinks;
+    for (size_t k = 0; k < ps.sinks.size(); ++k) {
+      GstElement *sink = runner.require(ps.sinks[k].c_str(), "tlsframesink");
+      if (!sink) return kExitError;
+      stream_sinks.push_back(sink);
+      if (renditions) {
+        const RenditionSpec &r = (*ladder)[k];
+        st.renditions.push_back({sink, r.name,
+                                 std::to_string(r.width) + "x" + std::to_string(r.height) + " " +
+                                     std::to_string(r.kbps) + " kbit/s"});
+      }
+      if (several || renditions) {
+        owner[ps.sinks[k]] = (several ? "stream " + stream_label(ps.name) : std::string()) +
+                             (several && renditions ? ", " : "") +
+                             (renditions ? "rendition " + (*ladder)[k].name : "");
+      }
+    }
+    st.sink = stream_sinks[0];
+    served.push_back(st);
     GstElement *selector = nullptr;
     if (!ps.selector.empty()) {
       selector = runner.require(ps.selector.c_str(), "input-selector");
@@ -318,20 +417,20 @@ int cmd_serve(int argc, char **argv) {
                                       std::to_string(k) + "] " + ps.labels[k];
       }
     }
-    if (several) owner[ps.sink] = "stream " + stream_label(ps.name);
-    if (!switcher.add(ps.name, selector, sink, std::move(inputs))) return kExitError;
+    if (!switcher.add(ps.name, selector, stream_sinks, std::move(inputs))) return kExitError;
   }
   const bool switchable = !switcher.example().empty();
-  std::vector<GstElement *> sinks;
-  for (const auto &st : served) sinks.push_back(st.sink);
+  const std::vector<GstElement *> sinks = served_sinks(served);
 
-  std::string codec_line = codec == "jpeg"
-                               ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
-                                     std::to_string(f) + " fps, quality " + std::to_string(q)
-                               : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + " at " +
-                                     std::to_string(f) + " fps, " + std::to_string(br) +
-                                     " kbit/s, keyframe every " + std::to_string(g) + " frames" +
-                                     (no_zerolatency ? "" : ", zero-latency tuning");
+  const std::string h264_line = " at " + std::to_string(f) + " fps, " +
+                                (renditions ? "" : std::to_string(br) + " kbit/s, ") +
+                                "keyframe every " + std::to_string(g) + " frames" +
+                                (no_zerolatency ? "" : ", zero-latency tuning");
+  std::string codec_line =
+      codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                            std::to_string(f) + " fps, quality " + std::to_string(q)
+      : renditions    ? "H.264 renditions " + ladder_text(*ladder) + h264_line
+                      : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + h264_line;
   ServerOutput output(served, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   ViewerHint hint;
   std::string client = tls.mtls ? " --client NAME" : "";
@@ -405,8 +504,7 @@ int cmd_serve(int argc, char **argv) {
     GError *err = nullptr;
     gst_message_parse_error(msg, &err, nullptr);
     std::string hint_text;
-    bool from_sink = false;
-    for (const auto &st : served) from_sink |= GST_MESSAGE_SRC(msg) == GST_OBJECT(st.sink);
+    const bool from_sink = is_served_sink(served, GST_MESSAGE_SRC(msg));
     if (err && g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ) &&
         from_sink) {
       hint_text = "is another server using port " + std::to_string(p) + "? try --port 0";

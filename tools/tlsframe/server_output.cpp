@@ -32,6 +32,22 @@ std::string status_name(gint status) {
 
 }  // namespace
 
+std::vector<GstElement *> served_sinks(const std::vector<ServedStream> &streams) {
+  std::vector<GstElement *> sinks;
+  for (const auto &st : streams) {
+    if (st.renditions.empty()) sinks.push_back(st.sink);
+    for (const auto &r : st.renditions) sinks.push_back(r.sink);
+  }
+  return sinks;
+}
+
+bool is_served_sink(const std::vector<ServedStream> &streams, GstObject *object) {
+  for (GstElement *sink : served_sinks(streams)) {
+    if (object == GST_OBJECT(sink)) return true;
+  }
+  return false;
+}
+
 void ServerOutput::print_on_main_thread(ServerOutput *self, const std::string &text) {
   g_idle_add_full(
       G_PRIORITY_DEFAULT,
@@ -50,10 +66,19 @@ ServerOutput::ServerOutput(std::vector<ServedStream> streams, std::string bind, 
       cert_(std::move(cert)),
       status_(status_interval) {
   for (auto &st : streams) {
-    auto served = std::make_unique<Served>(Served{this, st, {}, 0, 0});
+    auto served = std::make_unique<Served>(Served{this, st, {}, {}});
     Served *d = served.get();
-    d->added = g_signal_connect(st.sink, "client-added", G_CALLBACK(on_client_added), d);
-    d->removed = g_signal_connect(st.sink, "client-removed", G_CALLBACK(on_client_removed), d);
+    for (GstElement *sink : served_sinks({st})) {
+      Handlers h{sink};
+      h.added = g_signal_connect(sink, "client-added", G_CALLBACK(on_client_added), d);
+      h.removed = g_signal_connect(sink, "client-removed", G_CALLBACK(on_client_removed), d);
+      if (!st.renditions.empty()) {
+        h.rendition = g_signal_connect(sink, "client-rendition-changed",
+                                       G_CALLBACK(on_client_rendition), d);
+      }
+      d->handlers.push_back(h);
+      d->status.emplace_back();
+    }
     served_.push_back(std::move(served));
   }
 }
@@ -61,8 +86,11 @@ ServerOutput::ServerOutput(std::vector<ServedStream> streams, std::string bind, 
 ServerOutput::~ServerOutput() {
   if (tick_) g_source_remove(tick_);
   for (auto &s : served_) {
-    g_signal_handler_disconnect(s->stream.sink, s->added);
-    g_signal_handler_disconnect(s->stream.sink, s->removed);
+    for (const auto &h : s->handlers) {
+      g_signal_handler_disconnect(h.sink, h.added);
+      g_signal_handler_disconnect(h.sink, h.removed);
+      if (h.rendition) g_signal_handler_disconnect(h.sink, h.rendition);
+    }
   }
   // Lines still queued for the main thread are dropped with the context; none refer to us after
   // the handlers are gone because they are dispatched only from the main loop we run.
@@ -102,12 +130,31 @@ void ServerOutput::on_client_removed(GstElement *, guint64 id, const gchar *addr
   print_on_main_thread(d->self, text);
 }
 
+// A client switched renditions (the server's choice or its own request).
+void ServerOutput::on_client_rendition(GstElement *, guint64 id, const gchar *from, const gchar *to,
+                                       const gchar *reason, gpointer data) {
+  auto *d = static_cast<Served *>(data);
+  std::string text = "client " + std::to_string(id) + d->self->to_stream(*d) + ": rendition " +
+                     (from ? from : "?") + " -> " + (to ? to : "?") +
+                     (reason && *reason ? std::string(" (") + reason + ")" : "");
+  print_on_main_thread(d->self, text);
+}
+
 std::string ServerOutput::status_text() {
-  if (!named_) return served_[0]->status.text(served_[0]->stream.sink);
   std::string text;
   for (auto &s : served_) {
-    text += (text.empty() ? "" : " | ") + stream_label(s->stream.name) + ": " +
-            s->status.text(s->stream.sink);
+    std::string part;
+    if (s->stream.renditions.empty()) {
+      part = s->status[0].text(s->stream.sink);
+    } else {
+      // Per rendition: its viewers (the sink's clients are those on that rendition now).
+      for (size_t k = 0; k < s->stream.renditions.size(); ++k) {
+        const ServedRendition &r = s->stream.renditions[k];
+        part += (part.empty() ? "" : "; ") + r.name + ": " + s->status[k].text(r.sink);
+      }
+    }
+    if (named_) part = stream_label(s->stream.name) + ": " + part;
+    text += (text.empty() ? "" : " | ") + part;
   }
   return text;
 }
@@ -175,13 +222,22 @@ void ServerOutput::announce(const ViewerHint &hint) {
              stream_address(remote + ":" + port_text, name) + " --fingerprint " + *fp +
              hint.client_options);
       }
+      if (!s->stream.renditions.empty()) {
+        std::string list;
+        for (const auto &r : s->stream.renditions) {
+          list += (list.empty() ? "" : ", ") + r.name + " " + r.about;
+        }
+        info(prefix + "renditions " + list + "; each viewer gets the one its link carries, or " +
+             "the one it asks for: tlsframe view ... --rendition " +
+             s->stream.renditions.back().name);
+      }
       info(prefix + "with GStreamer: gst-launch-1.0 tlsframesrc " +
            launch_argument("uri", "tlsframe://" + at_here) + hint.gst_options +
            " ! decodebin ! videoconvert ! autovideosink");
       announce_browser(*s, prefix, here + ":" + port_text, hint);
     }
   }
-  for (auto &s : served_) s->status.text(s->stream.sink);  // first sample for the rates
+  status_text();  // first sample for the rates
   tick_ = g_timeout_add_seconds(1, &ServerOutput::on_tick, this);
 }
 

@@ -21,11 +21,25 @@ struct ViewerHint {
   std::string client_options;  // " --client NAME" when the server asks for client certificates
 };
 
-// One stream the process serves: its tlsframesink (borrowed) and stream-name.
+// One rendition of a served stream (serve --rendition): its sink (borrowed) and what it is.
+struct ServedRendition {
+  GstElement *sink;
+  std::string name;   // the sink's rendition, e.g. "360p"
+  std::string about;  // e.g. "640x360 500 kbit/s"
+};
+
+// One stream the process serves: its tlsframesink (borrowed) and stream-name; with
+// renditions, every rendition's sink (the first is `sink`).
 struct ServedStream {
   GstElement *sink;
   std::string name;
+  std::vector<ServedRendition> renditions;  // empty: the stream has one encoding
 };
+
+// Every sink of these streams (each rendition's).
+std::vector<GstElement *> served_sinks(const std::vector<ServedStream> &streams);
+// True when `object` is one of those sinks.
+bool is_served_sink(const std::vector<ServedStream> &streams, GstObject *object);
 
 class ServerOutput {
  public:
@@ -39,23 +53,32 @@ class ServerOutput {
   ServerOutput &operator=(const ServerOutput &) = delete;
 
   // Once PLAYING: "listening on port N", every address, the fingerprint;
-  // starts the status line, and says what viewers run, for each stream.
+  // starts the status line, and says what viewers run, for each stream (and its
+  // renditions).
   void announce(const ViewerHint &hint);
   // A line of our own (main thread): ends an in-place status line first.
   void say(const std::string &text, bool is_error = false);
   void finish() { status_.finish(); }
 
  private:
+  // Client signals come from whichever of a stream's sinks a client joined through (the
+  // rendition that started first): every sink of the stream is connected.
+  struct Handlers {
+    GstElement *sink;
+    gulong added = 0, removed = 0, rendition = 0;
+  };
   struct Served {
     ServerOutput *self;
     ServedStream stream;
-    SinkStatus status;
-    gulong added = 0, removed = 0;
+    std::vector<SinkStatus> status;  // the stream's sink, or one per rendition
+    std::vector<Handlers> handlers;
   };
   static void on_client_added(GstElement *, guint64 id, const gchar *address, const gchar *subject,
                               gpointer data);
   static void on_client_removed(GstElement *, guint64 id, const gchar *address, gint status,
                                 const gchar *error, gpointer data);
+  static void on_client_rendition(GstElement *, guint64 id, const gchar *from, const gchar *to,
+                                  const gchar *reason, gpointer data);
   static gboolean on_tick(gpointer data);
   static void print_on_main_thread(ServerOutput *self, const std::string &text);
   std::string status_text();

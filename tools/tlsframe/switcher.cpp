@@ -49,9 +49,9 @@ Switcher::~Switcher() {
   }
 }
 
-bool Switcher::add(const std::string &name, GstElement *selector, GstElement *sink,
+bool Switcher::add(const std::string &name, GstElement *selector, std::vector<GstElement *> sinks,
                    std::vector<Input> inputs) {
-  Stream s{name, selector, sink, std::move(inputs), {}, 0};
+  Stream s{name, selector, std::move(sinks), std::move(inputs), {}, 0};
   if (selector) {
     for (size_t i = 0; i < s.inputs.size(); ++i) {
       std::string pad_name = "sink_" + std::to_string(i);
@@ -113,11 +113,16 @@ Switcher::Reply Switcher::switch_to(Stream &s, size_t index) {
   // The new source from its next frame on; then a keyframe at once, so that viewers of a
   // delta-unit stream (H.264) see it whole within a frame instead of at the next GOP. The
   // caps after the selector stay as they were: every input is converted to the same ones.
+  // Each rendition's encoder is asked from its own sink (a tee passes the event up one
+  // branch only).
   g_object_set(s.selector, "active-pad", s.pads[index], nullptr);
   s.active = index;
-  GstEvent *key =
-      gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, ++keyframe_requests_);
-  gst_element_send_event(s.sink, key);
+  const guint count = ++keyframe_requests_;
+  for (GstElement *sink : s.sinks) {
+    gst_element_send_event(sink,
+                           gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE,
+                                                                       count));
+  }
   return {true, "stream " + label + ": switched to [" + std::to_string(index) + "] " +
                     s.inputs[index].label + ": " + s.inputs[index].what};
 }

@@ -31,11 +31,12 @@ class Switcher {
   Switcher(const Switcher &) = delete;
   Switcher &operator=(const Switcher &) = delete;
 
-  // A stream: its sink (borrowed) and, for several inputs, its input-selector
+  // A stream: its sinks (borrowed; one per rendition, each asked for a keyframe at a
+  // switch) and, for several inputs, its input-selector
   // (borrowed) whose pad sink_N carries inputs[N]. Sets input 0 active (before
   // PLAYING, so the selector does not pick whichever source is first). False
   // after an error line (a selector without those pads).
-  bool add(const std::string &name, GstElement *selector, GstElement *sink,
+  bool add(const std::string &name, GstElement *selector, std::vector<GstElement *> sinks,
            std::vector<Input> inputs);
 
   // One command line: "switch [NAME] INDEX|SOURCE", "list" or "help" (blank: nothing).
@@ -49,7 +50,7 @@ class Switcher {
   struct Stream {
     std::string name;
     GstElement *selector = nullptr;  // nullptr: one source, nothing to switch
-    GstElement *sink = nullptr;
+    std::vector<GstElement *> sinks;  // one per rendition
     std::vector<Input> inputs;
     std::vector<GstPad *> pads;  // owned refs, pads[i] carries inputs[i]
     size_t active = 0;

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "core/wire_fields.h"
 #include "runner.h"
 #include "status.h"
 #include "tls_files.h"
@@ -31,7 +32,11 @@ constexpr const char *kSummary =
     "Trust: DIR/ca.pem, where DIR is --certs or the per-user directory\n"
     "${XDG_CONFIG_HOME:-~/.config}/tlsframe/certs (where serve makes its CA on this machine);\n"
     "the system CAs when that file is absent; or, with --fingerprint FP, the server's\n"
-    "certificate fingerprint as serve prints it (no CA file needed).";
+    "certificate fingerprint as serve prints it (no CA file needed).\n\n"
+    "Renditions: a stream served with several encodings (serve --rendition) sends each\n"
+    "viewer one of them: by default (--rendition auto) the server's choice for this link,\n"
+    "lower when frames back up, higher again once the link has room; --rendition NAME asks\n"
+    "for one. view prints the rendition it gets and a line at each switch.";
 constexpr const char *kDescription =
     "In the OpenCV window, q or Esc quits. Ctrl-C stops and finishes the recording.";
 
@@ -40,7 +45,7 @@ constexpr const char *kDescription =
 int cmd_view(int argc, char **argv) {
   bool list = false;
   std::string display = "auto", record, snapshot, frames = "0", codec = "auto", server_name,
-              port_text;
+              port_text, rendition = "auto";
   TlsOptions tls;
   Options opts("HOST[:PORT][/NAME]", kSummary, kDescription);
   opts.flag("list", &list, "List the server's streams (name, caps, viewers) and exit");
@@ -55,6 +60,9 @@ int cmd_view(int argc, char **argv) {
   opts.value("server-name", &server_name, "NAME",
              "Name the server certificate must have (default: HOST)");
   opts.value("port", &port_text, "N", "Server port (instead of HOST:PORT)");
+  opts.value("rendition", &rendition, "NAME|auto",
+             "Which rendition of a stream with several: auto (default: the server's choice for "
+             "this link) or a name serve printed");
   tls.declare(opts, false, true);
   RunOptions run;
   std::vector<std::string> positional;
@@ -82,6 +90,13 @@ int cmd_view(int argc, char **argv) {
     error("--codec must be auto, jpeg, h264 or decodebin, not '" + codec + "'");
     return kExitUsage;
   }
+  if (rendition != tlsframe::wire::kRenditionAuto &&
+      !tlsframe::wire::valid_rendition_name(rendition)) {
+    error("--rendition must be auto or a rendition name (1 to 64 of A-Z a-z 0-9 . _ -, not "
+          "starting with '.'), not '" +
+          rendition + "'");
+    return kExitUsage;
+  }
   std::string muxer;
   if (!record.empty() && !muxer_for(record, &muxer)) return kExitUsage;
 
@@ -97,6 +112,9 @@ int cmd_view(int argc, char **argv) {
                                {"src", "port", std::to_string(target->port)}};
   if (!target->stream.empty()) src_values.push_back({"src", "stream-name", target->stream});
   if (!server_name.empty()) src_values.push_back({"src", "server-name", server_name});
+  if (rendition != tlsframe::wire::kRenditionAuto) {
+    src_values.push_back({"src", "rendition", rendition});
+  }
   if (!src_tls_values(tls, "src", &src_values)) return kExitError;
   std::string where = target_text(*target);
   if (list) return print_stream_list(src_values);
@@ -144,15 +162,27 @@ int cmd_view(int argc, char **argv) {
   ViewerCounter counter(src);
   counter.text();  // first sample for the rates
   StatusLine status(static_cast<unsigned>(run.interval));
-  using Tick = std::pair<StatusLine *, ViewerCounter *>;
+  // The rendition the server sends now ("" = the stream has one encoding); main thread.
+  std::string current_rendition;
+  auto with_rendition = [&](const std::string &text) {
+    return current_rendition.empty() ? text : text + ", rendition " + current_rendition;
+  };
+  struct Tick {
+    StatusLine *status;
+    ViewerCounter *counter;
+    const std::string *rendition;
+  };
   guint tick = g_timeout_add_seconds_full(
       G_PRIORITY_DEFAULT, 1,
       [](gpointer d) -> gboolean {
-        auto *pair = static_cast<Tick *>(d);
-        pair->first->show(pair->second->text());
+        auto *t = static_cast<Tick *>(d);
+        std::string text = t->counter->text();
+        if (!t->rendition->empty()) text += ", rendition " + *t->rendition;
+        t->status->show(text);
         return G_SOURCE_CONTINUE;
       },
-      new Tick(&status, &counter), [](gpointer d) { delete static_cast<Tick *>(d); });
+      new Tick{&status, &counter, &current_rendition},
+      [](gpointer d) { delete static_cast<Tick *>(d); });
   // A snapshot alone ends the viewer once it is written.
   bool snapshot_only = !snapshot.empty() && record.empty() && *chosen == Display::kNone;
   bool snapshot_done = false;
@@ -169,8 +199,25 @@ int cmd_view(int argc, char **argv) {
         about = ", protocol 2, stream " + std::string(stream && *stream ? stream : "(default)");
         if (server && *server) about += ", server " + std::string(server);
       }
+      const gchar *now_on = gst_structure_get_string(s, "rendition");
+      current_rendition = now_on ? now_on : "";
+      if (!current_rendition.empty()) about += ", rendition " + current_rendition;
       info(std::string("connected to ") + (addr ? addr : where) +
            (tls.fingerprint.empty() ? " (TLS verified)" : " (TLS, pinned certificate)") + about);
+      if (rendition != tlsframe::wire::kRenditionAuto && current_rendition.empty()) {
+        info("--rendition " + rendition + " ignored: this stream has a single encoding");
+      } else if (rendition != tlsframe::wire::kRenditionAuto && current_rendition != rendition) {
+        info("the stream has no rendition \"" + rendition + "\": the server chooses (" +
+             current_rendition + " now)");
+      }
+    } else if (gst_structure_has_name(s, "tlsframesrc-rendition")) {
+      // The server switched this viewer (at a keyframe of the new rendition).
+      status.finish();
+      const gchar *now_on = gst_structure_get_string(s, "rendition");
+      const gchar *reason = gst_structure_get_string(s, "reason");
+      current_rendition = now_on ? now_on : "";
+      info("rendition: " + current_rendition +
+           (reason && *reason ? " (" + std::string(reason) + ")" : ""));
     } else if (gst_structure_has_name(s, "tlsframesrc-disconnected")) {
       status.finish();
       const gchar *reason = gst_structure_get_string(s, "reason");
@@ -187,7 +234,7 @@ int cmd_view(int argc, char **argv) {
   runner.hint_for_error = [](GstMessage *msg) { return client_error_hint(msg); };
   runner.on_eos = [&] {
     status.finish();
-    info("end of stream after " + std::to_string(counter.frames()) + " frames");
+    info(with_rendition("end of stream after " + std::to_string(counter.frames()) + " frames"));
   };
   if (!record.empty()) info("recording to " + record + " (" + muxer + ", not re-encoded)");
 #ifdef TLSFRAME_HAVE_OPENCV
