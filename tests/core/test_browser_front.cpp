@@ -3,8 +3,15 @@
 // gets the caps as text and each buffer as the v2 message, and hostile input
 // (slowloris, oversized headers, a bad upgrade, unmasked and oversized client
 // frames) that closes that connection alone while a native client keeps full
-// rate. The real-browser tests are tests/browser/.
+// rate; authorization (authorized-clients, accept_client) decided before the
+// upgrade: a refused browser gets 403. The real-browser tests are tests/browser/.
 #include <openssl/err.h>
+#include <poll.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "core/server_fixture.h"
 #include "core/websocket.h"
@@ -79,8 +86,10 @@ class BrowserFrontTest : public ServerReceiverTest {
     payload.resize(len);
     return len == 0 || read_exact(ssl, payload.data(), len);
   }
-  // Sends the upgrade and reads the response head; true on 101.
-  static bool upgrade(test::RawTlsClient &c, uint16_t port, const std::string &origin_host = "") {
+  // Sends the upgrade and reads the response head (into *head_out when
+  // given); true on 101.
+  static bool upgrade(test::RawTlsClient &c, uint16_t port, const std::string &origin_host = "",
+                      std::string *head_out = nullptr) {
     const std::string host = "127.0.0.1:" + std::to_string(port);
     const std::string origin = "https://" + (origin_host.empty() ? host : origin_host);
     if (!c.write("GET /watch/ HTTP/1.1\r\nHost: " + host +
@@ -96,6 +105,7 @@ class BrowserFrontTest : public ServerReceiverTest {
       if (SSL_read(c.ssl(), &ch, 1) != 1) break;
       head += ch;
     }
+    if (head_out) *head_out = head;
     return head.rfind("HTTP/1.1 101 ", 0) == 0;
   }
   static std::string masked(uint8_t b0, const std::vector<uint8_t> &payload) {
@@ -106,6 +116,37 @@ class BrowserFrontTest : public ServerReceiverTest {
     f.append(key, 4);
     for (size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ key[i % 4]);
     return f;
+  }
+
+  // A client context offering http/1.1 with the fixture's client1 certificate.
+  SSL_CTX *client_cert_ctx() {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return nullptr;
+    SSL_CTX_load_verify_locations(ctx, pki_.ca().c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t *>(kHttpOffer.data()),
+                            static_cast<unsigned>(kHttpOffer.size()));
+    if (SSL_CTX_use_certificate_chain_file(ctx, pki_.client_cert().c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, pki_.client_key().c_str(), SSL_FILETYPE_PEM) != 1) {
+      SSL_CTX_free(ctx);
+      return nullptr;
+    }
+    return ctx;
+  }
+  // A refused browser's answer: `403 Forbidden` (head already read) with the
+  // front's security headers, no 101, then nothing more before the close.
+  static void expect_forbidden_response(test::RawTlsClient &c, const std::string &head) {
+    EXPECT_EQ(head.rfind("HTTP/1.1 403 ", 0), 0u) << head;
+    EXPECT_EQ(head.find(" 101 "), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nX-Content-Type-Options: nosniff\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nCache-Control: no-store\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("\r\nContent-Security-Policy: "), std::string::npos) << head;
+    size_t length = 0;
+    const size_t at = head.find("\r\nContent-Length: ");
+    if (at != std::string::npos) length = std::strtoul(head.c_str() + at + 18, nullptr, 10);
+    const std::string rest = read_to_close(c.ssl());
+    EXPECT_EQ(rest.size(), length) << "the error body, then close: no frame of the stream";
+    EXPECT_EQ(rest.find("TLSF"), std::string::npos);
   }
 
   SSL_CTX *ctx_ = nullptr;
@@ -246,11 +287,10 @@ TEST_F(BrowserFrontTest, HostileInputClosesThatConnectionAloneWhileANativeClient
 
 // Issue 12's rules hold for a browser as for a native client: under
 // require-client-cert and authorized-clients, a browser whose certificate is
-// not on the list gets no frame of the stream: its upgrade is answered (the
-// rules are checked when it joins the stream, as for a native client's
-// HELLO), then the v2 ERROR FORBIDDEN as a binary message and a close frame
-// with code 1008 (policy violation), and it is reported forbidden, never
-// added. One that is on the list streams.
+// not on the list is refused before its upgrade: `403 Forbidden` with the
+// front's security headers, never a 101 nor a frame of the stream, then
+// close_notify; it is reported forbidden, never added. One that is on the
+// list gets the 101 and streams.
 TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
   for (const bool allowed : {false, true}) {
     SCOPED_TRACE(allowed ? "CN=client1 allowed" : "only CN=someone-else allowed");
@@ -261,14 +301,8 @@ TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
     auto server = start_server(cfg);
     ASSERT_TRUE(server);
     server->publish_caps("image/jpeg, width=(int)320, height=(int)240");
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX *ctx = client_cert_ctx();
     ASSERT_NE(ctx, nullptr);
-    SSL_CTX_load_verify_locations(ctx, pki_.ca().c_str(), nullptr);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t *>(kHttpOffer.data()),
-                            static_cast<unsigned>(kHttpOffer.size()));
-    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(ctx, pki_.client_cert().c_str()), 1);
-    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(ctx, pki_.client_key().c_str(), SSL_FILETYPE_PEM), 1);
     test::RawTlsOptions o;
     o.verify_name = "127.0.0.1";
     o.io_timeout = std::chrono::seconds(5);
@@ -277,28 +311,19 @@ TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
     const size_t removed_before = events_.snapshot().removed.size();
     test::RawTlsClient c;
     ASSERT_TRUE(c.connect(server->port(), o)) << c.error();
-    ASSERT_TRUE(upgrade(c, server->port()));
-    uint8_t op = 0;
-    std::vector<uint8_t> payload;
-    ASSERT_TRUE(read_frame(c.ssl(), op, payload));
+    std::string head;
+    const bool upgraded = upgrade(c, server->port(), "", &head);
     if (allowed) {
+      ASSERT_TRUE(upgraded) << head;
+      uint8_t op = 0;
+      std::vector<uint8_t> payload;
+      ASSERT_TRUE(read_frame(c.ssl(), op, payload));
       EXPECT_EQ(op, 0x1) << "the caps as a text message";
       ASSERT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() > added_before; }));
       const std::string subject = events_.snapshot().added[added_before].subject;
       EXPECT_NE(subject.find("CN=client1"), std::string::npos) << subject;
     } else {
-      // The same ERROR a native client gets, as a binary message, then a close.
-      EXPECT_EQ(op, 0x2);
-      wire::MessageView m;
-      const wire::DecodeResult d = wire::decode(payload.data(), payload.size(), payload.size(),
-                                                wire::Protocol::kV2Client, m);
-      ASSERT_EQ(d.status, wire::DecodeStatus::kMessage) << d.error;
-      EXPECT_EQ(m.type, wire::MessageType::kError);
-      EXPECT_EQ(m.error_code, static_cast<uint16_t>(wire::ErrorCode::kForbidden)) << m.error_text;
-      ASSERT_TRUE(read_frame(c.ssl(), op, payload));
-      EXPECT_EQ(op, 0x8) << "a close frame, not the stream";
-      ASSERT_GE(payload.size(), 2u);
-      EXPECT_EQ((payload[0] << 8) | payload[1], 1008) << "policy violation";
+      expect_forbidden_response(c, head);
       ASSERT_TRUE(
           events_.wait([&](const EventLog &l) { return l.removed.size() > removed_before; }));
       const EventLog l = events_.snapshot();
@@ -310,6 +335,94 @@ TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
     server.reset();
     SSL_CTX_free(ctx);
   }
+}
+
+// The application's accept_client answer (asynchronous) decides a browser's
+// upgrade too: nothing is answered while it is awaited; an accept then gets
+// the 101 and the caps, a refusal `403 Forbidden` and nothing of the stream.
+TEST_F(BrowserFrontTest, TheUpgradeWaitsForTheAcceptClientAnswer) {
+  std::mutex lock;
+  std::condition_variable asked;
+  std::vector<AcceptDecision> pending;
+  ServerCallbacks cb = events_.callbacks();
+  cb.accept_client = [&](const AcceptRequest &, AcceptDecision decide) {
+    {
+      std::lock_guard<std::mutex> g(lock);
+      pending.push_back(std::move(decide));
+    }
+    asked.notify_all();
+    return true;  // answered by the test below
+  };
+  ServerConfig cfg = server_config();
+  cfg.tls.ca_file = pki_.ca();
+  cfg.tls.require_client_cert = true;
+  auto started = Server::start(cfg, cb);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  auto server = std::move(started.value());
+  server->publish_caps("image/jpeg, width=(int)320, height=(int)240");
+  SSL_CTX *ctx = client_cert_ctx();
+  ASSERT_NE(ctx, nullptr);
+  for (const bool accept : {true, false}) {
+    SCOPED_TRACE(accept ? "accepted" : "refused");
+    test::RawTlsOptions o;
+    o.verify_name = "127.0.0.1";
+    o.io_timeout = std::chrono::seconds(5);
+    o.shared_ctx = ctx;
+    const size_t added_before = events_.snapshot().added.size();
+    const size_t removed_before = events_.snapshot().removed.size();
+    test::RawTlsClient c;
+    ASSERT_TRUE(c.connect(server->port(), o)) << c.error();
+    const std::string host = "127.0.0.1:" + std::to_string(server->port());
+    ASSERT_TRUE(c.write("GET /watch/ HTTP/1.1\r\nHost: " + host +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Version: 13\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://" +
+                        host + "\r\n\r\n"));
+    {
+      std::unique_lock<std::mutex> g(lock);
+      ASSERT_TRUE(asked.wait_for(g, kWait, [&] { return !pending.empty(); }))
+          << "accept_client was not asked";
+    }
+    // Asked, not answered: nothing has been sent on the socket (a snapshot;
+    // the refused case below proves the order: its first bytes are the 403).
+    pollfd pfd{c.fd(), POLLIN, 0};
+    EXPECT_EQ(poll(&pfd, 1, 0), 0) << "a response before the application answered";
+    EXPECT_EQ(events_.snapshot().added.size(), added_before);
+    AcceptDecision decide;
+    {
+      std::lock_guard<std::mutex> g(lock);
+      decide = std::move(pending.front());
+      pending.clear();
+    }
+    std::thread answer([decide, accept] { decide(accept); });
+    answer.join();
+    std::string head;
+    char ch;
+    for (int i = 0; i < 8192 && head.find("\r\n\r\n") == std::string::npos; ++i) {
+      if (SSL_read(c.ssl(), &ch, 1) != 1) break;
+      head += ch;
+    }
+    if (accept) {
+      ASSERT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
+      uint8_t op = 0;
+      std::vector<uint8_t> payload;
+      ASSERT_TRUE(read_frame(c.ssl(), op, payload));
+      EXPECT_EQ(op, 0x1) << "the caps as a text message";
+      EXPECT_TRUE(events_.wait([&](const EventLog &l) { return l.added.size() > added_before; }));
+    } else {
+      expect_forbidden_response(c, head);
+      // (The accepted client of the first round may be reported removed after it.)
+      EXPECT_TRUE(events_.wait([&](const EventLog &l) {
+        return std::any_of(l.removed.begin() + static_cast<std::ptrdiff_t>(removed_before),
+                           l.removed.end(),
+                           [](const auto &r) { return r.reason == RemoveReason::kForbidden; });
+      })) << "reported removed with status forbidden";
+      EXPECT_EQ(events_.snapshot().added.size(), added_before) << "never added";
+    }
+    c.close_clean();
+  }
+  server->stop();
+  SSL_CTX_free(ctx);
 }
 
 }  // namespace

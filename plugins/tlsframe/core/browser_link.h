@@ -30,6 +30,12 @@ struct Link {
   Framing framing = Framing::kRequest;
   http::RequestParser request;  // kRequest
   ws::FrameDecoder frames;      // kWebSocket: the client's frames
+  // A stream route (WebSocket or multipart) held until the client is
+  // authorized for its stream: the response that starts it (101, or 200 and
+  // the first part's headers) and the framing after it. Until then the
+  // connection stays kRequest, so a refusal is an HTTP error response (403).
+  std::vector<uint8_t> held_response;
+  Framing held_framing = Framing::kRequest;
 };
 
 // msg as a connection in framing f carries it (msg itself when framed or

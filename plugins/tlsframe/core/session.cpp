@@ -485,6 +485,8 @@ void Session::join(const std::string &name) {
     return;
   }
   select_timer_.cancel();
+  // A browser's 101 (or multipart 200) only now, authorized and joined: before the caps.
+  if (browser_) start_browser_stream();  // session_browser.cpp
   enter(Phase::kStreaming);
   host_->on_ready(shared_from_this());
   if (version_ == wire::Version::kV2 && client_messages_ == ClientMessages::kV2) {

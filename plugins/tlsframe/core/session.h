@@ -216,6 +216,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_browser();
   void on_browser_bytes(const uint8_t *data, size_t size);
   void on_http_request();
+  // Authorized and joined: sends the held 101 (or multipart 200) and switches the framing.
+  void start_browser_stream();
   void on_ws_frame(const ws::Frame &frame);
   // Sends an already framed last message (an HTTP response, a close frame), then close_notify.
   void send_browser_final(std::vector<uint8_t> bytes, RemoveReason reason);

@@ -83,12 +83,26 @@ void Session::on_http_request() {
       return;
     case http::Action::kWebSocket:
     case http::Action::kMjpeg:
-      browser_->framing = route.action == http::Action::kWebSocket ? browser::Framing::kWebSocket
-                                                                   : browser::Framing::kMjpeg;
-      send_control(browser::raw(route.response, wire::MessageType::kWelcome));
+      // The upgrade (or the multipart 200) waits for the authorization:
+      // join() sends it once the client may have the stream
+      // (start_browser_stream()); a refusal, before or after the
+      // application's accept-client answer, is a 403 response while the
+      // connection is still kRequest (browser::frame() maps the ERROR).
+      browser_->held_framing = route.action == http::Action::kWebSocket
+                                   ? browser::Framing::kWebSocket
+                                   : browser::Framing::kMjpeg;
+      browser_->held_response = route.response;
       join(route.stream);
       return;
   }
+}
+
+void Session::start_browser_stream() {
+  browser::Link &link = *browser_;
+  if (link.framing != browser::Framing::kRequest || link.held_response.empty()) return;
+  link.framing = link.held_framing;
+  send_control(browser::raw(std::move(link.held_response), wire::MessageType::kWelcome));
+  link.held_response.clear();
 }
 
 void Session::on_ws_frame(const ws::Frame &frame) {
