@@ -4,6 +4,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include <cstring>
 
 #include "core/tls_context.h"
+#include "core/websocket.h"
 #include "core/wire_format.h"
 
 namespace tlsframe::loadgen {
@@ -37,6 +41,28 @@ constexpr size_t kMaxErrors = 8;
 constexpr int64_t kRetryDelayNs = 100'000'000;
 // Largest message prefix the parser keeps: a header and an ERROR body.
 constexpr size_t kAccSize = wire::kHeaderSize + 2 + wire::kMaxErrorText;
+// --websocket: largest 101 response head read, and a close frame's payload (RFC 6455).
+constexpr size_t kMaxResponseHead = 8192;
+constexpr size_t kMaxClosePayload = 125;
+
+// A header's value in an HTTP response head (name without case), "" when absent.
+std::string header_value(const std::string &head, const std::string &name) {
+  size_t pos = head.find("\r\n");
+  while (pos != std::string::npos && pos + 2 < head.size()) {
+    const size_t start = pos + 2, end = head.find("\r\n", start);
+    if (end == std::string::npos || end == start) break;
+    const size_t colon = head.find(':', start);
+    if (colon != std::string::npos && colon < end && colon - start == name.size() &&
+        strncasecmp(head.c_str() + start, name.c_str(), name.size()) == 0) {
+      size_t a = colon + 1, b = end;
+      while (a < b && (head[a] == ' ' || head[a] == '\t')) ++a;
+      while (b > a && (head[b - 1] == ' ' || head[b - 1] == '\t')) --b;
+      return head.substr(a, b - a);
+    }
+    pos = end;
+  }
+  return "";
+}
 
 uint64_t be64(const uint8_t *p) {
   uint64_t v = 0;
@@ -76,6 +102,18 @@ struct Worker::Connection {
   uint64_t meta_seq = 0, meta_send = 0;
   bool have_seq = false;
   uint64_t last_seq = 0;
+  // --websocket: the upgrade, then the server's frames around the v2 messages.
+  enum class Ws { kSendRequest, kResponseHead, kFrames };
+  Ws ws = Ws::kSendRequest;
+  std::string ws_request;     // the GET + Upgrade, until SSL_write took it
+  std::string ws_head;        // the response head so far
+  std::string ws_accept;      // the Sec-WebSocket-Accept the key calls for
+  uint8_t wsh[ws::kMaxHeaderSize];  // a frame header so far
+  size_t wsh_have = 0, wsh_need = 2;
+  bool ws_in_payload = false;
+  uint8_t ws_op = 0;
+  uint64_t ws_left = 0;       // payload bytes of the current frame still to come
+  std::string ws_close;       // a close frame's payload
 
   void set_state(State s) {
     state = s;
@@ -86,6 +124,18 @@ struct Worker::Connection {
     need = wire::kHeaderSize;
     skip = 0;
     in_body = false;
+  }
+  bool at_message_boundary() const { return have == 0 && skip == 0 && !in_body; }
+  void reset_websocket() {
+    ws = Ws::kSendRequest;
+    ws_request.clear();
+    ws_head.clear();
+    ws_accept.clear();
+    wsh_have = 0;
+    wsh_need = 2;
+    ws_in_payload = false;
+    ws_left = 0;
+    ws_close.clear();
   }
 };
 
@@ -116,6 +166,7 @@ void Worker::join() {
 
 void Worker::open(Connection &c) {
   c.reset_parser();
+  c.reset_websocket();
   c.have_seq = false;
   c.ctr->attempts.fetch_add(1, std::memory_order_relaxed);
   c.fd = ::socket(run_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -178,7 +229,7 @@ bool Worker::drive_handshake(Connection &c) {
     ev.events = EPOLLIN;
     ev.data.ptr = &c;
     epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-    return true;
+    return !run_.opt.websocket || send_upgrade(c);
   }
   int err = SSL_get_error(c.ssl, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -232,6 +283,9 @@ void Worker::on_event(Connection &c, uint32_t events) {
     }
   } else if (c.state == Connection::kHandshake) {
     if (!drive_handshake(c)) return;
+  } else if (c.state == Connection::kStreaming && run_.opt.websocket &&
+             c.ws == Connection::Ws::kSendRequest && (events & EPOLLOUT)) {
+    if (!send_upgrade(c)) return;
   }
   if (c.state == Connection::kStreaming && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
     read_all(c);
@@ -287,6 +341,170 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
     }
     return true;
   }
+  if (run_.opt.websocket) return consume_websocket(c, p, n);
+  return consume_messages(c, p, n);
+}
+
+// The upgrade a browser's viewer page sends (Origin = https://Host, a random
+// 16-byte key), written once the TLS handshake is done.
+bool Worker::send_upgrade(Connection &c) {
+  if (c.ws_request.empty()) {
+    unsigned char nonce[16];
+    unsigned char key[32];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) {
+      close_conn(c, "RAND_bytes failed: " + ssl_error_text());
+      return false;
+    }
+    const int kn = EVP_EncodeBlock(key, nonce, sizeof nonce);
+    const std::string k(reinterpret_cast<const char *>(key), kn > 0 ? static_cast<size_t>(kn) : 0);
+    c.ws_accept = ws::accept_key(k);  // base64(SHA-1(key + GUID)), OpenSSL's
+    c.ws_request = "GET " + run_.opt.ws_path + " HTTP/1.1\r\nHost: " + run_.opt.ws_host +
+                   "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
+                   k + "\r\nOrigin: https://" + run_.opt.ws_host +
+                   "\r\nUser-Agent: tlsframe-loadgen\r\n\r\n";
+  }
+  ERR_clear_error();
+  const int rc = SSL_write(c.ssl, c.ws_request.data(), static_cast<int>(c.ws_request.size()));
+  epoll_event ev{};
+  ev.data.ptr = &c;
+  if (rc <= 0) {
+    const int err = SSL_get_error(c.ssl, rc);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      ev.events = EPOLLIN | EPOLLOUT;  // retried, same bytes, on the next event
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+      return true;
+    }
+    close_conn(c, "cannot send the WebSocket upgrade: " + ssl_error_text());
+    return false;
+  }
+  c.ws = Connection::Ws::kResponseHead;
+  ev.events = EPOLLIN;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+  return true;
+}
+
+// The 101 response head in c.ws_head: status and Sec-WebSocket-Accept (RFC 6455, 4.1).
+bool Worker::check_upgrade_response(Connection &c) {
+  const std::string &h = c.ws_head;
+  const std::string status = h.substr(0, h.find("\r\n"));
+  if (h.rfind("HTTP/1.1 101 ", 0) != 0) {
+    close_conn(c, "no WebSocket upgrade: " + status.substr(0, 120));
+    return false;
+  }
+  if (strcasecmp(header_value(h, "Upgrade").c_str(), "websocket") != 0) {
+    close_conn(c, "WebSocket upgrade without Upgrade: websocket");
+    return false;
+  }
+  const std::string accept = header_value(h, "Sec-WebSocket-Accept");
+  if (accept.empty() || accept != c.ws_accept) {
+    close_conn(c, "WebSocket upgrade with a wrong Sec-WebSocket-Accept");
+    return false;
+  }
+  return true;
+}
+
+// After the upgrade: server frames (FIN set, unmasked, never fragmented).
+// Each binary message is one v2 message (BUFFER, EOS, ERROR), fed to the
+// same parser as a native connection's; text (the caps) and pings are passed
+// over; a close ends the connection (after EOS: never reached, EOS ends it).
+bool Worker::consume_websocket(Connection &c, const uint8_t *p, size_t n) {
+  while (n > 0 || (c.ws_in_payload && c.ws_left == 0)) {
+    if (c.ws == Connection::Ws::kSendRequest) {
+      close_conn(c, "protocol error: server bytes before the WebSocket upgrade");
+      return false;
+    }
+    if (c.ws == Connection::Ws::kResponseHead) {
+      const size_t before = c.ws_head.size();
+      const size_t take = std::min(n, kMaxResponseHead - before);
+      c.ws_head.append(reinterpret_cast<const char *>(p), take);
+      const size_t end = c.ws_head.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
+      if (end == std::string::npos) {
+        if (c.ws_head.size() >= kMaxResponseHead) {
+          close_conn(c, "protocol error: WebSocket response head over 8 KiB");
+          return false;
+        }
+        return true;  // all of it taken
+      }
+      const size_t used = end + 4 - before;  // of this input
+      c.ws_head.resize(end + 4);
+      p += used;
+      n -= used;
+      if (!check_upgrade_response(c)) return false;
+      c.ws = Connection::Ws::kFrames;
+      continue;
+    }
+    if (!c.ws_in_payload) {
+      const size_t take = std::min(c.wsh_need - c.wsh_have, n);
+      std::memcpy(c.wsh + c.wsh_have, p, take);
+      c.wsh_have += take;
+      p += take;
+      n -= take;
+      if (c.wsh_have < c.wsh_need) return true;
+      const uint8_t len7 = c.wsh[1] & 0x7F;
+      if (c.wsh_need == 2 && len7 >= 126) {
+        c.wsh_need = len7 == 126 ? 4 : 10;
+        continue;
+      }
+      if ((c.wsh[0] & 0x80) == 0 || (c.wsh[0] & 0x70) != 0 || (c.wsh[1] & 0x80) != 0) {
+        close_conn(c, "protocol error: a server frame fragmented, with RSV bits or masked");
+        return false;
+      }
+      uint64_t len = len7;
+      if (c.wsh_need > 2) {
+        len = 0;
+        for (size_t i = 2; i < c.wsh_need; ++i) len = (len << 8) | c.wsh[i];
+      }
+      c.ws_op = c.wsh[0] & 0x0F;
+      c.ws_left = len;
+      c.ws_in_payload = true;
+      c.wsh_have = 0;
+      c.wsh_need = 2;
+      c.ws_close.clear();
+      const auto op = static_cast<ws::Opcode>(c.ws_op);
+      if (op == ws::Opcode::kBinary && !c.at_message_boundary()) {
+        close_conn(c, "protocol error: a v2 message split over WebSocket messages");
+        return false;
+      }
+      if (op != ws::Opcode::kBinary && op != ws::Opcode::kText && len > kMaxClosePayload) {
+        close_conn(c, "protocol error: a control frame over 125 bytes");
+        return false;
+      }
+      continue;
+    }
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(c.ws_left, n));
+    const auto op = static_cast<ws::Opcode>(c.ws_op);
+    if (op == ws::Opcode::kBinary && take > 0) {
+      if (!consume_messages(c, p, take)) return false;
+    } else if (op == ws::Opcode::kClose) {
+      c.ws_close.append(reinterpret_cast<const char *>(p), take);
+    }
+    p += take;
+    n -= take;
+    c.ws_left -= take;
+    if (c.ws_left > 0) return true;
+    c.ws_in_payload = false;  // the frame is complete
+    if (op == ws::Opcode::kBinary && !c.at_message_boundary()) {
+      close_conn(c, "protocol error: a WebSocket message that is not whole v2 messages");
+      return false;
+    }
+    if (op == ws::Opcode::kClose) {
+      const unsigned code = c.ws_close.size() >= 2
+                                ? (static_cast<uint8_t>(c.ws_close[0]) << 8) |
+                                      static_cast<uint8_t>(c.ws_close[1])
+                                : 1005;
+      close_conn(c, "server closed the WebSocket (" + std::to_string(code) + ")" +
+                        (c.ws_close.size() > 2 ? ": " + c.ws_close.substr(2) : ""));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Worker::consume_messages(Connection &c, const uint8_t *p, size_t n) {
+  ClientCounters &k = *c.ctr;
+  const wire::Protocol protocol =
+      run_.opt.websocket ? wire::Protocol::kV2Client : wire::Protocol::kV1Client;
   while (n > 0) {
     if (c.skip > 0) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(c.skip, n));
@@ -302,7 +520,7 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
       n -= take;
       if (c.have < c.need) return true;
       if (!c.in_body) {
-        auto r = wire::parse_header(c.acc, c.have, wire::kDefaultMaxPayload, c.hdr);
+        auto r = wire::parse_header(c.acc, c.have, wire::kDefaultMaxPayload, protocol, c.hdr);
         if (r.status != wire::DecodeStatus::kMessage) {
           close_conn(c, "protocol error: " + r.error);
           return false;
@@ -324,7 +542,7 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
             break;
           case wire::MessageType::kEos:
             break;
-          default:  // version 2 types: parse_header (version 1, client side) refuses them
+          default:  // v1: parse_header refuses v2 types; v2: none other is sent to a browser
             close_conn(c, "protocol error: unexpected message type");
             return false;
         }
@@ -335,7 +553,7 @@ bool Worker::consume(Connection &c, const uint8_t *p, size_t n) {
         c.skip = c.hdr.payload_size - wire::kBufferMetaSize;
       } else if (c.hdr.type == wire::MessageType::kError) {
         wire::MessageView v;
-        auto r = wire::decode(c.acc, c.have, wire::kDefaultMaxPayload, v);
+        auto r = wire::decode(c.acc, c.have, wire::kDefaultMaxPayload, protocol, v);
         close_conn(c, "server error " + std::to_string(v.error_code) + ": " +
                           (r.status == wire::DecodeStatus::kMessage ? std::string(v.error_text)
                                                                     : r.error));

@@ -30,6 +30,11 @@ struct Options {
   std::string cert_file, key_file;
   bool tls = true;
   Protocol protocol = Protocol::kTlsframe;
+  // As a browser: ALPN http/1.1, the GET + Upgrade of the viewer page on ws_path, then
+  // the stream's v2 messages, each in a binary WebSocket message (caps as text).
+  bool websocket = false;
+  std::string ws_path = "/watch/";
+  std::string ws_host;  // Host (and Origin https://Host) header: "host:port" ([v6]:port)
   unsigned clients = 1;
   unsigned threads = 2;
   double warmup_s = 2;
@@ -96,6 +101,12 @@ class Worker {
   bool drive_handshake(Connection &c);
   void read_all(Connection &c);
   bool consume(Connection &c, const uint8_t *p, size_t n);  // false: protocol error / end
+  // tlsframe messages (v1, or v2 inside WebSocket messages); false: error / end.
+  bool consume_messages(Connection &c, const uint8_t *p, size_t n);
+  // --websocket: the upgrade request, the 101 response head, then server frames.
+  bool send_upgrade(Connection &c);
+  bool consume_websocket(Connection &c, const uint8_t *p, size_t n);
+  bool check_upgrade_response(Connection &c);
 
   SharedRun &run_;
   std::vector<std::unique_ptr<Connection>> conns_;

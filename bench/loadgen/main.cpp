@@ -38,6 +38,11 @@ void usage(FILE *out) {
       "                           frame yet); default 0 = all at once\n"
       "      --hello              with --no-tls: send one byte after connecting (for servers\n"
       "                           that discard client data, e.g. tcpserversink: see README)\n"
+      "      --websocket          connect as a browser does: ALPN http/1.1, the viewer page's\n"
+      "                           WebSocket upgrade (Origin https://HOST:PORT, the accept key\n"
+      "                           checked), then each buffer as a binary WebSocket message\n"
+      "      --path PATH          --websocket: the stream's address (default /watch/, the\n"
+      "                           default stream; /watch/NAME for stream NAME)\n"
       "      --raw                count bytes, not tlsframe messages (needs --frame-size)\n"
       "      --frame-size BYTES   bytes per frame, to derive frames with --raw\n"
       "  -w, --warmup SECONDS     before measuring, after every client has a first frame\n"
@@ -118,7 +123,7 @@ int main(int argc, char **argv) {
   Options &o = run.opt;
   enum {
     kCa = 256, kName, kCert, kKey, kNoTls, kRaw, kFrameSize, kExpect, kFirst, kFirstTimeout,
-    kRetry, kRcvbuf, kJson, kHello, kBatch
+    kRetry, kRcvbuf, kJson, kHello, kBatch, kWebSocket, kPath
   };
   static const option longs[] = {
       {"clients", required_argument, nullptr, 'c'},
@@ -133,6 +138,8 @@ int main(int argc, char **argv) {
       {"hello", no_argument, nullptr, kHello},
       {"connect-batch", required_argument, nullptr, kBatch},
       {"raw", no_argument, nullptr, kRaw},
+      {"websocket", no_argument, nullptr, kWebSocket},
+      {"path", required_argument, nullptr, kPath},
       {"frame-size", required_argument, nullptr, kFrameSize},
       {"expect-fps", required_argument, nullptr, kExpect},
       {"first-frame", no_argument, nullptr, kFirst},
@@ -157,6 +164,8 @@ int main(int argc, char **argv) {
       case kHello: o.hello = true; break;
       case kBatch: o.connect_batch = static_cast<unsigned>(std::atoi(optarg)); break;
       case kRaw: o.protocol = Protocol::kRaw; break;
+      case kWebSocket: o.websocket = true; break;
+      case kPath: o.ws_path = optarg; break;
       case kFrameSize: o.frame_size = std::strtoull(optarg, nullptr, 10); break;
       case kExpect: o.expect_fps = std::atof(optarg); break;
       case kFirst: o.until_first_frame = true; break;
@@ -184,6 +193,17 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "tlsframe-loadgen: the tlsframe protocol is TLS only; use --raw\n");
     return 2;
   }
+  if (o.websocket && (o.protocol == Protocol::kRaw || !o.tls)) {
+    std::fprintf(stderr, "tlsframe-loadgen: --websocket is TLS and the tlsframe protocol only\n");
+    return 2;
+  }
+  if (o.ws_path.empty() || o.ws_path[0] != '/' ||
+      o.ws_path.find_first_of(" \r\n\t") != std::string::npos) {
+    std::fprintf(stderr, "tlsframe-loadgen: --path must start with / and hold no blank\n");
+    return 2;
+  }
+  o.ws_host = (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) + ":" +
+              std::to_string(o.port);
   o.threads = std::min(o.threads, o.clients);
 
   // One descriptor per connection, plus a few.
@@ -225,6 +245,13 @@ int main(int argc, char **argv) {
     SSL_CTX_set_default_read_buffer_len(run.ctx, 64 * 1024);
     SSL_CTX_clear_mode(run.ctx, SSL_MODE_RELEASE_BUFFERS);
     run.verify_name = o.server_name.empty() ? o.host : o.server_name;
+    if (o.websocket) {
+      static const unsigned char kHttp11[] = "\x08http/1.1";
+      if (SSL_CTX_set_alpn_protos(run.ctx, kHttp11, sizeof kHttp11 - 1) != 0) {
+        std::fprintf(stderr, "tlsframe-loadgen: cannot offer ALPN http/1.1\n");
+        return 1;
+      }
+    }
   }
 
   for (unsigned i = 0; i < o.clients; ++i) run.counters.push_back(std::make_unique<ClientCounters>());
@@ -301,7 +328,8 @@ int main(int argc, char **argv) {
   std::ostringstream js;
   js.precision(6);
   js << "{\"clients\":" << n << ",\"threads\":" << o.threads
-     << ",\"protocol\":\"" << (o.protocol == Protocol::kRaw ? "raw" : "tlsframe")
+     << ",\"protocol\":\""
+     << (o.protocol == Protocol::kRaw ? "raw" : o.websocket ? "websocket" : "tlsframe")
      << "\",\"tls\":" << (o.tls ? "true" : "false") << ",\"failed\":" << run.failed.load()
      << ",\"connect_attempts\":" << attempts;
   if (o.until_first_frame) {

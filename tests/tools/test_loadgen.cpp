@@ -1,12 +1,17 @@
 // tlsframe-loadgen against a server that accepts each connection and closes it at once
 // (finding 14): the failures are counted and the process exits normally, instead of dying
-// of SIGPIPE when it writes its ClientHello into a closed connection.
+// of SIGPIPE when it writes its ClientHello into a closed connection. And its WebSocket
+// mode (--websocket) against a real tlsframesink.
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "tools/tool_fixture.h"
@@ -62,6 +67,63 @@ TEST(LoadgenTest, ServerClosingDuringConnectIsCountedNotFatal) {
                   60s);
   EXPECT_EQ(r.status, 1) << r.transcript;  // every client failed: status 1, not 128 + SIGPIPE
   EXPECT_NE(r.transcript.find("20 failed"), std::string::npos) << r.transcript;
+}
+
+// A number in tlsframe-loadgen's JSON output (-1 when the key is missing).
+double json_number(const std::string &json, const std::string &key) {
+  const std::string k = "\"" + key + "\":";
+  const size_t at = json.find(k);
+  return at == std::string::npos ? -1 : std::atof(json.c_str() + at + k.size());
+}
+
+std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+using LoadgenWebSocketTest = ToolTest;
+
+// --websocket against a real tlsframesink (tlsframe serve, JPEG): two clients
+// upgrade as a browser does (ALPN http/1.1, Origin, the accept key checked),
+// get every buffer as a binary WebSocket message and report fps and latency
+// under the same JSON keys as native clients. A path with no stream is
+// answered without an upgrade: every client fails, with the status line.
+TEST_F(LoadgenWebSocketTest, TwoWebSocketClientsGetFramesWithLatency) {
+  const std::string certs = make_certs();
+  std::unique_ptr<Process> server;
+  const int port = start_server(
+      &server, {"serve", "--certs", certs, "--port", "0", "--codec", "jpeg", "--source", "test",
+                "--width", "160", "--height", "120", "--fps", "30"});
+  ASSERT_NE(port, 0);
+  const std::string json = dir() + "/ws.json";
+  RunResult r = run_process({TLSFRAME_LOADGEN_PATH, "--websocket", "-c", "2", "-t", "1",
+                             "--ca-file", certs + "/ca.pem", "--warmup", "0.5", "--duration",
+                             "2", "--first-frame-timeout", "20", "--json", json,
+                             "127.0.0.1:" + std::to_string(port)},
+                            60s);
+  ASSERT_EQ(r.status, 0) << r.transcript;
+  const std::string out = read_file(json);
+  EXPECT_NE(out.find("\"protocol\":\"websocket\""), std::string::npos) << out;
+  EXPECT_EQ(json_number(out, "failed"), 0) << out;
+  EXPECT_EQ(json_number(out, "streaming"), 2) << out;
+  EXPECT_GT(json_number(out, "fps_min"), 5) << "both clients get frames: " << out;
+  EXPECT_GT(json_number(out, "latency_samples"), 10) << out;
+  EXPECT_GT(json_number(out, "latency_ms_p50"), 0) << out;
+  EXPECT_LT(json_number(out, "latency_ms_p50"), 1000) << out;
+  for (const char *key : {"mb_per_s", "fps_median", "seq_gaps", "latency_ms_p99", "window_s"}) {
+    EXPECT_GE(json_number(out, key), 0) << key << " missing: " << out;
+  }
+
+  RunResult refused = run_process(
+      {TLSFRAME_LOADGEN_PATH, "--websocket", "--path", "/watch/no-such-stream", "-c", "2", "-t",
+       "1", "--ca-file", certs + "/ca.pem", "--first-frame", "--first-frame-timeout", "10",
+       "127.0.0.1:" + std::to_string(port)},
+      60s);
+  EXPECT_EQ(refused.status, 1) << refused.transcript;
+  EXPECT_NE(refused.transcript.find("no WebSocket upgrade: HTTP/1.1 404"), std::string::npos)
+      << refused.transcript;
 }
 
 }  // namespace
