@@ -9,7 +9,8 @@ from .common import BenchError, log
 from .loadgen import run_loadgen
 from .servers import SERVERS, Server
 
-FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads", "overload")
+FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads", "overload",
+           "browser")
 
 FULL = dict(
     reps=3,
@@ -31,6 +32,8 @@ FULL = dict(
     threads_io=[1, 2],
     overload=[64, 128, 192, 256, 384, 512, 640, 768, 1024],
     overload_past=1,
+    browser_clients=32,
+    browser_reps=1,  # as the latency figure (same warm-up and window too)
 )
 QUICK = dict(
     reps=1,
@@ -52,6 +55,8 @@ QUICK = dict(
     threads_io=[1, 2],
     overload=[64, 128],
     overload_past=1,
+    browser_clients=32,
+    browser_reps=1,
 )
 
 
@@ -65,7 +70,7 @@ class Bench:
         os.makedirs(self.logdir, exist_ok=True)
         self.servers = [s for s in SERVERS if s in args.servers]
         self.results = dict(throughput=[], ladder=[], connect=[], rss=[], latency=[],
-                            threads=[], overload=[])
+                            threads=[], overload=[], browser=[])
         self.seq = 0
 
     def _tag(self, fig, kind, n, rep=None):
@@ -199,6 +204,28 @@ class Bench:
                 "latency", "A", n, live=True, warmup=c["latency_warmup"],
                 duration=c["latency_duration"], expect_fps=30))
             self.save()
+
+    def browser(self):
+        """[10] the cost of browser clients next to native ones: tlsframesink serving
+        the 30 fps 720p JPEG stream (the ladder's) to N native clients, then to N
+        WebSocket clients (its browser front, as the viewer page connects); the
+        latency figure's warm-up and window. The report compares server CPU-s per GB."""
+        c = self.cfg
+        n, reps = c["browser_clients"], c["browser_reps"]
+        log(f"[10] browser vs native cost at 30 fps, tlsframesink only: N={n} native, then "
+            f"N={n} WebSocket; {reps} rep(s), warm-up {c['latency_warmup']} s, window "
+            f"{c['latency_duration']} s")
+        if "A" not in self.servers:
+            return
+        for rep in range(reps):
+            for mode in ("native", "websocket"):
+                r = self.one(f"browser-{mode}", "A", n, live=True, rep=rep,
+                             warmup=c["latency_warmup"],
+                             duration=c["latency_duration"], expect_fps=30,
+                             websocket=(mode == "websocket"))
+                r["mode"] = mode
+                self.results["browser"].append(r)
+                self.save()
 
     def threads(self):
         c = self.cfg

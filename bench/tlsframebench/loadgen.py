@@ -18,10 +18,11 @@ CONNECT_BATCH = 4
 
 
 def run_loadgen(server, inp, cfg, n, logdir, tag, warmup=2.0, duration=5.0, expect_fps=None,
-                first_frame=False, ff_timeout=None, threads=2):
+                first_frame=False, ff_timeout=None, threads=2, websocket=False):
     """Runs tlsframe-loadgen against server; samples server CPU/RSS at the
     measure-start and measure-end lines. Returns a result dict (never raises for
-    a failed measurement: ok=False plus error)."""
+    a failed measurement: ok=False plus error). websocket: the clients connect as
+    browsers do (tlsframesink's browser front, loadgen --websocket)."""
     ff_timeout = ff_timeout or cfg["first_frame_timeout"]
     jpath = os.path.join(logdir, f"{tag}-loadgen.json")
     cmd = [inp.loadgen, f"127.0.0.1:{server.port}", "--clients", str(n),
@@ -40,6 +41,10 @@ def run_loadgen(server, inp, cfg, n, logdir, tag, warmup=2.0, duration=5.0, expe
         cmd += ["--ca-file", os.path.join(inp.certs, "ca.pem"), "--server-name", "localhost"]
         if server.kind == "C":
             cmd += ["--raw", "--frame-size", str(frame)]
+        if websocket:
+            if server.kind != "A":
+                raise BenchError("--websocket is for tlsframesink (A) only")
+            cmd += ["--websocket"]
     if first_frame:
         cmd += ["--first-frame"]
         limit = ff_timeout + 20

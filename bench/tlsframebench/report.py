@@ -237,6 +237,9 @@ def make_table(doc):
     if R.get("overload"):
         w("")
         L.extend(overload_lines(R["overload"], cfg))
+    if R.get("browser"):
+        w("")
+        L.extend(browser_lines(R["browser"]))
     return "\n".join(L) + "\n"
 
 
@@ -316,6 +319,52 @@ def overload_lines(rows, cfg):
                  f"(target <= {OVERLOAD_P99_MAX_MS:.0f}: {'met' if ok_p99 else 'missed'})")
     L.append("    (spread = fps min / median over clients; latency = sink render -> loadgen "
              "receive, all frames of the window)")
+    return L
+
+
+# Issue 11's target: browser clients cost at most this much more server CPU per GB.
+BROWSER_RATIO_MAX = 1.10
+
+
+def browser_lines(rows):
+    """Figure 10: tlsframesink at 30 fps to N native clients and to N WebSocket
+    (browser front) clients: per mode the median over reps of server CPU-s per GB,
+    MB/s, per-client fps min, clients at full rate and latency p50 / p99; then the
+    ratio websocket/native of CPU per GB against the target."""
+    n = rows[0]["clients"] if rows else 0
+    reps = max(sum(1 for r in rows if r.get("mode") == m) for m in ("native", "websocket"))
+    L = [f"[10] browser vs native clients, tlsframesink at 30 fps (720p JPEG), N={n}: "
+         f"server CPU per GB delivered (median of {reps} rep(s))"]
+    L.append(f"    {'mode':<9} | {'cpu/GB':>6} | {'MB/s':>7} | {'fps min':>7} | "
+             f"{'full-rate':>9} | {'latency p50 / p99 ms':>20} | {'srv%':>5}")
+    cpg = {}
+    for mode in ("native", "websocket"):
+        all_rs = [r for r in rows if r.get("mode") == mode]
+        rs = [r for r in all_rs if r.get("ok")]
+        if not rs:
+            err = all_rs[0].get("error", "?")[:160] if all_rs else "not run"
+            L.append(f"    {mode:<9} | fail: {err}")
+            cpg[mode] = None
+            continue
+        lgs = [r.get("loadgen") or {} for r in rs]
+        cpg[mode] = med([r.get("server_cpu_s_per_gb") for r in rs])
+        mark = "*" if len(rs) < len(all_rs) else ""
+        full = med([lg.get("full_rate") for lg in lgs])
+        lat = (f"{fmt(med([lg.get('latency_ms_p50') for lg in lgs]), '.1f')} / "
+               f"{fmt(med([lg.get('latency_ms_p99') for lg in lgs]), '.1f')}")
+        L.append(f"    {mode:<9} | {fmt(cpg[mode], '.2f', '-') + mark:>6} | "
+                 f"{fmt(med([lg.get('mb_per_s') for lg in lgs])):>7} | "
+                 f"{fmt(med([lg.get('fps_min') for lg in lgs])):>7} | "
+                 f"{fmt(full, '.0f', '-') + '/' + str(n):>9} | {lat:>20} | "
+                 f"{fmt(med([r.get('server_cpu_pct') for r in rs]), '.0f', '-'):>5}")
+    a, b = cpg.get("websocket"), cpg.get("native")
+    if a is None or b is None or b == 0:
+        L.append(f"    ratio websocket/native cpu/GB: n/a (target <= {BROWSER_RATIO_MAX:.2f})")
+    else:
+        L.append(f"    ratio websocket/native cpu/GB: {a / b:.2f} (target <= "
+                 f"{BROWSER_RATIO_MAX:.2f}: {'met' if a / b <= BROWSER_RATIO_MAX else 'missed'})")
+    L.append("    (cpu/GB = server CPU-s per GB the clients received, WebSocket frame headers "
+             "included; * a rep failed; latency = sink render -> loadgen receive)")
     return L
 
 

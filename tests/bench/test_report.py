@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark's report (bench/tlsframebench/report.py) on a small results fixture
 (report_fixture.json): medians, ratios A/B and A/C, the markers * ! t/o fail, the
-thread-count figure, the overload figure, server subsets; every committed run under bench/results/
+thread-count figure, the overload figure, the browser figure, server subsets; every committed run under bench/results/
 renders to its committed table.txt byte for byte; the report imports nothing from
 the runner. Standard library only, well under a second.
 
@@ -102,6 +102,7 @@ class ReportTest(unittest.TestCase):
     def test_no_threads_figure_ends_with_7(self):
         doc = copy.deepcopy(self.doc)
         del doc["results"]["threads"]
+        del doc["results"]["browser"]
         table = report.make_table(doc)
         self.assertNotIn("[8]", table)
         self.assertTrue(table.endswith("2 cores shared by server(s) and loadgen)\n"))
@@ -146,6 +147,30 @@ class ReportTest(unittest.TestCase):
         self.assertIn("every step held full rate: no overload reached",
                       report.make_table(doc))
         self.assertNotIn("[9]", self.table)  # a run without the figure renders as before
+
+    def test_browser(self):
+        self.assertIn("[10] browser vs native clients, tlsframesink at 30 fps (720p JPEG), N=32: "
+                      "server CPU per GB delivered (median of 2 rep(s))", self.table)
+        native = cells(line_starting(self.table, "    native    |"))
+        self.assertEqual(native[1:], [["2.10"], ["80.0"], ["29.7"], ["32/32"],
+                                      ["3.1", "/", "9.5"], ["42"]])  # medians of 2 reps
+        ws = cells(line_starting(self.table, "    websocket |"))
+        self.assertEqual(ws[1:], [["2.30*"], ["80.2"], ["29.2"], ["31/32"],
+                                  ["3.4", "/", "11.0"], ["46"]])  # one rep failed
+        self.assertIn("    ratio websocket/native cpu/GB: 1.10 (target <= 1.10: met)", self.table)
+        self.assertTrue(self.table.endswith("* a rep failed; latency = sink render -> loadgen "
+                                            "receive)\n"), self.table[-300:])
+        doc = copy.deepcopy(self.doc)
+        doc["results"]["browser"][1]["server_cpu_s_per_gb"] = 2.5
+        self.assertIn("ratio websocket/native cpu/GB: 1.19 (target <= 1.10: missed)",
+                      report.make_table(doc))
+        doc["results"]["browser"] = [r for r in doc["results"]["browser"]
+                                     if r["mode"] == "native"]
+        table = report.make_table(doc)
+        self.assertIn("    websocket | fail: not run", table)
+        self.assertIn("ratio websocket/native cpu/GB: n/a (target <= 1.10)", table)
+        del doc["results"]["browser"]
+        self.assertNotIn("[10]", report.make_table(doc))  # runs without it render as before
 
     def test_committed_runs_render_their_tables(self):
         runs = sorted(glob.glob(os.path.join(BENCH, "results", "*", "results-compact.json")))
