@@ -218,5 +218,34 @@ TEST(ClientQueue, ZeroLimitsAreRaisedToOne) {
   EXPECT_EQ(d.dropped, 1u);
 }
 
+TEST(ClientQueue, ARenditionSwitchDropsTheUnsentStreamButNotTheWriteInProgressOrControlMessages) {
+  ClientQueue q(QueueLimits{32, 1 << 20});
+  auto high = make_caps("video/x-h264, width=(int)1280");
+  auto low = make_caps("video/x-h264, width=(int)640");
+  q.offer(make_buffer(false, high, 1000));  // its caps, then the keyframe
+  q.offer(make_buffer(true, high, 1000));
+  q.offer(make_buffer(true, high, 1000));
+  auto list = std::make_shared<Message>();
+  list->type = wire::MessageType::kStreamList;
+  list->bytes.resize(10);
+  q.offer(list);
+  const MessagePtr *writing = q.begin_write();
+  ASSERT_NE(writing, nullptr);
+  EXPECT_EQ(*writing, high);
+  EXPECT_EQ(q.drop_unsent_stream(), 3u) << "the high keyframe and its two deltas";
+  EXPECT_EQ(q.bytes(), high->wire_size() + list->wire_size());
+  EXPECT_TRUE(q.waiting_for_keyframe());
+  // The low rendition resumes on its keyframe, caps first.
+  EXPECT_EQ(q.offer(make_buffer(true, low, 500)).outcome, Outcome::kDroppedForKeyframe);
+  auto key = make_buffer(false, low, 500);
+  EXPECT_EQ(q.offer(key).outcome, Outcome::kQueued);
+  EXPECT_EQ(q.end_write(), high);
+  auto rest = write_all(q);
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_EQ(rest[0], list);
+  EXPECT_EQ(rest[1], low);
+  EXPECT_EQ(rest[2], key);
+}
+
 }  // namespace
 }  // namespace tlsframe
