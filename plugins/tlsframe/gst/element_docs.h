@@ -39,6 +39,12 @@
  * |[
  * gst-launch-1.0 tlsframesrc host=cam1.lan ca-file=ca.pem ! queue ! tlsframesink port=10000 cert-file=server.pem key-file=server.key
  * ]| A relay: receives a stream and serves it again without decoding it.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,format=I420,width=1280,height=720 ! tee name=t t. ! queue ! x264enc tune=zerolatency bitrate=2500 ! tlsframesink rendition=720p cert-file=server.pem key-file=server.key t. ! queue ! videoscale ! video/x-raw,width=640,height=360 ! x264enc tune=zerolatency bitrate=500 ! tlsframesink rendition=360p cert-file=server.pem key-file=server.key
+ * ]| Renditions: one capture, two encodings, one stream on one port. Each
+ * viewer gets one rendition, the server's choice for its link (steps down
+ * when frames back up, up cautiously; docs/PROTOCOL.md 8.12) or the one its
+ * tlsframesrc names; client-rendition-changed reports each switch.
  */
 
 /**
@@ -66,6 +72,11 @@
  * |[
  * gst-launch-1.0 tlsframesrc host=192.168.1.20 server-fingerprint=AB:CD:...:EF ! queue ! jpegdec ! videoconvert ! autovideosink
  * ]| A server trusted by its certificate's fingerprint, without a CA file.
+ * |[
+ * gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem rendition=360p ! queue ! h264parse ! avdec_h264 ! videoconvert ! autovideosink
+ * ]| The rendition "360p" of a stream with several (default auto: the
+ * server's choice); changeable while playing, each switch posts a
+ * tlsframesrc-rendition element message.
  * |[
  * gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1 uridecodebin0::source::ca-file=ca.pem
  * ]| playbin: a URI carries no trust settings, so the server's certificate must
@@ -102,6 +113,14 @@ constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "default stream, the one version 1 clients get); sinks in one process on one\n"
     "host and fixed port share one listener (one name each) and must agree on its\n"
     "settings. Signals come from the element's signal thread.\n"
+    "Renditions: sinks with one stream-name (and port) and different rendition names\n"
+    "are one stream with several encodings; each viewer gets one rendition, the\n"
+    "server's choice for its link (down quickly when frames back up, up cautiously;\n"
+    "docs/PROTOCOL.md 8.12) or the one its tlsframesrc names. Switches happen at a\n"
+    "keyframe of the target and emit client-rendition-changed (id, from, to,\n"
+    "reason) on the sink the client joined through; client-stats has rendition,\n"
+    "rendition-auto, switches-up, switches-down, last-reason, estimated-rate; each\n"
+    "sink's num-clients counts the viewers on its rendition.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc !\n"
@@ -112,7 +131,15 @@ constexpr const char *TLSFRAME_SINK_LONG_DESCRIPTION =
     "  gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! tlsframesink\n"
     "    stream-name=cam1 cert-file=server.pem key-file=server.key\n"
     "    videotestsrc is-live=true pattern=ball ! jpegenc ! tlsframesink\n"
-    "    stream-name=cam2 cert-file=server.pem key-file=server.key";
+    "    stream-name=cam2 cert-file=server.pem key-file=server.key\n"
+    "Two renditions of one capture (viewers set rendition=360p, or auto):\n"
+    "  gst-launch-1.0 videotestsrc is-live=true !\n"
+    "    video/x-raw,format=I420,width=1280,height=720 ! tee name=t\n"
+    "    t. ! queue ! x264enc tune=zerolatency bitrate=2500 ! tlsframesink\n"
+    "    rendition=720p cert-file=server.pem key-file=server.key\n"
+    "    t. ! queue ! videoscale ! video/x-raw,width=640,height=360 !\n"
+    "    x264enc tune=zerolatency bitrate=500 ! tlsframesink\n"
+    "    rendition=360p cert-file=server.pem key-file=server.key";
 
 constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "Live TLS client for tlsframesink: outputs the server's buffers with the\n"
@@ -128,6 +155,11 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "server). uri sets host, port and stream-name from tlsframe://HOST[:PORT][/NAME].\n"
     "With reconnect=true a lost connection posts tlsframesrc-disconnected and is\n"
     "retried with backoff; certificate and settings errors always fail.\n"
+    "rendition (default auto) picks one encoding of a stream with several: auto =\n"
+    "the server's choice for this link, or a name. Changeable while playing; the\n"
+    "switch comes at the new rendition's keyframe (new caps, DISCONT) and posts\n"
+    "tlsframesrc-rendition (rendition, previous, reason, automatic);\n"
+    "tlsframesrc-connected's rendition is the one a connection starts on.\n"
     "\n"
     "JPEG:\n"
     "  gst-launch-1.0 tlsframesrc host=localhost port=9999 ca-file=ca.pem ! queue !\n"
@@ -139,6 +171,9 @@ constexpr const char *TLSFRAME_SRC_LONG_DESCRIPTION =
     "source-setup, or as here):\n"
     "  gst-launch-1.0 playbin uri=tlsframe://localhost:9999/cam1\n"
     "    uridecodebin0::source::ca-file=ca.pem\n"
+    "The 360p rendition of a stream with several:\n"
+    "  gst-launch-1.0 tlsframesrc host=localhost ca-file=ca.pem rendition=360p !\n"
+    "    queue ! h264parse ! avdec_h264 ! videoconvert ! autovideosink\n"
     "Mutual TLS: add cert-file=client.pem key-file=client.key.\n"
     "Pinned server, no CA file (the fingerprint tlsframe serve printed):\n"
     "  gst-launch-1.0 tlsframesrc host=192.168.1.20 server-fingerprint=AB:CD:...:EF !\n"
