@@ -332,6 +332,24 @@ TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
       EXPECT_EQ(l.added.size(), added_before) << "a refused browser is never added";
     }
     c.close_clean();
+    // The multipart JPEG route too: 403 (refused) or the 200 multipart head.
+    test::RawTlsClient m;
+    ASSERT_TRUE(m.connect(server->port(), o)) << m.error();
+    ASSERT_TRUE(m.write("GET /mjpeg/ HTTP/1.1\r\nHost: 127.0.0.1:" +
+                        std::to_string(server->port()) + "\r\n\r\n"));
+    std::string mhead;
+    char ch;
+    for (int i = 0; i < 8192 && mhead.find("\r\n\r\n") == std::string::npos; ++i) {
+      if (SSL_read(m.ssl(), &ch, 1) != 1) break;
+      mhead += ch;
+    }
+    if (allowed) {
+      EXPECT_EQ(mhead.rfind("HTTP/1.1 200 ", 0), 0u) << mhead;
+      EXPECT_NE(mhead.find("multipart/x-mixed-replace"), std::string::npos) << mhead;
+    } else {
+      expect_forbidden_response(m, mhead);
+    }
+    m.close_clean();
     server.reset();
     SSL_CTX_free(ctx);
   }
