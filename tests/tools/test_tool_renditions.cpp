@@ -40,8 +40,8 @@ class RenditionViewer {
  public:
   RenditionViewer(const std::string &uri, const std::string &ca_file,
                   const std::string &rendition) {
-    pipeline_ =
-        gst_parse_launch("tlsframesrc name=src ! fakesink name=out sync=false async=false", nullptr);
+    pipeline_ = gst_parse_launch("tlsframesrc name=src ! fakesink name=out sync=false async=false",
+                                 nullptr);
     if (!pipeline_) return;
     src_ = gst_bin_get_by_name(GST_BIN(pipeline_), "src");
     g_object_set(src_, "uri", uri.c_str(), "ca-file", ca_file.c_str(), "rendition",
@@ -80,8 +80,7 @@ class RenditionViewer {
                             [&] { return width_ == w && height_ == h && since_caps_ >= n; });
   }
   // Waits for a tlsframesrc-rendition message naming `rendition`; its reason.
-  std::optional<std::string> wait_switch(const std::string &rendition,
-                                         Clock::time_point deadline) {
+  std::optional<std::string> wait_switch(const std::string &rendition, Clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!cond_.wait_until(lock, deadline, [&] { return switched_to_ == rendition; })) {
       return std::nullopt;
@@ -196,8 +195,7 @@ TEST_F(RenditionsTest, ServeRenditionsViewerGetsTheOneItAsksForAutoGetsTheHighOn
   std::unique_ptr<Process> server;
   int port = start_server(&server, {"serve", "--certs", certs, "--source", "test", "--port", "0",
                                     "--fps", "15", "--status-interval", "1", "--rendition",
-                                    "high=320x240@600",
-                                    "--rendition", "low=160x120@150"});
+                                    "high=320x240@600", "--rendition", "low=160x120@150"});
   ASSERT_NE(port, 0);
   ASSERT_TRUE(wait_publishing(
       *server, "status: high: 0 clients, [1-9][0-9.]* fps.*; low: 0 clients, [1-9][0-9.]* fps", 3))
@@ -205,9 +203,10 @@ TEST_F(RenditionsTest, ServeRenditionsViewerGetsTheOneItAsksForAutoGetsTheHighOn
   EXPECT_TRUE(server->wait_line(
       "H\\.264 renditions high 320x240 600 kbit/s, low 160x120 150 kbit/s at 15 fps", 5s))
       << server->transcript();
-  EXPECT_TRUE(server->wait_line("renditions high 320x240 600 kbit/s, low 160x120 150 kbit/s; each "
-                                "viewer gets the one its link carries",
-                                5s))
+  EXPECT_TRUE(
+      server->wait_line("renditions high 320x240 600 kbit/s, low 160x120 150 kbit/s; each "
+                        "viewer gets the one its link carries",
+                        5s))
       << server->transcript();
 
   const std::string ca = certs + "/ca.pem";
@@ -242,10 +241,9 @@ TEST_F(RenditionsTest, ServeRenditionsViewerGetsTheOneItAsksForAutoGetsTheHighOn
   EXPECT_TRUE(has_line(view.out, ", rendition low")) << view.transcript;
   EXPECT_TRUE(has_line(view.out, "end of stream after 5 frames, rendition low")) << view.transcript;
   // Automatic: the high one.
-  RunResult view_auto =
-      run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs", certs, "--display",
-                       "none", "--frames", "5"}),
-                  30s, quiet_env());
+  RunResult view_auto = run_process(cmd({"view", "127.0.0.1:" + std::to_string(port), "--certs",
+                                         certs, "--display", "none", "--frames", "5"}),
+                                    30s, quiet_env());
   EXPECT_EQ(view_auto.status, 0) << view_auto.transcript;
   EXPECT_TRUE(has_line(view_auto.out, "stream: video/x-h264 320x240")) << view_auto.transcript;
   EXPECT_TRUE(has_line(view_auto.out, "end of stream after 5 frames, rendition high"))
@@ -257,10 +255,10 @@ TEST_F(RenditionsTest, ServeRenditionsViewerGetsTheOneItAsksForAutoGetsTheHighOn
 TEST_F(RenditionsTest, EveryStreamGetsTheLadder) {
   std::string certs = make_certs();
   std::unique_ptr<Process> server;
-  int port = start_server(&server, {"serve", "--certs", certs, "--port", "0", "--fps", "10",
-                                    "--status-interval", "1",
-                                    "--stream", "red=test:red", "--stream", "blue=test:blue",
-                                    "--rendition", "a=160x120@200,b=96x72@100"});
+  int port =
+      start_server(&server, {"serve", "--certs", certs, "--port", "0", "--fps", "10",
+                             "--status-interval", "1", "--stream", "red=test:red", "--stream",
+                             "blue=test:blue", "--rendition", "a=160x120@200,b=96x72@100"});
   ASSERT_NE(port, 0);
   ASSERT_TRUE(wait_publishing(*server,
                               "status: red: a: 0 clients, [1-9][0-9.]* fps.*; b: 0 clients, "
@@ -327,8 +325,8 @@ TEST_F(RenditionsTest, BadRenditionValuesAreClearErrors) {
       {"--rendition", "a=640x360@500", "--width", "320"},
   };
   for (const auto &extra : bad) {
-    std::vector<std::string> args = {"serve", "--certs", certs, "--source", "test",
-                                     "--print-pipeline"};
+    std::vector<std::string> args = {"serve",    "--certs", certs,
+                                     "--source", "test",    "--print-pipeline"};
     args.insert(args.end(), extra.begin(), extra.end());
     RunResult r = run_process(cmd(args), 30s, quiet_env());
     std::string what;
@@ -408,17 +406,19 @@ TEST_F(RenditionsTest, ViewPrintsItsRenditionAndEachSwitch) {
       server.close_client();
     }
   });
-  RunResult view = run_process(cmd({"view", "127.0.0.1:" + std::to_string(server.port()),
-                                    "--certs", certs, "--display", "none", "--frames", "8"}),
+  RunResult view = run_process(cmd({"view", "127.0.0.1:" + std::to_string(server.port()), "--certs",
+                                    certs, "--display", "none", "--frames", "8"}),
                                30s, quiet_env());
   stop = true;
   peer.join();
   EXPECT_EQ(view.status, 0) << view.transcript;
-  EXPECT_TRUE(has_line(view.out, "protocol 2, stream (default), server raw-v2-test, rendition 720p"))
+  EXPECT_TRUE(
+      has_line(view.out, "protocol 2, stream (default), server raw-v2-test, rendition 720p"))
       << view.transcript;
   EXPECT_TRUE(has_line(view.out, "rendition: 360p (auto: down, queue delay 640 ms)"))
       << view.transcript;
-  EXPECT_TRUE(has_line(view.out, "end of stream after 8 frames, rendition 360p")) << view.transcript;
+  EXPECT_TRUE(has_line(view.out, "end of stream after 8 frames, rendition 360p"))
+      << view.transcript;
 }
 
 }  // namespace

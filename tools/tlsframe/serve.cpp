@@ -150,8 +150,8 @@ bool stdin_readable() {
 
 int cmd_serve(int argc, char **argv) {
   // codec, width, height, bitrate: "" = not given (defaults below; --rendition replaces them).
-  std::string source_spec, codec, width, height, fps = "30", quality = "85", bitrate,
-      gop = "60", port = "9999", bind = "0.0.0.0", max_clients = "0";
+  std::string source_spec, codec, width, height, fps = "30", quality = "85", bitrate, gop = "60",
+                                                 port = "9999", bind = "0.0.0.0", max_clients = "0";
   std::vector<std::string> stream_options, allow_options, rendition_options;
   bool no_zerolatency = false;
   TlsOptions tls;
@@ -196,8 +196,9 @@ int cmd_serve(int argc, char **argv) {
       return kExitUsage;
     }
     if (!width.empty() || !height.empty() || !bitrate.empty()) {
-      error("--rendition gives each rendition its size and bitrate: --width, --height and "
-            "--bitrate do not go with it");
+      error(
+          "--rendition gives each rendition its size and bitrate: --width, --height and "
+          "--bitrate do not go with it");
       return kExitUsage;
     }
     // The capture is made once, at the largest rendition's size.
@@ -351,8 +352,8 @@ int cmd_serve(int argc, char **argv) {
     } else {
       // One capture into a tee; per rendition a branch (serve-rendition.pipeline) as the
       // INPUT of its own serve-h264.pipeline (or --pipeline FILE), each with its own sink.
-      description += (description.empty() ? "" : " ") + stream_vars["INPUT"] + " ! tee name=" +
-                     ps.tee;
+      description +=
+          (description.empty() ? "" : " ") + stream_vars["INPUT"] + " ! tee name=" + ps.tee;
       for (size_t k = 0; k < ladder->size(); ++k) {
         const RenditionSpec &r = (*ladder)[k];
         auto branch_vars = stream_vars;
@@ -429,8 +430,8 @@ int cmd_serve(int argc, char **argv) {
   std::string codec_line =
       codec == "jpeg" ? "JPEG " + std::to_string(w) + "x" + std::to_string(h) + " at " +
                             std::to_string(f) + " fps, quality " + std::to_string(q)
-      : renditions    ? "H.264 renditions " + ladder_text(*ladder) + h264_line
-                      : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + h264_line;
+      : renditions ? "H.264 renditions " + ladder_text(*ladder) + h264_line
+                   : "H.264 " + std::to_string(w) + "x" + std::to_string(h) + h264_line;
   ServerOutput output(served, bind, server_cert_path(tls), static_cast<unsigned>(run.interval));
   ViewerHint hint;
   std::string client = tls.mtls ? " --client NAME" : "";

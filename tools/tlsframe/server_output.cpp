@@ -73,8 +73,8 @@ ServerOutput::ServerOutput(std::vector<ServedStream> streams, std::string bind, 
       h.added = g_signal_connect(sink, "client-added", G_CALLBACK(on_client_added), d);
       h.removed = g_signal_connect(sink, "client-removed", G_CALLBACK(on_client_removed), d);
       if (!st.renditions.empty()) {
-        h.rendition = g_signal_connect(sink, "client-rendition-changed",
-                                       G_CALLBACK(on_client_rendition), d);
+        h.rendition =
+            g_signal_connect(sink, "client-rendition-changed", G_CALLBACK(on_client_rendition), d);
       }
       d->handlers.push_back(h);
       d->status.emplace_back();

@@ -119,9 +119,8 @@ Switcher::Reply Switcher::switch_to(Stream &s, size_t index) {
   s.active = index;
   const guint count = ++keyframe_requests_;
   for (GstElement *sink : s.sinks) {
-    gst_element_send_event(sink,
-                           gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE,
-                                                                       count));
+    gst_element_send_event(
+        sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, count));
   }
   return {true, "stream " + label + ": switched to [" + std::to_string(index) + "] " +
                     s.inputs[index].label + ": " + s.inputs[index].what};

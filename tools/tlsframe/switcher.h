@@ -49,7 +49,7 @@ class Switcher {
  private:
   struct Stream {
     std::string name;
-    GstElement *selector = nullptr;  // nullptr: one source, nothing to switch
+    GstElement *selector = nullptr;   // nullptr: one source, nothing to switch
     std::vector<GstElement *> sinks;  // one per rendition
     std::vector<Input> inputs;
     std::vector<GstPad *> pads;  // owned refs, pads[i] carries inputs[i]

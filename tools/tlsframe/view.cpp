@@ -92,9 +92,10 @@ int cmd_view(int argc, char **argv) {
   }
   if (rendition != tlsframe::wire::kRenditionAuto &&
       !tlsframe::wire::valid_rendition_name(rendition)) {
-    error("--rendition must be auto or a rendition name (1 to 64 of A-Z a-z 0-9 . _ -, not "
-          "starting with '.'), not '" +
-          rendition + "'");
+    error(
+        "--rendition must be auto or a rendition name (1 to 64 of A-Z a-z 0-9 . _ -, not "
+        "starting with '.'), not '" +
+        rendition + "'");
     return kExitUsage;
   }
   std::string muxer;
