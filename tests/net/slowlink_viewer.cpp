@@ -58,8 +58,8 @@ std::string quoted(const char *s) {
 struct Viewer {
   std::mutex lock;  // guards everything below (streaming threads and the main loop)
   std::string rendition;
-  uint64_t frames = 0;      // buffers tlsframesrc pushed
-  uint64_t decoded = 0;     // frames out of the decoder
+  uint64_t frames = 0;   // buffers tlsframesrc pushed
+  uint64_t decoded = 0;  // frames out of the decoder
   uint64_t second_decoded = 0;
   double last_decoded = 0;  // time of the last decoded frame (0 = none yet)
   double stall_ms = 1000;   // a gap longer than this is reported as a stall
@@ -80,7 +80,8 @@ GstPadProbeReturn on_received(GstPad *, GstPadProbeInfo *info, gpointer data) {
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   const double t = now_s();
   double lat_ms = -1;
-  if (GstReferenceTimestampMeta *sent = gst_buffer_get_reference_timestamp_meta(buf, v->unix_time)) {
+  if (GstReferenceTimestampMeta *sent =
+          gst_buffer_get_reference_timestamp_meta(buf, v->unix_time)) {
     lat_ms = (t * 1e9 - static_cast<double>(sent->timestamp)) / 1e6;
   }
   std::lock_guard<std::mutex> g(v->lock);
@@ -163,8 +164,10 @@ gboolean on_bus(GstBus *, GstMessage *msg, gpointer data) {
         emit(std::string("{\"ev\":\"") + (error ? "error" : "warning") +
              "\",\"t\":" + std::to_string(now_s()) + ",\"from\":" + quoted(from) +
              ",\"text\":" + quoted(text.c_str()) + "}");
-        if (error) v->failed = true;
-        else v->warnings++;
+        if (error)
+          v->failed = true;
+        else
+          v->warnings++;
       }
       g_clear_error(&err);
       g_free(debug);
@@ -181,8 +184,9 @@ gboolean on_bus(GstBus *, GstMessage *msg, gpointer data) {
 }
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: slowlink_viewer --host H --port P --ca-file F --stream NAME "
-                       "[--rendition R] [--seconds S] [--stall-ms MS]\n");
+  std::fprintf(stderr,
+               "usage: slowlink_viewer --host H --port P --ca-file F --stream NAME "
+               "[--rendition R] [--seconds S] [--stall-ms MS]\n");
   std::exit(2);
 }
 
@@ -198,14 +202,22 @@ int main(int argc, char **argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage();
     const char *val = argv[++i];
-    if (a == "--host") host = val;
-    else if (a == "--port") port = std::atoi(val);
-    else if (a == "--ca-file") ca_file = val;
-    else if (a == "--stream") stream = val;
-    else if (a == "--rendition") rendition = val;
-    else if (a == "--seconds") seconds = std::atof(val);
-    else if (a == "--stall-ms") v.stall_ms = std::atof(val);
-    else usage();
+    if (a == "--host")
+      host = val;
+    else if (a == "--port")
+      port = std::atoi(val);
+    else if (a == "--ca-file")
+      ca_file = val;
+    else if (a == "--stream")
+      stream = val;
+    else if (a == "--rendition")
+      rendition = val;
+    else if (a == "--seconds")
+      seconds = std::atof(val);
+    else if (a == "--stall-ms")
+      v.stall_ms = std::atof(val);
+    else
+      usage();
   }
   if (host.empty() || ca_file.empty() || port <= 0 || seconds <= 0) usage();
 

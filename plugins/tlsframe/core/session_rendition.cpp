@@ -106,7 +106,8 @@ void Session::start_renditions() {
 
 void Session::bound_kernel_backlog() {
   const int lowat = static_cast<int>(kRenditionNotsentLowat);
-  if (setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) != 0) {
+  const int fd = socket_.native_handle();
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) != 0) {
     TF_DEBUG(kComp, "client %" PRIu64 ": TCP_NOTSENT_LOWAT not set: %s", info_.id,
              std::strerror(errno));
   }
