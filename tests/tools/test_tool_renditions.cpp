@@ -11,8 +11,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +97,15 @@ class RenditionViewer {
     std::lock_guard<std::mutex> lock(mutex_);
     return connected_;
   }
+  uint64_t keyframes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return keyframes_;
+  }
+  // Waits until more than `n` keyframes arrived.
+  bool wait_keyframes_over(uint64_t n, Clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cond_.wait_until(lock, deadline, [&] { return keyframes_ > n; });
+  }
   bool discont_after_switch() {
     std::lock_guard<std::mutex> lock(mutex_);
     return discont_after_switch_;
@@ -118,6 +129,7 @@ class RenditionViewer {
         self->awaiting_discont_ = false;
       }
       ++self->since_caps_;
+      if (!GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DELTA_UNIT)) ++self->keyframes_;
     } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_CAPS) {
       GstCaps *caps;
       gst_event_parse_caps(GST_PAD_PROBE_INFO_EVENT(info), &caps);
@@ -163,6 +175,7 @@ class RenditionViewer {
   // Guarded by mutex_:
   int width_ = 0, height_ = 0;
   uint64_t since_caps_ = 0;  // buffers after the last caps
+  uint64_t keyframes_ = 0;   // buffers without DELTA_UNIT
   int connected_ = 0;
   std::string connected_rendition_, switched_to_, reason_, errors_;
   bool awaiting_discont_ = false, discont_after_switch_ = false;
@@ -279,6 +292,34 @@ TEST_F(RenditionsTest, EveryStreamGetsTheLadder) {
   EXPECT_TRUE(blue_auto.wait_size(160, 120, 3, deadline)) << blue_auto.report();
   EXPECT_EQ(red_b.connected_rendition(), "b") << red_b.report();
   EXPECT_EQ(blue_auto.connected_rendition(), "a") << blue_auto.report();
+}
+
+// A stream with two sources and two renditions: `switch` on serve's standard input asks
+// every rendition's encoder for a keyframe (a tee passes an upstream event up one branch
+// only), so viewers of both renditions get one at once, not at the next GOP (1000 frames).
+TEST_F(RenditionsTest, SourceSwitchGivesEveryRenditionAKeyframe) {
+  std::string certs = make_certs();
+  auto server =
+      std::make_unique<Process>(cmd({"serve", "--certs", certs, "--port", "0", "--fps", "15",
+                                     "--gop", "1000", "--stream", "cam=test:red", "--stream",
+                                     "cam=test:blue", "--rendition", "a=160x120@200,b=96x72@100"}),
+                                quiet_env(), Process::Stdin::kPipe);
+  auto listening = server->wait_line("listening on port [0-9]+", 20s);
+  ASSERT_TRUE(listening) << server->transcript();
+  const int port = std::atoi(match_group(*listening, "listening on port ([0-9]+)").c_str());
+  ASSERT_TRUE(server->wait_line("commands on standard input: switch", 5s)) << server->transcript();
+  const std::string ca = certs + "/ca.pem";
+  RenditionViewer a(uri(port, "cam"), ca, "a");
+  RenditionViewer b(uri(port, "cam"), ca, "b");
+  auto deadline = Clock::now() + 20s;
+  ASSERT_TRUE(a.wait_size(160, 120, 5, deadline)) << a.report();
+  ASSERT_TRUE(b.wait_size(96, 72, 5, deadline)) << b.report();
+  const uint64_t keys_a = a.keyframes(), keys_b = b.keyframes();
+  ASSERT_TRUE(server->write_stdin("switch cam 1\n"));
+  ASSERT_TRUE(server->wait_line("stream cam: switched to \\[1\\] test:blue", 5s))
+      << server->transcript();
+  EXPECT_TRUE(a.wait_keyframes_over(keys_a, Clock::now() + 3s)) << a.report();
+  EXPECT_TRUE(b.wait_keyframes_over(keys_b, Clock::now() + 3s)) << b.report();
 }
 
 // --rendition default is the camera ladder: 720p at 2.5 Mbit/s and 360p at 500 kbit/s, one
