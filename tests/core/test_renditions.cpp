@@ -29,8 +29,8 @@ struct Changes {
 class RenditionTest : public ServerReceiverTest {
  protected:
   // Two renditions of stream "cam" on one port: "high" (first: the one
-  // clients are reported to) and "low".
-  void start_pair() {
+  // clients are reported to) and "low". low_first: "low" starts first.
+  void start_pair(bool low_first = false) {
     const uint16_t port = free_port();
     ASSERT_NE(port, 0);
     ServerConfig c = server_config();
@@ -45,15 +45,24 @@ class RenditionTest : public ServerReceiverTest {
       }
       changes_.cond.notify_all();
     };
+    ServerConfig lc = c;
+    lc.rendition = "low";
+    // Clients are reported to the first sink of the stream.
+    ServerCallbacks low_cb = low_first ? events_.callbacks() : ServerCallbacks{};
+    low_cb.keyframe_wanted = [this] { low_keyframes_++; };
+    if (low_first) {
+      auto l = Server::start(lc, low_cb);
+      ASSERT_TRUE(l.ok()) << l.error().message;
+      low_ = std::move(l.value());
+    }
     auto h = Server::start(c, cb);
     ASSERT_TRUE(h.ok()) << h.error().message;
     high_ = std::move(h.value());
-    c.rendition = "low";
-    ServerCallbacks low_cb;
-    low_cb.keyframe_wanted = [this] { low_keyframes_++; };
-    auto l = Server::start(c, low_cb);
-    ASSERT_TRUE(l.ok()) << l.error().message;
-    low_ = std::move(l.value());
+    if (!low_first) {
+      auto l = Server::start(lc, low_cb);
+      ASSERT_TRUE(l.ok()) << l.error().message;
+      low_ = std::move(l.value());
+    }
     high_->publish_caps(kHighCaps);
     low_->publish_caps(kLowCaps);
   }
@@ -131,6 +140,20 @@ TEST_F(RenditionTest, AutomaticOrUnknownRenditionStartsOnTheHighestRate) {
     EXPECT_TRUE(next_buffer(*r, 0)) << asked;
     EXPECT_EQ(r->welcome()->rendition, "high") << asked;
   }
+}
+
+// Before any rendition has a published rate (the server just started), the
+// automatic choice takes the largest picture, not the rendition that
+// happened to start first.
+TEST_F(RenditionTest, BeforeRatesAreKnownAutomaticStartsOnTheLargestPicture) {
+  start_pair(/*low_first=*/true);
+  ASSERT_TRUE(high_ && low_);
+  auto r = connect_receiver(cam("auto"));
+  ASSERT_TRUE(r);
+  publish(*high_, 0, 0);
+  EXPECT_TRUE(next_caps(*r, kHighCaps));
+  EXPECT_TRUE(next_buffer(*r, 0));
+  EXPECT_EQ(r->welcome()->rendition, "high");
 }
 
 TEST_F(RenditionTest, ASwitchWaitsForTheTargetsKeyframeWhichItAsksFor) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/log.h"
@@ -80,6 +81,13 @@ void Stream::publish_caps(const std::string &caps) {
   v2->type = wire::MessageType::kCaps;
   v2->bytes = wire::encode_caps(caps, wire::Version::kV2);
   TF_DEBUG(kComp, "stream \"%s\": caps: %s", name_.c_str(), caps.c_str());
+  uint64_t width = 0, height = 0;
+  const std::string w = caps_field(caps, "width"), h = caps_field(caps, "height");
+  if (!w.empty() && !h.empty()) {
+    width = std::strtoull(w.c_str(), nullptr, 10);
+    height = std::strtoull(h.c_str(), nullptr, 10);
+  }
+  picture_area_.store(width * height, std::memory_order_relaxed);
   post_to_all(v1, v2, [&](State &st) {
     st.caps_text = caps;
     st.caps = v1;
@@ -344,8 +352,11 @@ std::vector<std::shared_ptr<Stream>> StreamGroup::renditions() const {
     std::lock_guard<std::mutex> lock(lock_);
     out = streams_;
   }
-  std::stable_sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
-    return a->published_rate() > b->published_rate();
+  const bool rates_known = std::all_of(out.begin(), out.end(),
+                                       [](const auto &s) { return s->published_rate() != 0; });
+  std::stable_sort(out.begin(), out.end(), [rates_known](const auto &a, const auto &b) {
+    return rates_known ? a->published_rate() > b->published_rate()
+                       : a->picture_area() > b->picture_area();
   });
   return out;
 }

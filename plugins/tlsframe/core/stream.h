@@ -72,6 +72,8 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // Wire bits per second published lately (a running average over about
   // 1 s windows; 0 before the first window ends). Any thread.
   uint64_t published_rate() const { return published_rate_.load(std::memory_order_relaxed); }
+  // Width x height of the caps in force (0: none yet, or caps without a size). Any thread.
+  uint64_t picture_area() const { return picture_area_.load(std::memory_order_relaxed); }
   std::chrono::nanoseconds keyframe_interval() const { return keyframe_interval_; }
   StreamCounters &counters() { return counters_; }
 
@@ -144,6 +146,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   const std::string rendition_;
   std::weak_ptr<StreamGroup> group_;  // set once, before the stream is found
   std::atomic<uint64_t> published_rate_{0};
+  std::atomic<uint64_t> picture_area_{0};
   const std::chrono::nanoseconds keyframe_interval_;
   const SyncMethod sync_method_;
   const std::vector<std::string> authorized_clients_;  // as configured (renditions must agree)
@@ -200,8 +203,10 @@ class StreamGroup {
   // The stream a joiner is authorized against and reported to: the first
   // rendition that arrived (nullptr when empty).
   std::shared_ptr<Stream> entry() const;
-  // Every rendition, highest published rate first (before rates are known:
-  // in order of arrival).
+  // Every rendition, highest published rate first. Until every rendition has
+  // a rate (about a second after its first buffer), largest picture first, so
+  // a viewer joining as the server starts gets the best one, as later ones do;
+  // renditions without caps yet keep their order of arrival.
   std::vector<std::shared_ptr<Stream>> renditions() const;
   // The rendition named `rendition` (nullptr when there is none).
   std::shared_ptr<Stream> find(std::string_view rendition) const;
