@@ -8,28 +8,15 @@
 #include <vector>
 
 #include "core/client_queue.h"
+#include "unit/messages.h"
 
 namespace tlsframe {
 namespace {
 
 using Outcome = ClientQueue::Outcome;
-
-MessagePtr make_caps(const std::string &caps) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kCaps;
-  m->bytes = wire::encode_caps(caps);
-  return m;
-}
-
-// A buffer of `size` wire bytes published under `caps`.
-MessagePtr make_buffer(bool delta, const MessagePtr &caps, size_t size = 100) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kBuffer;
-  m->delta = delta;
-  m->bytes.resize(size);
-  m->caps = caps;
-  return m;
-}
+using test::make_buffer;
+using test::make_caps;
+using test::write_all;
 
 MessagePtr make_control(wire::MessageType type) {
   auto m = std::make_shared<Message>();
@@ -38,18 +25,6 @@ MessagePtr make_control(wire::MessageType type) {
                  ? wire::encode_eos()
                  : wire::encode_error(wire::ErrorCode::kShuttingDown, "bye");
   return m;
-}
-
-// Everything the writer takes out, in order.
-std::vector<MessagePtr> write_all(ClientQueue &q) {
-  std::vector<MessagePtr> out;
-  for (int i = 0; i < 1000 && !q.empty(); ++i) {
-    const MessagePtr *m = q.begin_write();
-    EXPECT_NE(m, nullptr);
-    if (!m) break;
-    out.push_back(q.end_write());
-  }
-  return out;
 }
 
 TEST(ClientQueue, FirstKeyframeBringsItsCapsAndDeltasBeforeItAreDropped) {

@@ -10,28 +10,20 @@
 
 #include "core/client_queue.h"
 #include "core/gop_cache.h"
+#include "unit/messages.h"
 
 namespace tlsframe {
 namespace {
 
 using Added = GopCache::Added;
 using Outcome = ClientQueue::Outcome;
-
-MessagePtr make_caps(const std::string &caps) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kCaps;
-  m->bytes = wire::encode_caps(caps);
-  return m;
-}
+using test::make_caps;
+using test::write_all;
 
 // A buffer of `size` wire bytes published under `caps`; `id` in its first byte.
 MessagePtr make_buffer(bool delta, const MessagePtr &caps, uint8_t id, size_t size = 100) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kBuffer;
-  m->delta = delta;
-  m->bytes.assign(size, 0);
+  auto m = test::make_buffer(delta, caps, size);
   m->bytes[0] = id;
-  m->caps = caps;
   return m;
 }
 
@@ -45,17 +37,6 @@ std::vector<uint8_t> ids_of(const std::vector<MessagePtr> &msgs) {
 
 // Adds the same message as both versions (the tests do not tell them apart).
 Added add(GopCache &c, const MessagePtr &m) { return c.add(m, m); }
-
-std::vector<MessagePtr> write_all(ClientQueue &q) {
-  std::vector<MessagePtr> out;
-  for (int i = 0; i < 10000 && !q.empty(); ++i) {
-    const MessagePtr *m = q.begin_write();
-    EXPECT_NE(m, nullptr);
-    if (!m) break;
-    out.push_back(q.end_write());
-  }
-  return out;
-}
 
 // ===========================================================================
 // GopCache.

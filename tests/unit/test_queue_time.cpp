@@ -11,12 +11,15 @@
 #include <vector>
 
 #include "core/client_queue.h"
+#include "unit/messages.h"
 
 namespace tlsframe {
 namespace {
 
 using namespace std::chrono_literals;
 using Outcome = ClientQueue::Outcome;
+using test::make_caps;
+using test::write_all;
 using TimePoint = ClientQueue::TimePoint;
 
 const TimePoint kT0 = TimePoint{} + 1000s;  // any non-zero instant
@@ -27,34 +30,14 @@ ClientQueue make_queue(std::chrono::milliseconds max_time = 250ms) {
   return ClientQueue(QueueLimits{1000, 1ull << 30, max_time});
 }
 
-MessagePtr make_caps(const std::string &caps) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kCaps;
-  m->bytes = wire::encode_caps(caps);
-  return m;
-}
-
 // Buffer number `i` of a 30 fps stream, published at kT0 + i frames.
 MessagePtr frame(int i, bool delta, const MessagePtr &caps) {
-  auto m = std::make_shared<Message>();
-  m->type = wire::MessageType::kBuffer;
-  m->delta = delta;
-  m->bytes.resize(100);
-  m->caps = caps;
+  auto m = test::make_buffer(delta, caps);
   m->published = kT0 + i * kFrame;
   return m;
 }
 
 TimePoint at_frame(int i) { return kT0 + i * kFrame; }
-
-std::vector<MessagePtr> write_all(ClientQueue &q) {
-  std::vector<MessagePtr> out;
-  for (int i = 0; i < 1000 && !q.empty(); ++i) {
-    if (!q.begin_write()) break;
-    out.push_back(q.end_write());
-  }
-  return out;
-}
 
 std::vector<MessagePtr> buffers_of(const std::vector<MessagePtr> &msgs) {
   std::vector<MessagePtr> out;
