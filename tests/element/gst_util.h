@@ -65,6 +65,10 @@ class Pipeline {
 // Text of every ERROR already queued on p's bus ("" when none); does not wait.
 std::string pending_errors(Pipeline &p);
 
+// A port free now on 127.0.0.1 (bound to port 0, read, closed; 0 on failure): sinks
+// that share a port need a fixed one.
+int free_port();
+
 // current-port of a tlsframesink (valid from PAUSED).
 int current_port(GstElement *sink);
 // One client-removed emission, as the sink reported it.

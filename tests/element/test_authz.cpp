@@ -6,9 +6,6 @@
 // other client, no answer within handshake-timeout refusing). Certificates
 // and CRLs are made at test time.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -31,22 +28,6 @@ namespace {
 constexpr std::chrono::milliseconds kWait{10000};
 constexpr int kStatusForbidden = 6;  // GST_TLS_FRAME_CLIENT_STATUS_FORBIDDEN
 constexpr int kStatusRevoked = 7;    // GST_TLS_FRAME_CLIENT_STATUS_REVOKED
-
-// A port free now on 127.0.0.1: sinks that share a port need a fixed one.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 // What accept-client handlers saw and decide: the test thread sets the
 // policy, handlers (on the sink's signal thread) record and answer.

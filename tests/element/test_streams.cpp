@@ -4,9 +4,6 @@
 // one stream's EOS leaves the others streaming, and playbin plays a named
 // stream of a real sink from its tlsframe:// URI.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -22,23 +19,6 @@ namespace tlsframe::test {
 namespace {
 
 constexpr std::chrono::milliseconds kWait{10000};
-
-// A port free now on 127.0.0.1 (bound to port 0, read, closed): sinks that
-// share a port need a fixed one.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 class StreamsTest : public ::testing::Test {
  protected:
