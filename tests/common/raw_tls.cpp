@@ -233,10 +233,7 @@ bool RawTlsServer::accept(std::chrono::steady_clock::time_point deadline) {
     return false;
   }
   // Every blocking read/write below is bounded by the time left.
-  int ms = std::max(1, ms_left(deadline));
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  set_io_timeout(fd_, std::chrono::milliseconds(std::max(1, ms_left(deadline))));
   ERR_clear_error();
   ssl_ = SSL_new(ctx_);
   SSL_set_fd(ssl_, fd_);

@@ -77,17 +77,19 @@ bool open_loopback_tls_server(const std::string &cert_file, const std::string &k
 // A bare OpenSSL TLS server on 127.0.0.1 (port 0), for tests that need a
 // server the sink would never be: one that announces a huge message and
 // stalls, or sends timestamps the sink would never produce. Blocking calls,
-// each bounded by a deadline; one client at a time.
+// each bounded by a deadline; one client at a time. RawV2Server
+// (raw_v2_server.h) adds the version 2 client messages on top.
 class RawTlsServer {
  public:
   RawTlsServer(const std::string &cert_file, const std::string &key_file);
-  ~RawTlsServer();
+  virtual ~RawTlsServer();
   RawTlsServer(const RawTlsServer &) = delete;
   RawTlsServer &operator=(const RawTlsServer &) = delete;
 
   bool ok() const { return listen_fd_ >= 0 && ctx_ != nullptr; }
   int port() const { return port_; }
-  // Accepts one client and completes the TLS handshake before the deadline.
+  // Accepts one client and completes the TLS handshake before the deadline
+  // (closing the previous client, if any).
   bool accept(std::chrono::steady_clock::time_point deadline);
   // Writes all of data as TLS application data to the accepted client.
   bool send(const void *data, size_t size);
@@ -97,13 +99,13 @@ class RawTlsServer {
   void close_client();
   const std::string &error() const { return error_; }
 
- private:
-  SSL_CTX *ctx_ = nullptr;
-  SSL *ssl_ = nullptr;
+ protected:
+  SSL_CTX *ctx_ = nullptr;  // server context (no session tickets)
+  SSL *ssl_ = nullptr;      // the accepted client's connection (nullptr: none)
   int listen_fd_ = -1;
-  int fd_ = -1;
+  int fd_ = -1;  // the accepted client's socket
   int port_ = 0;
-  std::string error_;
+  std::string error_;  // what the last failure was
 };
 
 }  // namespace tlsframe::test

@@ -2,12 +2,9 @@
 
 #include <openssl/err.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 
-#include "common/raw_tls.h"
 #include "core/wire_v2.h"
 
 namespace tlsframe::test {
@@ -15,27 +12,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string ssl_errors() {
-  std::string out;
-  char buf[256];
-  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "no OpenSSL detail" : out;
-}
-
 int ms_until(Clock::time_point deadline) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return static_cast<int>(std::clamp<long long>(ms, 0, 60000));
 }
 
-void set_io_timeout(int fd, Clock::time_point deadline) {
-  int ms = std::max(1, ms_until(deadline));
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+// Bounds each blocking call on fd by the time left (at least 1 ms).
+void set_io_deadline(int fd, Clock::time_point deadline) {
+  set_io_timeout(fd, std::chrono::milliseconds(std::max(1, ms_until(deadline))));
 }
 
 int select_v2(SSL *, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -49,45 +33,9 @@ int select_v2(SSL *, const unsigned char **out, unsigned char *outlen, const uns
 
 }  // namespace
 
-RawV2Server::RawV2Server(const std::string &cert_file, const std::string &key_file, Alpn alpn) {
-  if (!open_loopback_tls_server(cert_file, key_file, &ctx_, &listen_fd_, &port_, &error_)) return;
-  if (alpn == Alpn::kV2) SSL_CTX_set_alpn_select_cb(ctx_, select_v2, nullptr);
-}
-
-RawV2Server::~RawV2Server() {
-  close_client();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (ctx_) SSL_CTX_free(ctx_);
-}
-
-void RawV2Server::close_client() {
-  if (ssl_) SSL_free(ssl_);
-  ssl_ = nullptr;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-bool RawV2Server::accept(Clock::time_point deadline) {
-  close_client();
-  pollfd pfd{listen_fd_, POLLIN, 0};
-  if (!ok() || ::poll(&pfd, 1, ms_until(deadline)) != 1) {
-    error_ = "no client connected in time";
-    return false;
-  }
-  fd_ = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  if (fd_ < 0) {
-    error_ = "accept failed";
-    return false;
-  }
-  set_io_timeout(fd_, deadline);
-  ERR_clear_error();
-  ssl_ = SSL_new(ctx_);
-  SSL_set_fd(ssl_, fd_);
-  if (SSL_accept(ssl_) != 1) {
-    error_ = "TLS handshake failed: " + ssl_errors();
-    return false;
-  }
-  return true;
+RawV2Server::RawV2Server(const std::string &cert_file, const std::string &key_file, Alpn alpn)
+    : RawTlsServer(cert_file, key_file) {
+  if (ctx_ && alpn == Alpn::kV2) SSL_CTX_set_alpn_select_cb(ctx_, select_v2, nullptr);
 }
 
 std::string RawV2Server::selected_alpn() const {
@@ -115,7 +63,7 @@ bool RawV2Server::read_exact(uint8_t *out, size_t size, Clock::time_point deadli
         return false;
       }
     }
-    set_io_timeout(fd_, deadline);
+    set_io_deadline(fd_, deadline);
     size_t n = 0;
     ERR_clear_error();
     if (SSL_read_ex(ssl_, out + got, size - got, &n) != 1) {
@@ -169,17 +117,6 @@ bool RawV2Server::handshake_v2(std::string *stream_asked, Clock::time_point dead
   return send(wire::encode_welcome(m.stream, "raw-v2-test", keyframe_interval_ms));
 }
 
-bool RawV2Server::send(const std::vector<uint8_t> &data) {
-  if (!ssl_) return false;
-  size_t written = 0;
-  ERR_clear_error();
-  if (!data.empty() && SSL_write_ex(ssl_, data.data(), data.size(), &written) != 1) {
-    error_ = "TLS write failed: " + ssl_errors();
-    return false;
-  }
-  return true;
-}
-
 bool RawV2Server::wait_client_closed(Clock::time_point deadline) {
   if (!ssl_) return true;
   uint8_t sink[4096];
@@ -189,7 +126,7 @@ bool RawV2Server::wait_client_closed(Clock::time_point deadline) {
       pollfd pfd{fd_, POLLIN, 0};
       if (::poll(&pfd, 1, ms_until(deadline)) <= 0) return false;
     }
-    set_io_timeout(fd_, deadline);
+    set_io_deadline(fd_, deadline);
     size_t n = 0;
     if (SSL_read_ex(ssl_, sink, sizeof sink, &n) != 1) {
       int e = SSL_get_error(ssl_, 0);

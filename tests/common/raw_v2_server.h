@@ -14,26 +14,21 @@
 #include <string>
 #include <vector>
 
+#include "common/raw_tls.h"
 #include "core/wire_format.h"
 
 namespace tlsframe::test {
 
-class RawV2Server {
+// The listening, accept, send and close of RawTlsServer, plus ALPN and the
+// version 2 client messages.
+class RawV2Server : public RawTlsServer {
  public:
   enum class Alpn {
     kV2,    // select "tlsframe/2" when offered: a version 2 server
     kNone,  // select nothing: a version 1 server
   };
   RawV2Server(const std::string &cert_file, const std::string &key_file, Alpn alpn = Alpn::kV2);
-  ~RawV2Server();
-  RawV2Server(const RawV2Server &) = delete;
-  RawV2Server &operator=(const RawV2Server &) = delete;
 
-  bool ok() const { return listen_fd_ >= 0 && ctx_ != nullptr; }
-  int port() const { return port_; }
-  // Accepts one client and completes the TLS handshake before the deadline
-  // (closing the previous client, if any).
-  bool accept(std::chrono::steady_clock::time_point deadline);
   // The ALPN protocol selected for the accepted client ("" = none: version 1).
   std::string selected_alpn() const;
 
@@ -51,24 +46,14 @@ class RawV2Server {
   bool handshake_v2(std::string *stream_asked, std::chrono::steady_clock::time_point deadline,
                     uint32_t keyframe_interval_ms = 0);
 
-  // Writes all of data as TLS application data to the accepted client.
-  bool send(const std::vector<uint8_t> &data);
   // True once the client closed the connection before the deadline (data
-  // read meanwhile is discarded).
+  // read meanwhile is discarded). Reads through TLS, unlike RawTlsServer's,
+  // so a close_notify counts and the connection's state stays whole.
   bool wait_client_closed(std::chrono::steady_clock::time_point deadline);
-  void close_client();
-  const std::string &error() const { return error_; }
 
  private:
   bool read_exact(uint8_t *out, size_t size, std::chrono::steady_clock::time_point deadline,
                   ReadStatus &status);
-
-  SSL_CTX *ctx_ = nullptr;
-  SSL *ssl_ = nullptr;
-  int listen_fd_ = -1;
-  int fd_ = -1;
-  int port_ = 0;
-  std::string error_;
 };
 
 // Messages of a version 2 stream, for tests.
