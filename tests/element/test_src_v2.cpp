@@ -140,6 +140,8 @@ TEST_F(SrcV2Test, HelloNamesTheStreamAndFramesFollowTheWelcome) {
   EXPECT_STREQ(gst_structure_get_string(connected, "server"), "raw-v2-test");
   EXPECT_TRUE(gst_structure_get_uint(connected, "keyframe-interval-ms", &interval));
   EXPECT_EQ(interval, 250u);
+  EXPECT_STREQ(gst_structure_get_string(connected, "rendition"), "");
+  EXPECT_STREQ(gst_structure_get_string(connected, "renditions"), "") << "a single encoding";
   gst_structure_free(connected);
   auto samples = pull_samples(client.element("out"), 3, kWait);
   ASSERT_EQ(samples.size(), 3u) << pending_errors(client);
@@ -150,6 +152,37 @@ TEST_F(SrcV2Test, HelloNamesTheStreamAndFramesFollowTheWelcome) {
   client.set_state(GST_STATE_NULL);
   peer_.join();
   EXPECT_EQ(asked_, "cam1");
+}
+
+// A WELCOME with renditions: tlsframesrc-connected states the one the connection starts
+// on and every one the stream has, in the WELCOME's order (highest rate first).
+TEST_F(SrcV2Test, ConnectedMessageListsTheStreamsRenditions) {
+  make_server(RawV2Server::Alpn::kV2);
+  auto msgs = frames(wire::Version::kV2, 1);
+  serve([msgs](RawV2Server &s) {
+    RawV2Server::Message hello;
+    if (s.read_message(hello, Clock::now() + kWait) != RawV2Server::ReadStatus::kMessage ||
+        hello.type != wire::MessageType::kHello) {
+      ADD_FAILURE() << "no HELLO: " << s.error();
+      return;
+    }
+    s.send(wire::encode_welcome({{"stream", ""},
+                                 {"server", "raw-v2-test"},
+                                 {"rendition", "360p"},
+                                 {"renditions", "720p,360p,180p"}}));
+    for (const auto &m : msgs) {
+      if (!s.send(m)) return;
+    }
+  });
+  Pipeline client(client_desc());
+  ASSERT_TRUE(client.ok());
+  ASSERT_NE(gst_element_set_state(client.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstStructure *connected = wait_connected(client);
+  ASSERT_NE(connected, nullptr) << pending_errors(client);
+  EXPECT_STREQ(gst_structure_get_string(connected, "rendition"), "360p");
+  EXPECT_STREQ(gst_structure_get_string(connected, "renditions"), "720p,360p,180p");
+  gst_structure_free(connected);
+  client.set_state(GST_STATE_NULL);
 }
 
 TEST_F(SrcV2Test, DefaultStreamIsAnEmptyNameInHello) {

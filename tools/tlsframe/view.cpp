@@ -205,6 +205,18 @@ int cmd_view(int argc, char **argv) {
       if (!current_rendition.empty()) about += ", rendition " + current_rendition;
       info(std::string("connected to ") + (addr ? addr : where) +
            (tls.fingerprint.empty() ? " (TLS verified)" : " (TLS, pinned certificate)") + about);
+      // Every rendition the server offers ("720p,360p" in the message, highest rate first).
+      const gchar *all = gst_structure_get_string(s, "renditions");
+      if (all && *all) {
+        std::string names;
+        for (const gchar *c = all; *c; ++c) {
+          if (*c == ',')
+            names += ", ";
+          else
+            names += *c;
+        }
+        info("renditions: " + names);
+      }
       if (rendition != tlsframe::wire::kRenditionAuto && current_rendition.empty()) {
         info("--rendition " + rendition + " ignored: this stream has a single encoding");
       } else if (rendition != tlsframe::wire::kRenditionAuto && current_rendition != rendition) {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "core/receiver.h"
+#include "core/wire_v2.h"
 #include "gst/common.h"
 #include "gst/element_docs.h"
 #include "gst/running_time.h"
@@ -147,15 +148,18 @@ static void post_connection_message(GstTlsFrameSrc *self, const char *name, cons
 }
 
 // "tlsframesrc-connected": the peer, and what its WELCOME said (version 1:
-// protocol-version 1, the default stream, no server text).
+// protocol-version 1, the default stream, no server text). renditions is a
+// string in the WELCOME's own form (comma-separated, highest rate first) like
+// the message's other fields, so gst-launch-1.0 -m prints it as it is.
 static void post_connected_message(GstTlsFrameSrc *self, tlsframe::Receiver &receiver) {
   tlsframe::Welcome w = receiver.welcome().value_or(tlsframe::Welcome{});
+  const std::string renditions = tlsframe::wire::join_rendition_list(w.renditions);
   GstStructure *s = gst_structure_new(
       "tlsframesrc-connected", "address", G_TYPE_STRING, receiver.peer_address().c_str(),
       "reconnects", G_TYPE_UINT64, self->priv->reconnects, "protocol-version", G_TYPE_INT,
       w.version, "stream-name", G_TYPE_STRING, w.stream.c_str(), "server", G_TYPE_STRING,
       w.server.c_str(), "keyframe-interval-ms", G_TYPE_UINT, w.keyframe_interval_ms, "rendition",
-      G_TYPE_STRING, w.rendition.c_str(), nullptr);
+      G_TYPE_STRING, w.rendition.c_str(), "renditions", G_TYPE_STRING, renditions.c_str(), nullptr);
   self->priv->rendition = w.rendition;
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
