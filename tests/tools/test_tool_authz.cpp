@@ -26,32 +26,17 @@ using Clock = std::chrono::steady_clock;
 // buffers and records the error text and when it came.
 class Watcher {
  public:
-  Watcher(int port, const std::string &certs, const std::string &client) {
-    pipeline_ = gst_parse_launch("tlsframesrc name=src ! fakesink sync=false", nullptr);
-    if (!pipeline_) return;
-    GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline_), "src");
-    const std::string uri = "tlsframe://127.0.0.1:" + std::to_string(port);
+  Watcher(int port, const std::string &certs, const std::string &client)
+      : pipeline_("tlsframesrc name=src ! fakesink sync=false") {
+    if (!pipeline_.ok()) return;
+    const std::string address = uri(port);
     const std::string cert = certs + "/client-" + client + ".pem";
     const std::string key = certs + "/client-" + client + ".key";
     const std::string ca = certs + "/ca.pem";
-    g_object_set(src, "uri", uri.c_str(), "ca-file", ca.c_str(), "cert-file", cert.c_str(),
-                 "key-file", key.c_str(), nullptr);
-    GstPad *pad = gst_element_get_static_pad(src, "src");
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &Watcher::on_buffer, this, nullptr);
-    gst_object_unref(pad);
-    gst_object_unref(src);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, &Watcher::on_message, this, nullptr);
-    gst_object_unref(bus);
-    gst_element_set_state(pipeline_, GST_STATE_PLAYING);
-  }
-  ~Watcher() {
-    if (!pipeline_) return;
-    gst_element_set_state(pipeline_, GST_STATE_NULL);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
-    gst_object_unref(bus);
-    gst_object_unref(pipeline_);
+    g_object_set(pipeline_.src(), "uri", address.c_str(), "ca-file", ca.c_str(), "cert-file",
+                 cert.c_str(), "key-file", key.c_str(), nullptr);
+    pipeline_.probe(GST_PAD_PROBE_TYPE_BUFFER, &Watcher::on_buffer, this);
+    pipeline_.play([this](GstMessage *msg) { on_message(msg); });
   }
   Watcher(const Watcher &) = delete;
   Watcher &operator=(const Watcher &) = delete;
@@ -88,26 +73,21 @@ class Watcher {
     self->cond_.notify_all();
     return GST_PAD_PROBE_OK;
   }
-  static GstBusSyncReply on_message(GstBus *, GstMessage *msg, gpointer data) {
-    auto *self = static_cast<Watcher *>(data);
-    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
-      GError *err = nullptr;
-      gst_message_parse_error(msg, &err, nullptr);
-      std::lock_guard<std::mutex> lock(self->mutex_);
-      if (self->errors_.empty()) self->error_at_ = Clock::now();
-      self->errors_ += std::string(err ? err->message : "?") + "; ";
-      g_clear_error(&err);
-      self->cond_.notify_all();
-    }
-    return GST_BUS_DROP;
+  void on_message(GstMessage *msg) {
+    if (GST_MESSAGE_TYPE(msg) != GST_MESSAGE_ERROR) return;
+    const std::string text = error_text(msg);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (errors_.empty()) error_at_ = Clock::now();
+    errors_ += text + "; ";
+    cond_.notify_all();
   }
 
-  GstElement *pipeline_ = nullptr;
   std::mutex mutex_;
   std::condition_variable cond_;
   uint64_t frames_ = 0;  // buffers out of tlsframesrc
   std::string errors_;   // element errors, "; "-separated
   Clock::time_point error_at_{};
+  SrcPipeline pipeline_;  // last: stopped before the state its callbacks use goes
 };
 
 class AuthzTest : public ToolTest {

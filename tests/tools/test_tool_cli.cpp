@@ -9,25 +9,12 @@
 
 #include <algorithm>
 #include <fstream>
-#include <sstream>
 #include <tuple>
 
 #include "tools/tool_fixture.h"
 
 namespace tlsframe::test {
 namespace {
-
-std::string read_text(const std::string &path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int mode_of(const std::string &path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
-}
 
 // A loopback port nobody listens on: bound, read, closed.
 int closed_port() {

@@ -5,24 +5,11 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "tools/tool_fixture.h"
 
 namespace tlsframe::test {
 namespace {
-
-std::string read_text(const std::string &path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int mode_of(const std::string &path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
-}
 
 bool exists(const std::string &path) {
   struct stat st;

@@ -5,13 +5,11 @@
 // new size on the same connection; `tlsframe view --rendition` passes its choice and prints
 // the rendition it is on and each switch (against a raw version 2 server that switches it);
 // bad --rendition values are usage errors naming the option.
-#include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,52 +26,27 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool has_line(const std::vector<std::string> &lines, const std::string &needle) {
-  for (const auto &l : lines) {
-    if (l.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
 // A viewer in this process: tlsframesrc (uri, ca-file, rendition) -> fakesink. Records the
 // size of the caps leaving the source, buffers since those caps, and the renditions the
 // element messages state.
 class RenditionViewer {
  public:
-  RenditionViewer(const std::string &uri, const std::string &ca_file,
-                  const std::string &rendition) {
-    pipeline_ = gst_parse_launch("tlsframesrc name=src ! fakesink name=out sync=false async=false",
-                                 nullptr);
-    if (!pipeline_) return;
-    src_ = gst_bin_get_by_name(GST_BIN(pipeline_), "src");
-    g_object_set(src_, "uri", uri.c_str(), "ca-file", ca_file.c_str(), "rendition",
+  RenditionViewer(const std::string &uri, const std::string &ca_file, const std::string &rendition)
+      : pipeline_("tlsframesrc name=src ! fakesink name=out sync=false async=false") {
+    if (!pipeline_.ok()) return;
+    g_object_set(pipeline_.src(), "uri", uri.c_str(), "ca-file", ca_file.c_str(), "rendition",
                  rendition.c_str(), nullptr);
-    GstPad *pad = gst_element_get_static_pad(src_, "src");
-    gst_pad_add_probe(pad,
-                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
-                                                   GST_PAD_PROBE_TYPE_BUFFER),
-                      &RenditionViewer::on_data, this, nullptr);
-    gst_object_unref(pad);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, &RenditionViewer::on_message, this, nullptr);
-    gst_object_unref(bus);
-    gst_element_set_state(pipeline_, GST_STATE_PLAYING);
-  }
-  ~RenditionViewer() {
-    if (!pipeline_) return;
-    gst_element_set_state(pipeline_, GST_STATE_NULL);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
-    gst_object_unref(bus);
-    gst_object_unref(src_);
-    gst_object_unref(pipeline_);
+    pipeline_.probe(static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+                                                 GST_PAD_PROBE_TYPE_BUFFER),
+                    &RenditionViewer::on_data, this);
+    pipeline_.play([this](GstMessage *msg) { on_message(msg); });
   }
   RenditionViewer(const RenditionViewer &) = delete;
   RenditionViewer &operator=(const RenditionViewer &) = delete;
 
   // Asks for another rendition while playing (RENDITION_REQUEST).
   void set_rendition(const std::string &rendition) {
-    g_object_set(src_, "rendition", rendition.c_str(), nullptr);
+    g_object_set(pipeline_.src(), "rendition", rendition.c_str(), nullptr);
   }
   // Waits until `n` buffers arrived after caps of w x h.
   bool wait_size(int w, int h, uint64_t n, Clock::time_point deadline) {
@@ -142,34 +115,27 @@ class RenditionViewer {
     return GST_PAD_PROBE_OK;
   }
 
-  static GstBusSyncReply on_message(GstBus *, GstMessage *msg, gpointer data) {
-    auto *self = static_cast<RenditionViewer *>(data);
-    std::lock_guard<std::mutex> lock(self->mutex_);
+  void on_message(GstMessage *msg) {
+    std::lock_guard<std::mutex> lock(mutex_);
     if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
-      GError *err = nullptr;
-      gst_message_parse_error(msg, &err, nullptr);
-      self->errors_ += std::string(err ? err->message : "?") + "; ";
-      g_clear_error(&err);
+      errors_ += error_text(msg) + "; ";
     } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ELEMENT) {
       const GstStructure *s = gst_message_get_structure(msg);
       if (gst_structure_has_name(s, "tlsframesrc-connected")) {
-        ++self->connected_;
+        ++connected_;
         const gchar *r = gst_structure_get_string(s, "rendition");
-        self->connected_rendition_ = r ? r : "";
+        connected_rendition_ = r ? r : "";
       } else if (gst_structure_has_name(s, "tlsframesrc-rendition")) {
         const gchar *r = gst_structure_get_string(s, "rendition");
         const gchar *why = gst_structure_get_string(s, "reason");
-        self->switched_to_ = r ? r : "";
-        self->reason_ = why ? why : "";
-        self->awaiting_discont_ = true;
+        switched_to_ = r ? r : "";
+        reason_ = why ? why : "";
+        awaiting_discont_ = true;
       }
     }
-    self->cond_.notify_all();
-    return GST_BUS_DROP;
+    cond_.notify_all();
   }
 
-  GstElement *pipeline_ = nullptr;
-  GstElement *src_ = nullptr;
   std::mutex mutex_;
   std::condition_variable cond_;
   // Guarded by mutex_:
@@ -179,6 +145,7 @@ class RenditionViewer {
   int connected_ = 0;
   std::string connected_rendition_, switched_to_, reason_, errors_;
   bool awaiting_discont_ = false, discont_after_switch_ = false;
+  SrcPipeline pipeline_;  // last: stopped before the state its callbacks use goes
 };
 
 class RenditionsTest : public ToolTest {
@@ -193,9 +160,6 @@ class RenditionsTest : public ToolTest {
   // of `stream_re` publishing.
   static bool wait_publishing(Process &server, const std::string &stream_re, size_t n) {
     return server.wait_nth_line(stream_re, n, 20s).has_value();
-  }
-  static std::string uri(int port, const std::string &name = "") {
-    return "tlsframe://127.0.0.1:" + std::to_string(port) + (name.empty() ? "" : "/" + name);
   }
 };
 
@@ -299,14 +263,13 @@ TEST_F(RenditionsTest, EveryStreamGetsTheLadder) {
 // only), so viewers of both renditions get one at once, not at the next GOP (1000 frames).
 TEST_F(RenditionsTest, SourceSwitchGivesEveryRenditionAKeyframe) {
   std::string certs = make_certs();
-  auto server =
-      std::make_unique<Process>(cmd({"serve", "--certs", certs, "--port", "0", "--fps", "15",
-                                     "--gop", "1000", "--stream", "cam=test:red", "--stream",
-                                     "cam=test:blue", "--rendition", "a=160x120@200,b=96x72@100"}),
-                                quiet_env(), Process::Stdin::kPipe);
-  auto listening = server->wait_line("listening on port [0-9]+", 20s);
-  ASSERT_TRUE(listening) << server->transcript();
-  const int port = std::atoi(match_group(*listening, "listening on port ([0-9]+)").c_str());
+  std::unique_ptr<Process> server;
+  const int port = start_server(
+      &server,
+      {"serve", "--certs", certs, "--port", "0", "--fps", "15", "--gop", "1000", "--stream",
+       "cam=test:red", "--stream", "cam=test:blue", "--rendition", "a=160x120@200,b=96x72@100"},
+      quiet_env(), Process::Stdin::kPipe);
+  ASSERT_NE(port, 0);
   ASSERT_TRUE(server->wait_line("commands on standard input: switch", 5s)) << server->transcript();
   const std::string ca = certs + "/ca.pem";
   RenditionViewer a(uri(port, "cam"), ca, "a");
@@ -384,30 +347,6 @@ TEST_F(RenditionsTest, BadRenditionValuesAreClearErrors) {
       << v.transcript;
 }
 
-// One JPEG picture of w x h from jpegenc.
-std::vector<uint8_t> make_jpeg(int w, int h) {
-  std::string launch = "videotestsrc num-buffers=1 ! video/x-raw,width=" + std::to_string(w) +
-                       ",height=" + std::to_string(h) + " ! jpegenc ! appsink name=out";
-  GstElement *p = gst_parse_launch(launch.c_str(), nullptr);
-  if (!p) return {};
-  GstElement *out = gst_bin_get_by_name(GST_BIN(p), "out");
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  std::vector<uint8_t> bytes;
-  if (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(out), 10 * GST_SECOND)) {
-    GstMapInfo map;
-    GstBuffer *b = gst_sample_get_buffer(s);
-    if (gst_buffer_map(b, &map, GST_MAP_READ)) {
-      bytes.assign(map.data, map.data + map.size);
-      gst_buffer_unmap(b, &map);
-    }
-    gst_sample_unref(s);
-  }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(out);
-  gst_object_unref(p);
-  return bytes;
-}
-
 // tlsframe view on a stream the server switches (a raw version 2 server that states the
 // rendition in WELCOME, then sends RENDITION with the automatic choice's reason and the
 // other rendition's caps): view says the rendition it starts on, prints the switch with its
@@ -456,6 +395,7 @@ TEST_F(RenditionsTest, ViewPrintsItsRenditionAndEachSwitch) {
   EXPECT_TRUE(
       has_line(view.out, "protocol 2, stream (default), server raw-v2-test, rendition 720p"))
       << view.transcript;
+  EXPECT_TRUE(has_line(view.out, "renditions: 720p, 360p")) << view.transcript;
   EXPECT_TRUE(has_line(view.out, "rendition: 360p (auto: down, queue delay 640 ms)"))
       << view.transcript;
   EXPECT_TRUE(has_line(view.out, "end of stream after 8 frames, rendition 360p"))

@@ -35,37 +35,18 @@ const char *colour_name(Colour c) {
 // caps events that leave it.
 class ColourViewer {
  public:
-  ColourViewer(const std::string &uri, const std::string &ca_file) {
-    pipeline_ = gst_parse_launch(
-        "tlsframesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB "
-        "! appsink name=out sync=false max-buffers=2 drop=true",
-        nullptr);
-    if (!pipeline_) return;
-    GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline_), "src");
-    g_object_set(src, "uri", uri.c_str(), "ca-file", ca_file.c_str(), nullptr);
-    GstPad *pad = gst_element_get_static_pad(src, "src");
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, &ColourViewer::on_event, this,
-                      nullptr);
-    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &ColourViewer::on_buffer, this, nullptr);
-    gst_object_unref(pad);
-    gst_object_unref(src);
-    GstElement *out = gst_bin_get_by_name(GST_BIN(pipeline_), "out");
+  ColourViewer(const std::string &uri, const std::string &ca_file)
+      : pipeline_(
+            "tlsframesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB "
+            "! appsink name=out sync=false max-buffers=2 drop=true") {
+    if (!pipeline_.ok()) return;
+    g_object_set(pipeline_.src(), "uri", uri.c_str(), "ca-file", ca_file.c_str(), nullptr);
+    pipeline_.probe(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, &ColourViewer::on_event, this);
+    pipeline_.probe(GST_PAD_PROBE_TYPE_BUFFER, &ColourViewer::on_buffer, this);
     GstAppSinkCallbacks cb{};
     cb.new_sample = &ColourViewer::on_sample;
-    gst_app_sink_set_callbacks(GST_APP_SINK(out), &cb, this, nullptr);
-    gst_object_unref(out);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, &ColourViewer::on_message, this, nullptr);
-    gst_object_unref(bus);
-    gst_element_set_state(pipeline_, GST_STATE_PLAYING);
-  }
-  ~ColourViewer() {
-    if (!pipeline_) return;
-    gst_element_set_state(pipeline_, GST_STATE_NULL);
-    GstBus *bus = gst_element_get_bus(pipeline_);
-    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
-    gst_object_unref(bus);
-    gst_object_unref(pipeline_);
+    gst_app_sink_set_callbacks(GST_APP_SINK(pipeline_.element("out")), &cb, this, nullptr);
+    pipeline_.play([this](GstMessage *msg) { on_message(msg); });
   }
   ColourViewer(const ColourViewer &) = delete;
   ColourViewer &operator=(const ColourViewer &) = delete;
@@ -185,24 +166,18 @@ class ColourViewer {
     return GST_PAD_PROBE_OK;
   }
 
-  static GstBusSyncReply on_message(GstBus *, GstMessage *msg, gpointer data) {
-    auto *self = static_cast<ColourViewer *>(data);
-    std::lock_guard<std::mutex> lock(self->mutex_);
+  void on_message(GstMessage *msg) {
+    std::lock_guard<std::mutex> lock(mutex_);
     if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
-      GError *err = nullptr;
-      gst_message_parse_error(msg, &err, nullptr);
-      self->errors_ += std::string(err ? err->message : "?") + "; ";
-      g_clear_error(&err);
+      errors_ += error_text(msg) + "; ";
     } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ELEMENT) {
       const GstStructure *s = gst_message_get_structure(msg);
-      if (gst_structure_has_name(s, "tlsframesrc-connected")) ++self->connected_;
-      if (gst_structure_has_name(s, "tlsframesrc-disconnected")) ++self->disconnected_;
+      if (gst_structure_has_name(s, "tlsframesrc-connected")) ++connected_;
+      if (gst_structure_has_name(s, "tlsframesrc-disconnected")) ++disconnected_;
     }
-    self->cond_.notify_all();
-    return GST_BUS_DROP;
+    cond_.notify_all();
   }
 
-  GstElement *pipeline_ = nullptr;
   std::mutex mutex_;
   std::condition_variable cond_;
   // Guarded by mutex_:
@@ -213,6 +188,7 @@ class ColourViewer {
   Clock::time_point since_;  // when the first of them arrived
   int connected_ = 0, disconnected_ = 0, caps_events_ = 0;
   std::string caps_, errors_;
+  SrcPipeline pipeline_;  // last: stopped before the state its callbacks use goes
 };
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
@@ -224,9 +200,6 @@ class ServeStreamsTest : public ToolTest {
   void SetUp() override {
     ToolTest::SetUp();
     gst_init(nullptr, nullptr);
-  }
-  std::string uri(int port, const std::string &name) {
-    return "tlsframe://127.0.0.1:" + std::to_string(port) + "/" + name;
   }
   // Small pictures: the test measures switching, not the encoder.
   static std::vector<std::string> small() {
@@ -298,10 +271,9 @@ TEST_P(SwitchTest, SwitchWhileTwoViewersStayConnected) {
   // viewers' joins is one that serve forced at a switch.
   auto args = serve_args(certs, {"cam=test:red", "cam=test:blue"}, codec);
   args.insert(args.end(), {"--gop", "1000"});
-  auto server = std::make_unique<Process>(cmd(args), quiet_env(), Process::Stdin::kPipe);
-  auto listening = server->wait_line("listening on port [0-9]+", 20s);
-  ASSERT_TRUE(listening) << server->transcript();
-  const int port = std::atoi(match_group(*listening, "listening on port ([0-9]+)").c_str());
+  std::unique_ptr<Process> server;
+  const int port = start_server(&server, args, quiet_env(), Process::Stdin::kPipe);
+  ASSERT_NE(port, 0);
   ASSERT_TRUE(server->wait_line("commands on standard input: switch", 5s)) << server->transcript();
   ASSERT_TRUE(server->wait_line("stream cam: source \\[0\\] test:red: .* \\(active\\)", 1s))
       << server->transcript();

@@ -2,7 +2,6 @@
 // HOST:PORT/NAME and the tlsframe:// form against a raw v2 server
 // (tests/common/raw_v2_server), `view --list` printing name, caps and
 // viewers, and the clear errors from a version 1 `tlsframe serve`.
-#include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -25,40 +24,6 @@ std::string addr(int port) {
   return "127.0.0.1:" + std::to_string(port);
 }
 
-bool has_line(const std::vector<std::string> &lines, const std::string &needle) {
-  for (const auto &l : lines) {
-    if (l.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-// One JPEG picture from jpegenc.
-std::vector<uint8_t> make_jpeg() {
-  static bool inited = false;
-  if (!inited) gst_init(nullptr, nullptr);
-  inited = true;
-  GstElement *p = gst_parse_launch(
-      "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! jpegenc ! appsink name=out",
-      nullptr);
-  if (!p) return {};
-  GstElement *out = gst_bin_get_by_name(GST_BIN(p), "out");
-  gst_element_set_state(p, GST_STATE_PLAYING);
-  std::vector<uint8_t> bytes;
-  if (GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(out), 10 * GST_SECOND)) {
-    GstMapInfo map;
-    GstBuffer *b = gst_sample_get_buffer(s);
-    if (gst_buffer_map(b, &map, GST_MAP_READ)) {
-      bytes.assign(map.data, map.data + map.size);
-      gst_buffer_unmap(b, &map);
-    }
-    gst_sample_unref(s);
-  }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(out);
-  gst_object_unref(p);
-  return bytes;
-}
-
 class ToolStreamsTest : public ToolTest {
  protected:
   void TearDown() override {
@@ -77,7 +42,7 @@ class ToolStreamsTest : public ToolTest {
 };
 
 TEST_F(ToolStreamsTest, ViewNamedStreamFromAVersionTwoServer) {
-  const std::vector<uint8_t> jpeg = make_jpeg();
+  const std::vector<uint8_t> jpeg = make_jpeg(64, 48);
   ASSERT_FALSE(jpeg.empty());
   std::string certs = make_certs();
   make_server(certs);
