@@ -9,7 +9,10 @@ median latencyMs is printed), mjpeg (<img src=/mjpeg/NAME> on another page: natu
 > 0 and two screenshots differ), multi (two browsers and two native tlsframesrc clients
 at once), mtls (require-client-cert: a browser with a client certificate in its NSS
 database, chosen by an AutoSelectCertificateForUrls policy, plays; one without is
-refused), off (browser=false: a browser gets nothing, a native client still plays).
+refused), off (browser=false: a browser gets nothing, a native client still plays),
+renditions (one videotestsrc, two x264enc renditions 320x240 "high" and 160x120 "low" on
+one port, or --rendition-sizes 1280x720,640x360: the page starts on high, the <select>
+switches it to low and back; frames keep coming, no decoder error).
 
 Chromium trusts the test CA through an NSS database in a temporary HOME (certutil), as a
 user's browser would; nothing is pinned or ignored. Every wait is a deadline on a
@@ -342,10 +345,85 @@ def case_off(w, pki, args):
         sink.stop()
 
 
+class RenditionSinks:
+    """One capture, two H.264 renditions of stream STREAM on one port: "high" 320x240 and
+    "low" 160x120, each its own x264enc branch of one videotestsrc (a tee). Renditions share
+    a listener only on a fixed port: a free one is reserved (bound with SO_REUSEADDR, not
+    listening, as tlsframe serve does) until both sinks listen on it."""
+    def __init__(self, pki, high=(320, 240), low=(160, 120)):
+        import socket
+        reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reservation.bind(("0.0.0.0", 0))
+        self.port = reservation.getsockname()[1]
+        common = (f"port={self.port} stream-name={STREAM} cert-file={pki}/server.pem "
+                  f"key-file={pki}/server.key")
+        enc = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! h264parse"
+        try:
+            self.pipeline = Gst.parse_launch(
+                "videotestsrc is-live=true pattern=smpte ! video/x-raw,format=I420,"
+                f"width={high[0]},height={high[1]},framerate=30/1 ! tee name=t "
+                f"t. ! queue ! {enc} ! tlsframesink name=high rendition=high {common} "
+                f"t. ! queue ! videoscale ! video/x-raw,width={low[0]},height={low[1]} ! "
+                f"{enc} ! tlsframesink name=low rendition=low {common}")
+            self.high = self.pipeline.get_by_name("high")
+            self.low = self.pipeline.get_by_name("low")
+            assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+            deadline_wait("both renditions listening", lambda: self.high.get_property(
+                "current-port") == self.port and self.low.get_property("current-port") == self.port,
+                10)
+        finally:
+            reservation.close()
+
+    def stop(self):
+        self.pipeline.set_state(Gst.State.NULL)
+
+
+def case_renditions(w, pki, args):
+    from selenium.webdriver.support.ui import Select
+    high, low = ([int(v) for v in size.split("x")] for size in args.rendition_sizes.split(","))
+    sinks = RenditionSinks(pki, high, low)
+    b = Browser(w, "b1", pki)
+    try:
+        b.driver.get(f"https://localhost:{sinks.port}/watch/{STREAM}")
+        s = deadline_wait("30 frames of the high rendition", lambda: (lambda s: s if s and
+                          s["frames"] >= 30 and s["width"] == high[0] else None)(b.stats()), 40, 0.1)
+        print(f"renditions: started on {s['rendition']!r} ({s['renditionReason']!r}), "
+              f"{s['width']}x{s['height']}, {s['frames']} frames, codec {s['codec']}")
+        assert s["rendition"] == "high", s
+        assert s["renditions"] == ["high", "low"], s
+        choice = Select(b.driver.find_element("id", "rendition"))
+        assert b.driver.find_element("id", "rendition").is_displayed()
+        assert [o.get_attribute("value") for o in choice.options] == ["auto", "high", "low"]
+        for name, width in (("low", low[0]), ("high", high[0])):
+            before = b.stats()["frames"]
+            choice.select_by_value(name)
+            s = deadline_wait(f"{name} at width {width}", lambda: (lambda s: s if
+                              s["rendition"] == name and s["width"] == width else None)(b.stats()),
+                              20, 0.1)
+            at_switch = s["frames"]
+            s = deadline_wait(f"30 more frames on {name}", lambda: (lambda s: s if s["frames"] >=
+                              at_switch + 30 else None)(b.stats()), 20, 0.1)
+            print(f"renditions: {name}: {s['width']}x{s['height']}, reason {s['renditionReason']!r},"
+                  f" frames {before} -> {at_switch} at the switch -> {s['frames']}, "
+                  f"errors {s['errors']}, num-clients high {sinks.high.get_property('num-clients')}"
+                  f" low {sinks.low.get_property('num-clients')}")
+            assert s["errors"] == 0, s
+            assert s["width"] == width and s["rendition"] == name, s
+        info = b.driver.find_element("id", "info").text
+        print(f"renditions: the page shows: {info}")
+        assert "rendition high" in info, info
+    finally:
+        b.quit()
+        sinks.stop()
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("case", choices=["jpeg", "h264", "mjpeg", "multi", "mtls", "off"])
+    p.add_argument("case", choices=["jpeg", "h264", "mjpeg", "multi", "mtls", "off", "renditions"])
     p.add_argument("--screenshot")
+    p.add_argument("--rendition-sizes", default="320x240,160x120",
+                   help="renditions: the high and the low size, WxH,WxH")
     args = p.parse_args()
     for tool in ("/usr/bin/chromium", "/usr/bin/chromedriver", "certutil", "pk12util", "openssl"):
         if not shutil.which(tool):

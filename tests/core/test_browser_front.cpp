@@ -4,7 +4,9 @@
 // (slowloris, oversized headers, a bad upgrade, unmasked and oversized client
 // frames) that closes that connection alone while a native client keeps full
 // rate; authorization (authorized-clients, accept_client) decided before the
-// upgrade: a refused browser gets 403. The real-browser tests are tests/browser/.
+// upgrade: a refused browser gets 403; renditions over the WebSocket
+// (RENDITION_REQUEST in, RENDITION notices out, /streams.json's list). The
+// real-browser tests are tests/browser/.
 #include <openssl/err.h>
 #include <poll.h>
 
@@ -89,10 +91,10 @@ class BrowserFrontTest : public ServerReceiverTest {
   // Sends the upgrade and reads the response head (into *head_out when
   // given); true on 101.
   static bool upgrade(test::RawTlsClient &c, uint16_t port, const std::string &origin_host = "",
-                      std::string *head_out = nullptr) {
+                      std::string *head_out = nullptr, const std::string &path = "/watch/") {
     const std::string host = "127.0.0.1:" + std::to_string(port);
     const std::string origin = "https://" + (origin_host.empty() ? host : origin_host);
-    if (!c.write("GET /watch/ HTTP/1.1\r\nHost: " + host +
+    if (!c.write("GET " + path + " HTTP/1.1\r\nHost: " + host +
                  "\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: " +
@@ -194,8 +196,10 @@ TEST_F(BrowserFrontTest, AWebSocketClientGetsCapsAsTextAndBuffersAsV2Messages) {
   EXPECT_EQ(p[4], 2) << "version 2";
   EXPECT_EQ(p[5], static_cast<uint8_t>(MessageType::kBuffer));
   EXPECT_TRUE(std::equal(data.begin(), data.end(), p.begin() + 60));
-  // A KEYFRAME_REQUEST is read; a ping is answered.
+  // A KEYFRAME_REQUEST is read; a RENDITION_REQUEST on a stream without
+  // renditions is ignored (no notice, still connected); a ping is answered.
   ASSERT_TRUE(c->write(masked(0x82, wire::encode_keyframe_request())));
+  ASSERT_TRUE(c->write(masked(0x82, wire::encode_rendition_request("low"))));
   ASSERT_TRUE(c->write(masked(0x89, {7, 7})));
   ASSERT_TRUE(read_frame(c->ssl(), op, p));
   EXPECT_EQ(op, 0xA);
@@ -441,6 +445,152 @@ TEST_F(BrowserFrontTest, TheUpgradeWaitsForTheAcceptClientAnswer) {
   }
   server->stop();
   SSL_CTX_free(ctx);
+}
+
+// Renditions (issue 13) over the WebSocket: before the first caps the
+// browser gets a RENDITION notice (binary, the v2 message with the list of
+// renditions); a RENDITION_REQUEST (binary, like KEYFRAME_REQUEST) switches
+// at the target's keyframe: the notice, the target's caps as text, the
+// keyframe. /streams.json lists the renditions with their viewers. A
+// malformed RENDITION_REQUEST closes that connection alone.
+TEST_F(BrowserFrontTest, AWebSocketClientSwitchesRenditionsWithANoticeBeforeTheCaps) {
+  constexpr const char *kHighCaps = "video/x-h264, width=(int)1280, height=(int)720";
+  constexpr const char *kLowCaps = "video/x-h264, width=(int)640, height=(int)360";
+  constexpr uint64_t kLow = 1000;  // the low rendition's buffer indexes
+  uint16_t port = 0;
+  {
+    TcpSocket probe;
+    ASSERT_TRUE(probe.bind_any(false));
+    port = probe.port();
+  }
+  ServerConfig hc = server_config();
+  hc.port = port;
+  hc.stream_name = "cam";
+  hc.rendition = "high";
+  ServerConfig lc = hc;
+  lc.rendition = "low";
+  std::atomic<int> low_keyframes{0};
+  ServerCallbacks low_cb;
+  low_cb.keyframe_wanted = [&] { low_keyframes++; };
+  auto high = start_server(hc);
+  ASSERT_TRUE(high);
+  auto lr = Server::start(lc, low_cb);
+  ASSERT_TRUE(lr.ok()) << lr.error().message;
+  std::unique_ptr<Server> low = std::move(lr.value());
+  high->publish_caps(kHighCaps);
+  low->publish_caps(kLowCaps);
+
+  // The v2 RENDITION in a binary frame: its rendition, reason and list.
+  struct Notice {
+    std::string rendition, reason, renditions;
+  };
+  auto read_notice = [](SSL *ssl, Notice &n) -> ::testing::AssertionResult {
+    uint8_t op = 0;
+    std::vector<uint8_t> p;
+    if (!read_frame(ssl, op, p)) return ::testing::AssertionFailure() << "no frame";
+    if (op != 0x2) return ::testing::AssertionFailure() << "opcode " << int(op);
+    wire::MessageView view;
+    const wire::DecodeResult r =
+        wire::decode(p.data(), p.size(), 4096, wire::Protocol::kV2Client, view);
+    if (r.status != wire::DecodeStatus::kMessage || r.size != p.size() ||
+        view.type != MessageType::kRendition) {
+      return ::testing::AssertionFailure() << "not one RENDITION: " << r.error;
+    }
+    n.rendition = std::string(view.rendition);
+    n.reason = std::string(view.reason);
+    n.renditions = std::string(view.fields.find("renditions").value_or(""));
+    return ::testing::AssertionSuccess();
+  };
+  auto read_text = [](SSL *ssl) {
+    uint8_t op = 0;
+    std::vector<uint8_t> p;
+    if (!read_frame(ssl, op, p) || op != 0x1) return std::string("(not a text message)");
+    return std::string(p.begin(), p.end());
+  };
+  auto read_buffer = [](SSL *ssl, uint64_t index) -> ::testing::AssertionResult {
+    uint8_t op = 0;
+    std::vector<uint8_t> p;
+    if (!read_frame(ssl, op, p) || op != 0x2) return ::testing::AssertionFailure() << "no binary";
+    const std::vector<uint8_t> data = pattern(index, 256);
+    if (p.size() != wire::kHeaderSize + wire::kBufferMetaSize + data.size() ||
+        p[5] != static_cast<uint8_t>(MessageType::kBuffer) ||
+        !std::equal(data.begin(), data.end(), p.begin() + 60)) {
+      return ::testing::AssertionFailure()
+             << "not buffer " << index << " (" << p.size() << " bytes, type "
+             << int(p.size() > 5 ? p[5] : 0) << ")";
+    }
+    return ::testing::AssertionSuccess();
+  };
+
+  auto c = connect_http(port);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(upgrade(*c, port, "", nullptr, "/watch/cam"));
+  Notice n;
+  ASSERT_TRUE(read_notice(c->ssl(), n));
+  EXPECT_EQ(n.rendition, "high") << "automatic: the largest picture first";
+  EXPECT_EQ(n.reason, "auto");
+  EXPECT_EQ(n.renditions, "high,low");
+  // The caps, with the first buffer (the notice is queued: the queue sends
+  // caps ahead of a buffer only to an idle client), then the buffer.
+  publish(*high, 0, 0);
+  EXPECT_EQ(read_text(c->ssl()), kHighCaps);
+  ASSERT_TRUE(read_buffer(c->ssl(), 0));
+
+  {  // /streams.json: the renditions, highest first, with their viewers.
+    auto j = connect_http(port);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->write("GET /streams.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    const std::string r = read_to_close(j->ssl());
+    EXPECT_NE(r.find("\"renditions\":[{\"name\":\"high\",\"viewers\":1},"
+                     "{\"name\":\"low\",\"viewers\":0}]"),
+              std::string::npos)
+        << r;
+  }
+
+  // The switch: asked for, at the low rendition's keyframe (a rendition with
+  // delta units: a keyframe is asked for).
+  publish(*low, kLow, 0);
+  publish(*low, kLow + 1, wire::kFlagDeltaUnit);
+  ASSERT_TRUE(c->write(masked(0x82, wire::encode_rendition_request("low"))));
+  EXPECT_TRUE(poll_until([&] { return low_keyframes.load() > 0; }))
+      << "the target rendition was not asked for a keyframe";
+  publish(*high, 1, wire::kFlagDeltaUnit);
+  ASSERT_TRUE(read_buffer(c->ssl(), 1)) << "the current rendition until the target's keyframe";
+  publish(*low, kLow + 2, 0);
+  ASSERT_TRUE(read_notice(c->ssl(), n));
+  EXPECT_EQ(n.rendition, "low");
+  EXPECT_EQ(n.reason, "requested");
+  EXPECT_NE(n.renditions.find("low"), std::string::npos) << n.renditions;
+  EXPECT_EQ(read_text(c->ssl()), kLowCaps);
+  ASSERT_TRUE(read_buffer(c->ssl(), kLow + 2));
+  EXPECT_TRUE(poll_until([&] { return low->stats().clients == 1 && high->stats().clients == 0; }));
+
+  // A malformed RENDITION_REQUEST (an invalid name: "bad,name") closes that
+  // connection alone (policy violation); the first client keeps streaming.
+  auto bad = connect_http(port);
+  ASSERT_TRUE(bad);
+  ASSERT_TRUE(upgrade(*bad, port, "", nullptr, "/watch/cam"));
+  std::vector<uint8_t> malformed = {0x54, 0x4C, 0x53, 0x46, 2, 10, 0, 0, 0, 0, 0, 20, 9};
+  for (char ch : std::string("rendition")) malformed.push_back(static_cast<uint8_t>(ch));
+  malformed.insert(malformed.end(), {0, 8});
+  for (char ch : std::string("bad,name")) malformed.push_back(static_cast<uint8_t>(ch));
+  ASSERT_TRUE(bad->write(masked(0x82, malformed)));
+  uint8_t op = 0;
+  std::vector<uint8_t> p;
+  bool got_close = false;
+  for (int i = 0; i < 100 && !got_close && read_frame(bad->ssl(), op, p); ++i) {
+    got_close = op == 0x8;  // skips the notice, caps and buffers sent before
+  }
+  ASSERT_TRUE(got_close);
+  EXPECT_EQ((p[0] << 8) | p[1], ws::kClosePolicy);
+  read_to_close(bad->ssl());
+  EXPECT_TRUE(events_.wait([](const EventLog &l) {
+    return std::any_of(l.removed.begin(), l.removed.end(),
+                       [](const auto &r) { return r.reason == RemoveReason::kProtocol; });
+  }));
+  publish(*low, kLow + 3, wire::kFlagDeltaUnit);
+  EXPECT_TRUE(read_buffer(c->ssl(), kLow + 3)) << "the other browser keeps streaming";
+  EXPECT_EQ(low->stats().clients, 1u);
 }
 
 }  // namespace

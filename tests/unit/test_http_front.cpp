@@ -77,6 +77,23 @@ TEST(HttpFront, StreamsJsonHasNamesCapsAndViewers) {
             "\"watch\":\"/watch/\"}]}\n");
 }
 
+// A stream with renditions: /streams.json lists them (highest first, with
+// their viewers), the index names them; a stream without has no such key.
+TEST(HttpFront, StreamsJsonListsRenditionsWithTheirViewers) {
+  wire::StreamSummary cam{"cam", "video/x-h264 320x240 30/1", 3};
+  cam.renditions = {{"high", 2}, {"low", 1}};
+  EXPECT_EQ(streams_json({cam}),
+            "{\"streams\":[{\"name\":\"cam\",\"caps\":\"video/x-h264 320x240 30/1\","
+            "\"viewers\":3,\"watch\":\"/watch/cam\",\"renditions\":[{\"name\":\"high\","
+            "\"viewers\":2},{\"name\":\"low\",\"viewers\":1}]}]}\n");
+  EXPECT_EQ(streams_json(kTwo).find("renditions"), std::string::npos);
+  const std::string list = text(route(get("/"), {cam, kTwo[1]}));
+  EXPECT_NE(list.find("renditions high, low"), std::string::npos) << list;
+  // The viewer page has the (hidden until a notice) rendition <select>.
+  EXPECT_NE(text(route(get("/watch/cam"), {cam})).find("<select id=\"rendition\" hidden"),
+            std::string::npos);
+}
+
 TEST(HttpFront, HeadSendsTheHeadersWithoutTheBody) {
   const std::string h = text(route(get("/streams.json", "HEAD"), kTwo));
   EXPECT_EQ(h.substr(h.size() - 4), "\r\n\r\n");

@@ -105,6 +105,10 @@ MessagePtr frame(const MessagePtr &msg, Framing f) {
           m->payload_size = msg->payload ? msg->payload_size : msg->bytes.size();
           m->payload_owner = msg;
           return m;
+        case wire::MessageType::kRendition:
+          // The browser's notice (Session::browser_rendition_notice): the v2 bytes.
+          m->bytes = ws::encode_frame(ws::Opcode::kBinary, msg->bytes.data(), msg->bytes.size());
+          return m;
         case wire::MessageType::kEos:
         case wire::MessageType::kError: {
           m->bytes = ws::encode_frame(ws::Opcode::kBinary, msg->bytes.data(), msg->bytes.size());

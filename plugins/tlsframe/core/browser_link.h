@@ -42,8 +42,9 @@ struct Link {
 // f has nothing to add). Never nullptr: what f does not carry becomes an
 // empty message (nothing written; counted as the type it had).
 //   kRequest    ERROR -> the HTTP error response (503, 408, 400, 404, 403, 429)
-//   kWebSocket  CAPS -> a text message (the caps string); BUFFER, EOS, ERROR ->
-//               a binary message of the v2 bytes; EOS and ERROR then a close frame
+//   kWebSocket  CAPS -> a text message (the caps string); BUFFER, RENDITION,
+//               EOS, ERROR -> a binary message of the v2 bytes; EOS and ERROR
+//               then a close frame
 //   kMjpeg      BUFFER -> its data, then the next part's boundary and headers
 MessagePtr frame(const MessagePtr &msg, Framing f);
 // A message sent as it is (an HTTP response, a WebSocket control frame).

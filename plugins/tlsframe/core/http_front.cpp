@@ -129,7 +129,8 @@ std::string viewer_page(const std::string &name) {
              "<title>tlsframe ") +
          html_escape(name) + "</title><style>" + page::kStyle +
          "</style></head>\n<body data-stream=\"" + html_escape(name) +
-         "\"><header><span id=\"name\"></span><span id=\"info\">connecting</span></header>"
+         "\"><header><span id=\"name\"></span><span id=\"info\">connecting</span>"
+         "<select id=\"rendition\" hidden aria-label=\"rendition\"></select></header>"
          "<canvas id=\"video\" width=\"640\" height=\"360\"></canvas><script>" +
          page::kScript + "</script></body></html>\n";
 }
@@ -144,6 +145,12 @@ std::string list_page(const std::vector<wire::StreamSummary> &streams) {
     const std::string shown = s.name.empty() ? "(default stream)" : s.name;
     b += "<li><a href=\"" + html_escape(watch_path(s.name)) + "\">" + html_escape(shown) + "</a> " +
          html_escape(s.caps) + " · " + std::to_string(s.viewers) + " watching";
+    if (!s.renditions.empty()) {
+      b += " · renditions";
+      for (size_t i = 0; i < s.renditions.size(); ++i) {
+        b += (i == 0 ? " " : ", ") + html_escape(s.renditions[i].name);
+      }
+    }
     if (is_jpeg(s.caps)) {
       b += " · <a href=\"/mjpeg/" + html_escape(s.name) + "\">MJPEG</a>";
     }
@@ -205,6 +212,15 @@ std::string streams_json(const std::vector<wire::StreamSummary> &streams) {
          "\",\"viewers\":" + std::to_string(s.viewers) + ",\"watch\":\"" +
          json_escape(watch_path(s.name)) + "\"";
     if (is_jpeg(s.caps)) j += ",\"mjpeg\":\"/mjpeg/" + json_escape(s.name) + "\"";
+    if (!s.renditions.empty()) {
+      j += ",\"renditions\":[";
+      for (size_t i = 0; i < s.renditions.size(); ++i) {
+        if (i > 0) j += ",";
+        j += "{\"name\":\"" + json_escape(s.renditions[i].name) +
+             "\",\"viewers\":" + std::to_string(s.renditions[i].viewers) + "}";
+      }
+      j += "]";
+    }
     j += "}";
   }
   j += "]}\n";

@@ -3,7 +3,8 @@
 //   /               the streams, each a link (one stream: its viewer at once)
 //   /watch/NAME     the viewer page ("/watch/" = the default stream); with a
 //                   WebSocket upgrade, the stream itself (core/websocket.h)
-//   /streams.json   names, caps and viewer counts (STREAM_LIST's data)
+//   /streams.json   names, caps and viewer counts (STREAM_LIST's data), and
+//                   each stream's renditions with their viewers
 //   /mjpeg/NAME     a JPEG stream as multipart/x-mixed-replace, for an <img>
 // Anything else is 404, a method other than GET or HEAD 405. Every response
 // carries Content-Security-Policy, X-Content-Type-Options: nosniff and

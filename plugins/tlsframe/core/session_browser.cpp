@@ -8,6 +8,7 @@
 //
 // Threads: the session's strand, like the rest of Session.
 #include <cinttypes>
+#include <string>
 
 #include "core/http_front.h"
 #include "core/log.h"
@@ -124,25 +125,41 @@ void Session::on_ws_frame(const ws::Frame &frame) {
           wire::MessageType::kWelcome));
       return;
     case ws::Opcode::kBinary: {
+      // A v2 client message, whole, in one binary message: KEYFRAME_REQUEST
+      // or RENDITION_REQUEST (docs/PROTOCOL.md 8.13); anything else closes
+      // this connection.
       wire::MessageView view;
       const wire::DecodeResult r =
           wire::decode(frame.payload.data(), frame.payload.size(), wire::kMaxClientPayload,
                        wire::Protocol::kV2Server, view);
-      if (r.status != wire::DecodeStatus::kMessage || r.size != frame.payload.size() ||
-          view.type != wire::MessageType::kKeyframeRequest) {
+      std::string bad;
+      if (r.status == wire::DecodeStatus::kError) {
+        bad = r.error;
+      } else if (r.status != wire::DecodeStatus::kMessage || r.size != frame.payload.size()) {
+        bad = "not exactly one whole message (" + std::to_string(frame.payload.size()) + " bytes)";
+      } else if (view.type != wire::MessageType::kKeyframeRequest &&
+                 view.type != wire::MessageType::kRenditionRequest) {
+        bad = std::string("a ") + wire::message_type_name(view.type);
+      }
+      if (!bad.empty()) {
         TF_WARNING(kComp,
                    "client %" PRIu64
-                   " %s: a WebSocket message that is not a "
-                   "KEYFRAME_REQUEST; dropping it",
-                   info_.id, info_.address.c_str());
-        send_browser_final(ws::encode_close(ws::kClosePolicy, "only KEYFRAME_REQUEST is read"),
+                   " %s: a WebSocket message that is not a valid KEYFRAME_REQUEST or "
+                   "RENDITION_REQUEST: %s; dropping it",
+                   info_.id, info_.address.c_str(), bad.c_str());
+        set_last_error(("bad WebSocket message: " + bad).c_str());
+        send_browser_final(ws::encode_close(ws::kClosePolicy,
+                                            "only KEYFRAME_REQUEST and RENDITION_REQUEST are read"),
                            RemoveReason::kProtocol);
         return;
       }
-      if (phase_ == Phase::kStreaming) {
-        TF_LOGV(kComp, "client %" PRIu64 ": KEYFRAME_REQUEST (WebSocket)", info_.id);
-        stream_->request_keyframe(info_.id);
+      if (phase_ != Phase::kStreaming) return;
+      if (view.type == wire::MessageType::kRenditionRequest) {
+        on_rendition_request(view.rendition);  // session_rendition.cpp
+        return;
       }
+      TF_LOGV(kComp, "client %" PRIu64 ": KEYFRAME_REQUEST (WebSocket)", info_.id);
+      stream_->request_keyframe(info_.id);
       return;
     }
     default:

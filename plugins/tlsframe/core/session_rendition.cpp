@@ -6,7 +6,9 @@
 // rendition, and at the target's first keyframe leaves the current one and
 // sends RENDITION, the target's CAPS (the queue adds them: the keyframe
 // carries caps the client does not have) and the keyframe. Nothing of the
-// target before its keyframe, nothing of the old one after it.
+// target before its keyframe, nothing of the old one after it. A browser
+// gets the same RENDITION (with the list of renditions: it has no WELCOME)
+// as a binary WebSocket message, also before its first caps.
 //
 // Threads: the session's strand, except fill_rendition_stats() (any thread).
 #include <netinet/in.h>
@@ -45,6 +47,24 @@ uint64_t send_time_of(const Message &m) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | m.bytes[kAt + i];
   return v;
+}
+
+// A browser's RENDITION notice (docs/PROTOCOL.md 8.13): the v2 message, with
+// the stream's renditions too (`renditions`, highest first), as a browser
+// gets no WELCOME. nullptr when it cannot be encoded.
+MessagePtr browser_rendition_notice(const Stream &on, std::string_view reason) {
+  std::vector<std::string> names;
+  if (auto group = on.group()) {
+    for (const auto &r : group->renditions()) names.push_back(r->rendition());
+  }
+  const std::string list = wire::join_rendition_list(names);
+  std::vector<wire::Field> fields = {{"rendition", on.rendition()}};
+  if (!reason.empty()) fields.push_back({"reason", reason.substr(0, wire::kMaxRenditionReason)});
+  if (!list.empty()) fields.push_back({"renditions", list});
+  auto msg = std::make_shared<Message>();
+  msg->type = wire::MessageType::kRendition;
+  msg->bytes = wire::encode_rendition(fields);
+  return msg->bytes.empty() ? nullptr : msg;
 }
 
 uint64_t realtime_ns() {
@@ -98,6 +118,13 @@ void Session::start_renditions() {
     st->automatic = renditions_.automatic;
   }
   if (!stream_ || stream_->rendition().empty() || phase_ != Phase::kStreaming) return;
+  if (client_messages_ == ClientMessages::kBrowser) {
+    // Before the first caps: a browser's only word of its rendition and the list.
+    if (auto notice =
+            browser_rendition_notice(*stream_, renditions_.automatic ? "auto" : "requested")) {
+      send_control(notice);
+    }
+  }
   bound_kernel_backlog();
   renditions_.origin = std::chrono::steady_clock::now();
   renditions_.policy.switched(std::chrono::microseconds(0), 0, 0);
@@ -197,6 +224,8 @@ void Session::finish_switch(const MessagePtr &keyframe) {
     msg->type = wire::MessageType::kRendition;
     msg->bytes = wire::encode_rendition(change.to, change.reason.substr(0, wire::kMaxRenditionReason));
     if (!msg->bytes.empty()) send_control(msg);
+  } else if (client_messages_ == ClientMessages::kBrowser) {
+    if (auto notice = browser_rendition_notice(*to, change.reason)) send_control(notice);
   }
   deliver(keyframe);  // the queue sends the target's caps first
   {

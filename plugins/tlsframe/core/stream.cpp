@@ -404,6 +404,11 @@ wire::StreamSummary StreamGroup::summary() const {
   for (const auto &s : all) viewers += s->counters().clients.load();
   if (!all.empty()) out = all.front()->summary();
   out.viewers = static_cast<uint32_t>(std::min<uint64_t>(viewers, UINT32_MAX));
+  for (const auto &s : all) {
+    if (s->rendition().empty()) continue;  // a stream with one encoding
+    out.renditions.push_back({s->rendition(), static_cast<uint32_t>(std::min<uint64_t>(
+                                                  s->counters().clients.load(), UINT32_MAX))});
+  }
   return out;
 }
 

@@ -5,7 +5,9 @@
 // message: header, 48-byte metadata, data; docs/PROTOCOL.md), decodes H.264
 // with WebCodecs (VideoDecoder; avcC description from codec_data or from
 // the SPS/PPS of the first keyframe) and JPEG with createImageBitmap, and
-// keeps window.tlsframeStats current. The response's Content-Security-Policy
+// keeps window.tlsframeStats current. On a stream with renditions the
+// server's RENDITION notices (binary, docs/PROTOCOL.md 8.13) name the
+// rendition and list them; a <select> (auto + each) sends RENDITION_REQUEST. The response's Content-Security-Policy
 // allows exactly this script and style (by their SHA-256, core/http_front.cpp).
 #pragma once
 
@@ -17,6 +19,7 @@ header{padding:6px 10px;display:flex;gap:16px;flex-wrap:wrap}
 #name{font-weight:bold;color:#fff}
 canvas{display:block;max-width:100%;height:auto;background:#000;margin:0 auto}
 a{color:#8cf}
+select{background:#222;color:#ddd;border:1px solid #555;font:inherit}
 li{margin:4px 0}
 )CSS";
 
@@ -28,14 +31,18 @@ inline constexpr const char *kScript = R"JS(
   const ctx2d = canvas.getContext("2d");
   const info = document.getElementById("info");
   document.getElementById("name").textContent = stream === "" ? "(default stream)" : stream;
+  const choice = document.getElementById("rendition");
   const stats = {frames: 0, width: 0, height: 0, codec: "", latencyMs: null, errors: 0,
-                 fps: 0, caps: "", state: "connecting"};
+                 fps: 0, caps: "", state: "connecting", rendition: "", renditionReason: "",
+                 renditions: []};
   window.tlsframeStats = stats;
   const KEYFRAME_REQUEST = new Uint8Array([0x54, 0x4C, 0x53, 0x46, 2, 7, 0, 0, 0, 0, 0, 0]);
   const HEADER = 12, META = 48, TYPE_BUFFER = 2, TYPE_EOS = 3, TYPE_ERROR = 4, FLAG_DELTA = 1;
+  const TYPE_RENDITION = 11, TYPE_RENDITION_REQUEST = 10;
   let ws = null, kind = "", decoder = null, config = null, needKey = true, lastAsk = 0;
   let sendTimes = new Map(), drawTimes = [], retry = 1000;
   let jpegBusy = false, jpegNext = null;
+  let wanted = "auto", told = false;  // the viewer's rendition choice; a notice since connecting
 
   function wallMs() { return performance.timeOrigin + performance.now(); }
   function askKeyframe() {
@@ -61,7 +68,9 @@ inline constexpr const char *kScript = R"JS(
     info.textContent = stats.state + " · " + (stats.codec || "-") + " · " + stats.width + "x" +
         stats.height + " · " + stats.fps + " fps · latency " +
         (stats.latencyMs === null ? "-" : stats.latencyMs + " ms") + " · " + stats.frames +
-        " frames" + (stats.errors ? " · " + stats.errors + " errors" : "");
+        " frames" + (stats.rendition ? " · rendition " + stats.rendition +
+        (stats.renditionReason ? " (" + stats.renditionReason + ")" : "") : "") +
+        (stats.errors ? " · " + stats.errors + " errors" : "");
   }, 250);
 
   // ---- caps
@@ -201,12 +210,81 @@ inline constexpr const char *kScript = R"JS(
     });
   }
 
+  // ---- renditions (docs/PROTOCOL.md 8.12, 8.13)
+  const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
+  function validName(n) { return typeof n === "string" && NAME.test(n) && n !== "auto"; }
+  // A v2 field block -> Map, or null unless every rule of 8.4 holds.
+  function fieldBlock(b) {
+    if (b.length < 1 || b.length > 4096) return null;
+    const text = new TextDecoder("utf-8", {fatal: true, ignoreBOM: true});
+    const out = new Map();
+    let p = 0;
+    while (p < b.length) {
+      const kl = b[p];
+      if (kl < 1 || kl > 32 || p + 1 + kl + 2 > b.length || out.size === 64) return null;
+      const key = String.fromCharCode(...b.subarray(p + 1, p + 1 + kl));
+      if (!/^[a-z0-9-]+$/.test(key) || out.has(key)) return null;
+      p += 1 + kl;
+      const vl = (b[p] << 8) | b[p + 1];
+      p += 2;
+      if (p + vl > b.length) return null;
+      let value;
+      try { value = text.decode(b.subarray(p, p + vl)); } catch (e) { return null; }
+      if (/[\x00-\x1f\x7f]/.test(value)) return null;
+      out.set(key, value);
+      p += vl;
+    }
+    return out;
+  }
+  function renditionRequest(name) {
+    const v = new TextEncoder().encode(name);
+    const m = new Uint8Array(HEADER + 12 + v.length);
+    m.set([0x54, 0x4C, 0x53, 0x46, 2, TYPE_RENDITION_REQUEST, 0, 0]);
+    new DataView(m.buffer).setUint32(8, 12 + v.length);
+    m.set([9, ...new TextEncoder().encode("rendition"), v.length >> 8, v.length & 255], HEADER);
+    m.set(v, HEADER + 12);
+    return m;
+  }
+  function ask(name) {
+    if (ws && ws.readyState === 1) ws.send(renditionRequest(name));
+  }
+  function showChoices(names) {
+    if (names.join(",") !== stats.renditions.join(",")) {
+      stats.renditions = names;
+      choice.replaceChildren(...["auto"].concat(names).map((n) => {
+        const o = document.createElement("option");
+        o.value = n; o.textContent = n;
+        return o;
+      }));
+    }
+    if (wanted !== "auto" && !names.includes(wanted)) wanted = "auto";
+    choice.value = wanted;
+    choice.hidden = false;
+  }
+  choice.addEventListener("change", () => { wanted = choice.value; ask(wanted); });
+  // RENDITION: the rendition sent from the next caps on; its reason; the list.
+  function onRendition(buf) {
+    const f = buf.byteLength - HEADER === new DataView(buf).getUint32(8) ?
+        fieldBlock(new Uint8Array(buf, HEADER)) : null;
+    const name = f ? f.get("rendition") : undefined, reason = f ? f.get("reason") || "" : "";
+    const list = f && f.has("renditions") ? f.get("renditions").split(",") : null;
+    if (!validName(name) || new TextEncoder().encode(reason).length > 256 || (list && !list.every(validName))) {
+      return fail("malformed RENDITION");
+    }
+    stats.rendition = name;
+    stats.renditionReason = reason;
+    if (list) showChoices(list);
+    if (!told && wanted !== "auto" && wanted !== name) ask(wanted);  // after a reconnect
+    told = true;
+  }
+
   // ---- transport
   function onBinary(buf) {
     const v = new DataView(buf);
     if (buf.byteLength < HEADER) return fail("short message");
     const type = v.getUint8(5);
     if (type === TYPE_EOS) { stats.state = "end of stream"; return; }
+    if (type === TYPE_RENDITION) return onRendition(buf);
     if (type === TYPE_ERROR) {
       stats.state = "error: " + new TextDecoder().decode(new Uint8Array(buf, HEADER + 2)); return;
     }
@@ -222,6 +300,7 @@ inline constexpr const char *kScript = R"JS(
     const path = "/watch/" + encodeURIComponent(stream);
     ws = new WebSocket("wss://" + location.host + path);
     ws.binaryType = "arraybuffer";
+    told = false;
     ws.onopen = () => { stats.state = "waiting for a frame"; retry = 1000; };
     ws.onmessage = (ev) => {
       if (typeof ev.data === "string") onCaps(ev.data);

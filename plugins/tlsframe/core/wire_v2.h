@@ -86,11 +86,19 @@ std::vector<uint8_t> encode_rendition_request(const std::vector<Field> &fields);
 std::vector<uint8_t> encode_rendition(const std::vector<Field> &fields);
 std::vector<uint8_t> encode_list_streams();
 
+// One rendition of a listed stream: its name and viewers.
+struct RenditionSummary {
+  std::string name;  // valid_rendition_name()
+  uint32_t viewers = 0;
+};
 // One stream as the server lists it.
 struct StreamSummary {
   std::string name;  // valid_stream_name(), or "" for an unnamed default stream
   std::string caps;  // short summary, e.g. "video/x-h264 1280x720 30/1"
   uint32_t viewers = 0;
+  // Its renditions, highest rate first (empty: one encoding). Not in
+  // STREAM_LIST; the browser front's /streams.json lists them.
+  std::vector<RenditionSummary> renditions = {};
 };
 // STREAM_LIST from summaries; always a valid message: caps cut to
 // kMaxCapsSummary bytes (whole UTF-8 characters), bytes that are not valid
