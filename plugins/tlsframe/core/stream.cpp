@@ -135,7 +135,10 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   post_to_all(v1, v2, [&](State &st) {
     v1->caps = st.caps;  // before any session can see the message
     v2->caps = st.caps_v2;
-    if (delta) st.has_delta = true;
+    if (delta && !st.has_delta) {
+      st.has_delta = true;
+      has_delta_.store(true, std::memory_order_relaxed);
+    }
     st.eos = false;
     cache_note = cache_buffer(st, v1, v2);
   });
@@ -235,6 +238,10 @@ void Stream::unsubscribe_all() {
 }
 
 void Stream::request_keyframe(uint64_t session_id) {
+  // A stream without delta units (JPEG) has no keyframe to ask for: decided
+  // without the stream's lock, which every client that skipped would
+  // otherwise take against the publishing thread.
+  if (!has_delta_.load(std::memory_order_relaxed)) return;
   const auto now = std::chrono::steady_clock::now();
   const auto interval = keyframe_interval_;
   bool now_due = false;

@@ -147,6 +147,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::weak_ptr<StreamGroup> group_;  // set once, before the stream is found
   std::atomic<uint64_t> published_rate_{0};
   std::atomic<uint64_t> picture_area_{0};
+  std::atomic<bool> has_delta_{false};  // State::has_delta, readable without the lock
   const std::chrono::nanoseconds keyframe_interval_;
   const SyncMethod sync_method_;
   const std::vector<std::string> authorized_clients_;  // as configured (renditions must agree)
