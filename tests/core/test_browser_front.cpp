@@ -38,10 +38,7 @@ class BrowserFrontTest : public ServerReceiverTest {
       SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const uint8_t *>(kHttpOffer.data()),
                               static_cast<unsigned>(kHttpOffer.size()));
     }
-    test::RawTlsOptions o;
-    o.verify_name = "127.0.0.1";
-    o.io_timeout = std::chrono::seconds(5);
-    o.shared_ctx = ctx_;
+    const test::RawTlsOptions o = options_for(ctx_);
     auto c = std::make_unique<test::RawTlsClient>();
     if (!c->connect(port, o)) {
       ADD_FAILURE() << "TLS client: " << c->error();
@@ -118,6 +115,15 @@ class BrowserFrontTest : public ServerReceiverTest {
     f.append(key, 4);
     for (size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ key[i % 4]);
     return f;
+  }
+
+  // How every raw client here connects: to 127.0.0.1, with ctx.
+  static test::RawTlsOptions options_for(SSL_CTX *ctx) {
+    test::RawTlsOptions o;
+    o.verify_name = "127.0.0.1";
+    o.io_timeout = std::chrono::seconds(5);
+    o.shared_ctx = ctx;
+    return o;
   }
 
   // A client context offering http/1.1 with the fixture's client1 certificate.
@@ -307,10 +313,7 @@ TEST_F(BrowserFrontTest, AuthorizedClientsApplyToABrowserClient) {
     server->publish_caps("image/jpeg, width=(int)320, height=(int)240");
     SSL_CTX *ctx = client_cert_ctx();
     ASSERT_NE(ctx, nullptr);
-    test::RawTlsOptions o;
-    o.verify_name = "127.0.0.1";
-    o.io_timeout = std::chrono::seconds(5);
-    o.shared_ctx = ctx;
+    const test::RawTlsOptions o = options_for(ctx);
     const size_t added_before = events_.snapshot().added.size();
     const size_t removed_before = events_.snapshot().removed.size();
     test::RawTlsClient c;
@@ -386,10 +389,7 @@ TEST_F(BrowserFrontTest, TheUpgradeWaitsForTheAcceptClientAnswer) {
   ASSERT_NE(ctx, nullptr);
   for (const bool accept : {true, false}) {
     SCOPED_TRACE(accept ? "accepted" : "refused");
-    test::RawTlsOptions o;
-    o.verify_name = "127.0.0.1";
-    o.io_timeout = std::chrono::seconds(5);
-    o.shared_ctx = ctx;
+    const test::RawTlsOptions o = options_for(ctx);
     const size_t added_before = events_.snapshot().added.size();
     const size_t removed_before = events_.snapshot().removed.size();
     test::RawTlsClient c;
