@@ -135,10 +135,7 @@ void Stream::publish_buffer(const wire::BufferMeta &meta_in, const uint8_t *data
   post_to_all(v1, v2, [&](State &st) {
     v1->caps = st.caps;  // before any session can see the message
     v2->caps = st.caps_v2;
-    if (delta && !st.has_delta) {
-      st.has_delta = true;
-      has_delta_.store(true, std::memory_order_relaxed);
-    }
+    if (delta) has_delta_.store(true, std::memory_order_relaxed);
     st.eos = false;
     cache_note = cache_buffer(st, v1, v2);
   });
@@ -213,7 +210,7 @@ Stream::Joined Stream::subscribe(const std::shared_ptr<Session> &s, wire::Versio
   j.ok = true;
   j.caps = version == wire::Version::kV2 ? st->caps_v2 : st->caps;
   j.at_eos = st->eos;
-  j.has_delta = st->has_delta;
+  j.has_delta = has_delta_.load(std::memory_order_relaxed);  // set under this lock
   // Copies of the shared pointers, under the lock that orders this join
   // against publish: the cache ends just before the first buffer the
   // subscriber gets live.
@@ -248,7 +245,7 @@ void Stream::request_keyframe(uint64_t session_id) {
   std::optional<std::chrono::steady_clock::time_point> arm_at;
   {
     auto st = state_.lock();
-    if (st->stopped || !st->has_delta) return;
+    if (st->stopped) return;
     if (!st->keyframe_timer_armed && (!st->last_keyframe_request || interval.count() <= 0 ||
                                       now - *st->last_keyframe_request >= interval)) {
       st->last_keyframe_request = now;

@@ -147,7 +147,10 @@ class Stream : public std::enable_shared_from_this<Stream> {
   std::weak_ptr<StreamGroup> group_;  // set once, before the stream is found
   std::atomic<uint64_t> published_rate_{0};
   std::atomic<uint64_t> picture_area_{0};
-  std::atomic<bool> has_delta_{false};  // State::has_delta, readable without the lock
+  // A delta unit was published (joiners ask for a keyframe). Set under the
+  // state lock (ordered against subscribe()), read without it where a stale
+  // false only skips a keyframe request on a stream that has none yet.
+  std::atomic<bool> has_delta_{false};
   const std::chrono::nanoseconds keyframe_interval_;
   const SyncMethod sync_method_;
   const std::vector<std::string> authorized_clients_;  // as configured (renditions must agree)
@@ -167,7 +170,6 @@ class Stream : public std::enable_shared_from_this<Stream> {
     std::string caps_text;   // the caps in force, as published ("" = none)
     MessagePtr caps;         // ... as a v1 message
     MessagePtr caps_v2;      // ... as a v2 message
-    bool has_delta = false;  // a delta unit was published: joiners ask for a keyframe
     bool eos = false;        // EOS published and no buffer since
     std::map<uint64_t, Subscriber> subscribers;  // by session id
     std::optional<std::chrono::steady_clock::time_point> last_keyframe_request;
