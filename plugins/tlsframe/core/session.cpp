@@ -875,16 +875,24 @@ void Session::do_write() {
 void Session::write_part(const MessagePtr &msg) {
   auto self = shared_from_this();
   const size_t end = std::min(msg->wire_size(), write_offset_ + kEncryptChunk);
-  tls_.reserve_for(end - write_offset_);
+  // Records go to the socket as OpenSSL finishes them; only what the kernel
+  // does not take is kept (copied) in wire_ and written asynchronously.
+  const int fd = socket_.native_handle();
+  size_t sent = 0;
   std::error_code ec;
   while (write_offset_ < end && !ec) {
     const auto [p, contiguous] = msg->piece(write_offset_);
     const size_t n = std::min(end - write_offset_, contiguous);
-    ec = tls_.encrypt(p, n);
+    ec = tls_.encrypt_to(fd, p, n, write_offset_ + n < end, &sent);
     write_offset_ += n;
   }
+  if (sent > 0) last_progress_ = std::chrono::steady_clock::now();
   if (ec) {
     asio::post(executor(), [self, msg, ec] { self->on_write(ec, msg); });
+    return;
+  }
+  if (!tls_.has_output()) {  // the kernel took it all
+    asio::post(executor(), [self, msg] { self->on_part_written({}, msg); });
     return;
   }
   tls_.take_output(wire_);
@@ -900,14 +908,16 @@ void Session::write_part(const MessagePtr &msg) {
         }
         return wec ? 0 : kWriteChunk;
       },
-      [self, msg](std::error_code ec, size_t) {
-        if (!ec && !self->closed() && self->write_offset_ < msg->wire_size()) {
-          self->tls_.recycle(self->wire_, false);  // reuse it
-          self->write_part(msg);
-          return;
-        }
-        self->on_write(ec, msg);
-      });
+      [self, msg](std::error_code ec, size_t) { self->on_part_written(ec, msg); });
+}
+
+void Session::on_part_written(std::error_code ec, const MessagePtr &msg) {
+  if (!ec && !closed() && write_offset_ < msg->wire_size()) {
+    tls_.recycle(wire_, false);  // reuse it
+    write_part(msg);
+    return;
+  }
+  on_write(ec, msg);
 }
 
 void Session::arm_progress_timer(std::chrono::nanoseconds after) {

@@ -255,12 +255,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void queued();
   void do_write();
   // Encrypts the next part of msg (at most kEncryptChunk plaintext bytes,
-  // whole records) and writes it; once all of msg is written, on_write(). A
-  // part, not the whole message, so a client that stops reading holds one
-  // part in memory, not a copy of a large frame. Records OpenSSL produced
-  // earlier (a KeyUpdate answer) are already in the output and go first, as
-  // they must.
+  // whole records) and writes it: each record straight to the socket while
+  // the kernel takes it (TlsRecord::encrypt_to), the rest with an async
+  // write; once all of msg is written, on_write(). A part, not the whole
+  // message, so a client that stops reading holds at most one part in
+  // memory, not a copy of a large frame. Records OpenSSL produced earlier (a
+  // KeyUpdate answer) are already in the output and go first, as they must.
   void write_part(const MessagePtr &msg);
+  // A part is on the wire (or failed): the next part, or on_write().
+  void on_part_written(std::error_code ec, const MessagePtr &msg);
   // The write-progress deadline: one timer wait per timeout period, not one
   // per message. On expiry, a write that made no progress for the whole
   // timeout drops the client; otherwise the timer re-arms for what is left;

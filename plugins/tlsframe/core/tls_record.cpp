@@ -2,6 +2,10 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include <asio/error.hpp>
 #include <asio/ssl/error.hpp>
@@ -9,14 +13,29 @@
 namespace tlsframe {
 namespace {
 
-// A write-only BIO that appends everything OpenSSL writes (whole TLS records)
-// to a std::vector<uint8_t>, so a session encrypts a whole message and hands
-// it to the socket in one write, with no intermediate ring buffer.
+// A write-only BIO for what OpenSSL writes (whole TLS records, one call per
+// record). Outside encrypt_to() it appends them to a vector, which the
+// session hands to its socket in one write. Inside, it sends each record to
+// the socket from OpenSSL's buffer while the kernel takes it whole, and
+// appends from the first byte it does not take. It never refuses a byte, so
+// SSL_write never sees a partial write.
 int vector_bio_write(BIO *b, const char *data, size_t len, size_t *written) {
-  auto *out = static_cast<std::vector<uint8_t> *>(BIO_get_data(b));
-  out->insert(out->end(), reinterpret_cast<const uint8_t *>(data),
-              reinterpret_cast<const uint8_t *>(data) + len);
+  auto *out = static_cast<TlsRecord::Output *>(BIO_get_data(b));
+  auto *p = reinterpret_cast<const uint8_t *>(data);
   *written = len;
+  if (out->fd >= 0 && out->records.empty()) {
+    ssize_t n;
+    do {
+      n = ::send(out->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL | out->flags);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      out->sent += static_cast<size_t>(n);
+      p += n;
+      len -= static_cast<size_t>(n);
+    }
+    if (len == 0) return 1;
+  }
+  out->records.insert(out->records.end(), p, p + len);
   return 1;
 }
 
@@ -48,7 +67,7 @@ TlsRecord::TlsRecord(const tls::ContextPtr &ctx) : ctx_(ctx), ssl_(SSL_new(ctx_-
   BIO *rbio = BIO_new(BIO_s_mem());
   BIO *wbio = BIO_new(vector_bio_method());
   if (ssl_ && rbio && wbio) {
-    BIO_set_data(wbio, &records_);
+    BIO_set_data(wbio, &out_);
     BIO_set_mem_eof_return(rbio, -1);
     SSL_set_bio(ssl_.get(), rbio, wbio);
     SSL_set_accept_state(ssl_.get());
@@ -108,20 +127,36 @@ std::error_code TlsRecord::encrypt(const uint8_t *data, size_t size) {
   return {};
 }
 
-void TlsRecord::reserve_for(size_t plaintext) {
-  const size_t records = plaintext / kMaxRecordPayload + 2;
-  records_.reserve(records_.size() + plaintext + records * kRecordOverhead);
+std::error_code TlsRecord::encrypt_to(int fd, const uint8_t *data, size_t size, bool more,
+                                      size_t *sent) {
+  out_.fd = fd;
+  out_.sent = 0;
+  std::error_code ec;
+  // One SSL_write per record's worth of plaintext, so that the flags of the
+  // records it makes (one, or more with a negotiated max_fragment_length)
+  // say whether plaintext follows.
+  while (size > 0 && !ec) {
+    const size_t n = std::min(size, kMaxRecordPayload);
+    out_.flags = n < size || more ? MSG_MORE : 0;
+    ec = encrypt(data, n);
+    data += n;
+    size -= n;
+  }
+  out_.fd = -1;
+  out_.flags = 0;
+  *sent += out_.sent;
+  return ec;
 }
 
 void TlsRecord::take_output(std::vector<uint8_t> &out) {
-  out.swap(records_);
-  records_.clear();
+  out.swap(out_.records);
+  out_.records.clear();
 }
 
 void TlsRecord::recycle(std::vector<uint8_t> &written, bool idle) {
   written.clear();
-  if (records_.empty()) records_.swap(written);
-  if (idle && records_.empty()) records_.shrink_to_fit();
+  if (out_.records.empty()) out_.records.swap(written);
+  if (idle && out_.records.empty()) out_.records.shrink_to_fit();
 }
 
 std::string TlsRecord::alpn() const {
@@ -134,7 +169,7 @@ std::string TlsRecord::alpn() const {
 bool TlsRecord::shutdown() {
   if ((SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) == 0) {
     ERR_clear_error();
-    SSL_shutdown(ssl_.get());  // writes the alert into records_; the peer's is not awaited
+    SSL_shutdown(ssl_.get());  // writes the alert into out_.records; the peer's is not awaited
     ERR_clear_error();
   }
   return has_output();

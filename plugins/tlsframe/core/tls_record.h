@@ -1,8 +1,9 @@
 // The TLS record layer of one server connection, driven by hand: OpenSSL
 // reads from a memory BIO that the session feeds with what its socket read,
-// and writes whole records into an output buffer that the session hands to
-// its socket, so a message is encrypted once into one buffer and written
-// with one async write. No socket and no executor: used by one strand only.
+// and writes whole records either into an output buffer that the session
+// hands to its socket with one async write, or (encrypt_to) straight into
+// the socket while the kernel takes them, keeping only what it did not take.
+// No executor: used by one strand only.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -52,10 +53,20 @@ class TlsRecord {
 
   // Encrypts size plaintext bytes into whole records appended to output().
   std::error_code encrypt(const uint8_t *data, size_t size);
-  // Room for `plaintext` more bytes of records in output() (no reallocation while encrypting).
-  void reserve_for(size_t plaintext);
+  // As encrypt(), but each record goes to the connected stream socket `fd`
+  // with a non-blocking send() as OpenSSL finishes it, from OpenSSL's own
+  // buffer: no copy when the kernel takes it. From the first record (or part
+  // of one) the kernel does not take, and whenever output() already holds
+  // records, the rest is appended to output() instead, so the byte order on
+  // the wire is kept; the caller writes output() as after encrypt(). Every
+  // record but the last goes with MSG_MORE, so the kernel packs records into
+  // full segments as it does one large write; `more`: the last too (the
+  // caller sends more right after, and must end with more == false). A send
+  // error is not reported here: the bytes stay in output() and the caller's
+  // write reports it. *sent (added to) counts the bytes the kernel took.
+  std::error_code encrypt_to(int fd, const uint8_t *data, size_t size, bool more, size_t *sent);
 
-  bool has_output() const { return !records_.empty(); }
+  bool has_output() const { return !out_.records.empty(); }
   // Moves the records produced so far into `out` (whose old contents, cleared,
   // become the new output buffer, keeping its capacity).
   void take_output(std::vector<uint8_t> &out);
@@ -74,6 +85,14 @@ class TlsRecord {
   std::string peer_subject() const;  // client certificate subject, "" when none
   SSL *native_handle() const { return ssl_.get(); }  // for peer certificate checks (read only)
 
+  // What the write BIO writes to: `records`, or inside encrypt_to() the socket first.
+  struct Output {
+    std::vector<uint8_t> records;  // TLS records produced, not yet handed to the socket
+    int fd = -1;                   // >= 0 only inside encrypt_to()
+    int flags = 0;                 // send() flags for the record being made (MSG_MORE or 0)
+    size_t sent = 0;               // bytes the socket took inside encrypt_to()
+  };
+
  private:
   struct SslFree {
     void operator()(SSL *s) const { SSL_free(s); }
@@ -81,8 +100,8 @@ class TlsRecord {
   std::error_code failure(int rc) const;
 
   tls::ContextPtr ctx_;                // the context this session was made from
-  std::unique_ptr<SSL, SslFree> ssl_;  // with its read (memory) and write (records_) BIOs
-  std::vector<uint8_t> records_;       // TLS records produced, not yet handed to the socket
+  std::unique_ptr<SSL, SslFree> ssl_;  // with its read (memory) and write (out_) BIOs
+  Output out_;
 };
 
 }  // namespace tlsframe
