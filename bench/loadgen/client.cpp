@@ -19,6 +19,7 @@
 #include "core/tls_context.h"
 #include "core/websocket.h"
 #include "core/wire_format.h"
+#include "core/wire_v2.h"
 
 namespace tlsframe::loadgen {
 
@@ -39,8 +40,10 @@ namespace {
 constexpr size_t kScratch = 256 * 1024;
 constexpr size_t kMaxErrors = 8;
 constexpr int64_t kRetryDelayNs = 100'000'000;
-// Largest message prefix the parser keeps: a header and an ERROR body.
-constexpr size_t kAccSize = wire::kHeaderSize + 2 + wire::kMaxErrorText;
+// Largest message the parser keeps whole: a header and an ERROR body, or (version 2) a
+// WELCOME or RENDITION field block.
+constexpr size_t kAccSize =
+    wire::kHeaderSize + std::max<size_t>(2 + wire::kMaxErrorText, wire::kMaxFieldBlock);
 // --websocket: largest 101 response head read, and a close frame's payload (RFC 6455).
 constexpr size_t kMaxResponseHead = 8192;
 constexpr size_t kMaxClosePayload = 125;
@@ -114,6 +117,11 @@ struct Worker::Connection {
   uint8_t ws_op = 0;
   uint64_t ws_left = 0;       // payload bytes of the current frame still to come
   std::string ws_close;       // a close frame's payload
+  // Version 2 (--stream, --rendition).
+  std::string asked;              // the rendition asked for ("" = none named)
+  std::vector<uint8_t> pending;   // a client message SSL_write has not taken yet
+  bool welcomed = false;          // native v2: WELCOME received
+  std::string rendition;          // the rendition the server last stated ("" = none)
 
   void set_state(State s) {
     state = s;
@@ -126,6 +134,11 @@ struct Worker::Connection {
     in_body = false;
   }
   bool at_message_boundary() const { return have == 0 && skip == 0 && !in_body; }
+  void reset_v2() {
+    pending.clear();
+    welcomed = false;
+    rendition.clear();
+  }
   void reset_websocket() {
     ws = Ws::kSendRequest;
     ws_request.clear();
@@ -144,6 +157,8 @@ Worker::Worker(SharedRun &run, std::vector<unsigned> client_ids) : run_(run) {
     auto c = std::make_unique<Connection>();
     c->id = id;
     c->ctr = run_.counters[id].get();
+    const auto &list = run_.opt.renditions;
+    if (!list.empty()) c->asked = list[id % list.size()];
     conns_.push_back(std::move(c));
   }
   scratch_.resize(kScratch);
@@ -167,6 +182,7 @@ void Worker::join() {
 void Worker::open(Connection &c) {
   c.reset_parser();
   c.reset_websocket();
+  c.reset_v2();
   c.have_seq = false;
   c.ctr->attempts.fetch_add(1, std::memory_order_relaxed);
   c.fd = ::socket(run_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -229,7 +245,17 @@ bool Worker::drive_handshake(Connection &c) {
     ev.events = EPOLLIN;
     ev.data.ptr = &c;
     epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-    return !run_.opt.websocket || send_upgrade(c);
+    if (run_.opt.websocket) return send_upgrade(c);
+    if (!run_.opt.v2) return true;
+    if (!check_alpn(c)) return false;
+    std::vector<wire::Field> hello = {{"stream", run_.opt.stream}};
+    if (!c.asked.empty()) hello.push_back({"rendition", c.asked});
+    c.pending = wire::encode_hello(hello);
+    if (c.pending.empty()) {  // names were checked in main(): never reached
+      close_conn(c, "cannot encode the HELLO");
+      return false;
+    }
+    return send_pending(c);
   }
   int err = SSL_get_error(c.ssl, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -286,6 +312,8 @@ void Worker::on_event(Connection &c, uint32_t events) {
   } else if (c.state == Connection::kStreaming && run_.opt.websocket &&
              c.ws == Connection::Ws::kSendRequest && (events & EPOLLOUT)) {
     if (!send_upgrade(c)) return;
+  } else if (c.state == Connection::kStreaming && !c.pending.empty() && (events & EPOLLOUT)) {
+    if (!send_pending(c)) return;
   }
   if (c.state == Connection::kStreaming && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
     read_all(c);
@@ -432,6 +460,20 @@ bool Worker::consume_websocket(Connection &c, const uint8_t *p, size_t n) {
       n -= used;
       if (!check_upgrade_response(c)) return false;
       c.ws = Connection::Ws::kFrames;
+      if (!c.asked.empty()) {
+        // The viewer page's choice: RENDITION_REQUEST in one masked binary frame (RFC
+        // 6455 5.3; the message is under 126 bytes: names are at most 64).
+        const auto msg = wire::encode_rendition_request(c.asked);
+        uint8_t mask[4];
+        if (msg.empty() || msg.size() > 125 || RAND_bytes(mask, sizeof mask) != 1) {
+          close_conn(c, "cannot make the RENDITION_REQUEST frame");
+          return false;
+        }
+        c.pending = {0x82, static_cast<uint8_t>(0x80 | msg.size()), mask[0], mask[1], mask[2],
+                     mask[3]};
+        for (size_t i = 0; i < msg.size(); ++i) c.pending.push_back(msg[i] ^ mask[i % 4]);
+        if (!send_pending(c)) return false;
+      }
       continue;
     }
     if (!c.ws_in_payload) {
@@ -501,10 +543,78 @@ bool Worker::consume_websocket(Connection &c, const uint8_t *p, size_t n) {
   return true;
 }
 
+bool Worker::check_alpn(Connection &c) {
+  const unsigned char *alpn = nullptr;
+  unsigned int size = 0;
+  SSL_get0_alpn_selected(c.ssl, &alpn, &size);
+  const std::string_view selected(reinterpret_cast<const char *>(alpn), alpn ? size : 0);
+  if (selected != wire::kAlpnV2) {
+    close_conn(c, "the server did not select ALPN tlsframe/2 (a version 1 server?)");
+    return false;
+  }
+  return true;
+}
+
+bool Worker::send_pending(Connection &c) {
+  ERR_clear_error();
+  const int rc = SSL_write(c.ssl, c.pending.data(), static_cast<int>(c.pending.size()));
+  epoll_event ev{};
+  ev.data.ptr = &c;
+  if (rc <= 0) {
+    const int err = SSL_get_error(c.ssl, rc);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      ev.events = EPOLLIN | EPOLLOUT;  // retried, same bytes, on the next event
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+      return true;
+    }
+    close_conn(c, "cannot send to the server: " + ssl_error_text());
+    return false;
+  }
+  c.pending.clear();  // without partial writes, SSL_write took all of it
+  ev.events = EPOLLIN;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+  return true;
+}
+
+bool Worker::on_rendition_message(Connection &c) {
+  wire::MessageView v;
+  const auto r =
+      wire::decode(c.acc, c.have, wire::kDefaultMaxPayload, wire::Protocol::kV2Client, v);
+  if (r.status != wire::DecodeStatus::kMessage) {
+    close_conn(c, "protocol error: " + r.error);
+    return false;
+  }
+  if (v.type == wire::MessageType::kWelcome) {
+    if (c.welcomed) {
+      close_conn(c, "protocol error: a second WELCOME");
+      return false;
+    }
+    c.welcomed = true;
+  }
+  c.rendition.assign(v.rendition);
+  return true;
+}
+
+std::map<std::string, unsigned> Worker::rendition_counts() const {
+  std::map<std::string, unsigned> m;
+  for (const auto &c : conns_) {
+    if (!c->rendition.empty()) m[c->rendition]++;
+  }
+  return m;
+}
+
+unsigned Worker::rendition_mismatches() const {
+  unsigned n = 0;
+  for (const auto &c : conns_) {
+    if (!c->asked.empty() && c->asked != wire::kRenditionAuto && c->rendition != c->asked) n++;
+  }
+  return n;
+}
+
 bool Worker::consume_messages(Connection &c, const uint8_t *p, size_t n) {
   ClientCounters &k = *c.ctr;
-  const wire::Protocol protocol =
-      run_.opt.websocket ? wire::Protocol::kV2Client : wire::Protocol::kV1Client;
+  const bool v2 = run_.opt.websocket || run_.opt.v2;
+  const wire::Protocol protocol = v2 ? wire::Protocol::kV2Client : wire::Protocol::kV1Client;
   while (n > 0) {
     if (c.skip > 0) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(c.skip, n));
@@ -526,6 +636,14 @@ bool Worker::consume_messages(Connection &c, const uint8_t *p, size_t n) {
           return false;
         }
         c.in_body = true;
+        const bool media = c.hdr.type == wire::MessageType::kCaps ||
+                           c.hdr.type == wire::MessageType::kBuffer ||
+                           c.hdr.type == wire::MessageType::kEos ||
+                           c.hdr.type == wire::MessageType::kRendition;
+        if (run_.opt.v2 && !run_.opt.websocket && !c.welcomed && media) {
+          close_conn(c, "protocol error: the stream before WELCOME");
+          return false;
+        }
         switch (c.hdr.type) {
           case wire::MessageType::kBuffer:
             c.need = wire::kHeaderSize + wire::kBufferMetaSize;
@@ -537,12 +655,21 @@ bool Worker::consume_messages(Connection &c, const uint8_t *p, size_t n) {
               return false;
             }
             continue;
+          case wire::MessageType::kWelcome:
+          case wire::MessageType::kRendition:
+            c.need = wire::kHeaderSize + c.hdr.payload_size;  // at most kMaxFieldBlock
+            if (c.need > kAccSize) {
+              close_conn(c, "protocol error: oversized field block");
+              return false;
+            }
+            continue;
           case wire::MessageType::kCaps:
+          case wire::MessageType::kStreamList:  // never asked for; passed over
             c.skip = c.hdr.payload_size;
             break;
           case wire::MessageType::kEos:
             break;
-          default:  // v1: parse_header refuses v2 types; v2: none other is sent to a browser
+          default:  // v1: parse_header refuses v2 types; v2: client -> server types
             close_conn(c, "protocol error: unexpected message type");
             return false;
         }
@@ -558,6 +685,9 @@ bool Worker::consume_messages(Connection &c, const uint8_t *p, size_t n) {
                           (r.status == wire::DecodeStatus::kMessage ? std::string(v.error_text)
                                                                     : r.error));
         return false;
+      } else if (c.hdr.type == wire::MessageType::kWelcome ||
+                 c.hdr.type == wire::MessageType::kRendition) {
+        if (!on_rendition_message(c)) return false;
       }
       if (c.skip > 0) continue;
     }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,6 +36,13 @@ struct Options {
   bool websocket = false;
   std::string ws_path = "/watch/";
   std::string ws_host;  // Host (and Origin https://Host) header: "host:port" ([v6]:port)
+  // Protocol version 2 (native clients): ALPN tlsframe/2, a HELLO naming `stream` ("" = the
+  // default stream) and, when `renditions` is not empty, client i's rendition
+  // renditions[i % size]; then WELCOME, RENDITION, CAPS, BUFFER... With --websocket, the
+  // rendition is asked for by a RENDITION_REQUEST after the upgrade.
+  bool v2 = false;
+  std::string stream;
+  std::vector<std::string> renditions;
   unsigned clients = 1;
   unsigned threads = 2;
   double warmup_s = 2;
@@ -87,6 +95,10 @@ class Worker {
   ~Worker();
   void start();
   void join();
+  // Clients per rendition the server last stated (WELCOME or RENDITION; "" = none stated),
+  // and clients whose last stated rendition is not the one they asked for; after join().
+  std::map<std::string, unsigned> rendition_counts() const;
+  unsigned rendition_mismatches() const;
   // Latency samples (µs) of frames completed while measuring; read after join().
   const std::vector<uint32_t> &latencies_us() const { return latencies_; }
   const std::vector<std::string> &errors() const { return errors_; }
@@ -107,6 +119,12 @@ class Worker {
   bool send_upgrade(Connection &c);
   bool consume_websocket(Connection &c, const uint8_t *p, size_t n);
   bool check_upgrade_response(Connection &c);
+  // Version 2: the ALPN the server chose, then one client message (HELLO, or with
+  // --websocket a RENDITION_REQUEST in a masked frame), written whole, retried on EPOLLOUT.
+  bool check_alpn(Connection &c);
+  bool send_pending(Connection &c);
+  // A v2 message with a field block (WELCOME, RENDITION): the rendition it states.
+  bool on_rendition_message(Connection &c);
 
   SharedRun &run_;
   std::vector<std::unique_ptr<Connection>> conns_;

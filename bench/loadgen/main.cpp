@@ -13,12 +13,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "client.h"
 #include "core/tls_context.h"
+#include "core/wire_v2.h"
 
 using namespace tlsframe;
 using namespace tlsframe::loadgen;
@@ -43,6 +45,14 @@ void usage(FILE *out) {
       "                           checked), then each buffer as a binary WebSocket message\n"
       "      --path PATH          --websocket: the stream's address (default /watch/, the\n"
       "                           default stream; /watch/NAME for stream NAME)\n"
+      "      --stream NAME        protocol version 2: ALPN tlsframe/2, a HELLO asking for\n"
+      "                           stream NAME (\"\" = the default stream), WELCOME, then the\n"
+      "                           stream; with --websocket: the path /watch/NAME\n"
+      "      --rendition LIST     comma list of renditions (or auto); client i asks for\n"
+      "                           LIST[i % count] in its HELLO (--websocket: in a\n"
+      "                           RENDITION_REQUEST after the upgrade); implies version 2\n"
+      "                           (the default stream without --stream). The JSON counts\n"
+      "                           the clients on each rendition the server stated\n"
       "      --raw                count bytes, not tlsframe messages (needs --frame-size)\n"
       "      --frame-size BYTES   bytes per frame, to derive frames with --raw\n"
       "  -w, --warmup SECONDS     before measuring, after every client has a first frame\n"
@@ -123,7 +133,7 @@ int main(int argc, char **argv) {
   Options &o = run.opt;
   enum {
     kCa = 256, kName, kCert, kKey, kNoTls, kRaw, kFrameSize, kExpect, kFirst, kFirstTimeout,
-    kRetry, kRcvbuf, kJson, kHello, kBatch, kWebSocket, kPath
+    kRetry, kRcvbuf, kJson, kHello, kBatch, kWebSocket, kPath, kStream, kRendition
   };
   static const option longs[] = {
       {"clients", required_argument, nullptr, 'c'},
@@ -140,6 +150,8 @@ int main(int argc, char **argv) {
       {"raw", no_argument, nullptr, kRaw},
       {"websocket", no_argument, nullptr, kWebSocket},
       {"path", required_argument, nullptr, kPath},
+      {"stream", required_argument, nullptr, kStream},
+      {"rendition", required_argument, nullptr, kRendition},
       {"frame-size", required_argument, nullptr, kFrameSize},
       {"expect-fps", required_argument, nullptr, kExpect},
       {"first-frame", no_argument, nullptr, kFirst},
@@ -149,6 +161,8 @@ int main(int argc, char **argv) {
       {"json", required_argument, nullptr, kJson},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0}};
+  bool path_set = false, stream_set = false, rendition_set = false;
+  std::string rendition_list;
   int ch;
   while ((ch = getopt_long(argc, argv, "c:t:w:d:h", longs, nullptr)) != -1) {
     switch (ch) {
@@ -165,7 +179,9 @@ int main(int argc, char **argv) {
       case kBatch: o.connect_batch = static_cast<unsigned>(std::atoi(optarg)); break;
       case kRaw: o.protocol = Protocol::kRaw; break;
       case kWebSocket: o.websocket = true; break;
-      case kPath: o.ws_path = optarg; break;
+      case kPath: o.ws_path = optarg; path_set = true; break;
+      case kStream: o.stream = optarg; stream_set = true; break;
+      case kRendition: rendition_list = optarg; rendition_set = true; break;
       case kFrameSize: o.frame_size = std::strtoull(optarg, nullptr, 10); break;
       case kExpect: o.expect_fps = std::atof(optarg); break;
       case kFirst: o.until_first_frame = true; break;
@@ -201,6 +217,44 @@ int main(int argc, char **argv) {
       o.ws_path.find_first_of(" \r\n\t") != std::string::npos) {
     std::fprintf(stderr, "tlsframe-loadgen: --path must start with / and hold no blank\n");
     return 2;
+  }
+  if (stream_set || rendition_set) {
+    if (o.protocol == Protocol::kRaw || !o.tls) {
+      std::fprintf(stderr, "tlsframe-loadgen: --stream and --rendition are TLS and the tlsframe "
+                           "protocol only\n");
+      return 2;
+    }
+    if (stream_set && !o.stream.empty() && !wire::valid_stream_name(o.stream)) {
+      std::fprintf(stderr, "tlsframe-loadgen: --stream %s: not a stream name (1 to 64 of "
+                           "A-Z a-z 0-9 . _ -, not starting with .)\n", o.stream.c_str());
+      return 2;
+    }
+    if (rendition_set) {
+      std::string item;
+      std::istringstream in(rendition_list);
+      while (std::getline(in, item, ',')) o.renditions.push_back(item);
+      if (!rendition_list.empty() && rendition_list.back() == ',') o.renditions.push_back("");
+      for (const auto &r : o.renditions) {
+        if (r != wire::kRenditionAuto && !wire::valid_rendition_name(r)) {
+          std::fprintf(stderr, "tlsframe-loadgen: --rendition %s: \"%s\" is not a rendition "
+                               "name or auto\n", rendition_list.c_str(), r.c_str());
+          return 2;
+        }
+      }
+      if (o.renditions.empty()) {
+        std::fprintf(stderr, "tlsframe-loadgen: --rendition needs at least one name\n");
+        return 2;
+      }
+    }
+    if (o.websocket) {
+      if (stream_set && path_set) {
+        std::fprintf(stderr, "tlsframe-loadgen: --websocket: give --stream or --path, not both\n");
+        return 2;
+      }
+      if (stream_set) o.ws_path = "/watch/" + o.stream;
+    } else {
+      o.v2 = true;
+    }
   }
   o.ws_host = (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host) + ":" +
               std::to_string(o.port);
@@ -251,6 +305,10 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "tlsframe-loadgen: cannot offer ALPN http/1.1\n");
         return 1;
       }
+    } else if (o.v2 &&
+               SSL_CTX_set_alpn_protos(run.ctx, wire::kAlpnOfferV2, sizeof wire::kAlpnOfferV2) != 0) {
+      std::fprintf(stderr, "tlsframe-loadgen: cannot offer ALPN tlsframe/2\n");
+      return 1;
     }
   }
 
@@ -318,7 +376,11 @@ int main(int argc, char **argv) {
   }
   std::vector<double> lat;
   std::vector<std::string> errors;
+  std::map<std::string, unsigned> renditions;
+  unsigned not_as_asked = 0;
   for (auto &w : workers) {
+    for (const auto &[name, count] : w->rendition_counts()) renditions[name] += count;
+    not_as_asked += w->rendition_mismatches();
     for (uint32_t v : w->latencies_us()) lat.push_back(v / 1000.0);
     for (auto &e : w->errors()) {
       if (errors.size() < 8 && std::find(errors.begin(), errors.end(), e) == errors.end())
@@ -329,9 +391,33 @@ int main(int argc, char **argv) {
   js.precision(6);
   js << "{\"clients\":" << n << ",\"threads\":" << o.threads
      << ",\"protocol\":\""
-     << (o.protocol == Protocol::kRaw ? "raw" : o.websocket ? "websocket" : "tlsframe")
+     << (o.protocol == Protocol::kRaw ? "raw"
+         : o.websocket                ? "websocket"
+         : o.v2                       ? "tlsframe/2"
+                                      : "tlsframe")
      << "\",\"tls\":" << (o.tls ? "true" : "false") << ",\"failed\":" << run.failed.load()
      << ",\"connect_attempts\":" << attempts;
+  if (o.v2 || o.websocket) {
+    // Clients per rendition the server last stated (WELCOME, RENDITION); a stream without
+    // renditions states none.
+    js << ",\"stream\":\"" << json_escape(o.websocket ? o.ws_path : o.stream)
+       << "\",\"renditions\":{";
+    bool first_item = true;
+    for (const auto &[name, count] : renditions) {
+      js << (first_item ? "" : ",") << "\"" << json_escape(name) << "\":" << count;
+      first_item = false;
+    }
+    js << "}";
+    if (!o.renditions.empty()) js << ",\"rendition_not_as_asked\":" << not_as_asked;
+    if (!renditions.empty()) {
+      std::string text;
+      for (const auto &[name, count] : renditions)
+        text += (text.empty() ? "" : ", ") + name + " " + std::to_string(count);
+      std::printf("renditions (clients, as the server last stated): %s", text.c_str());
+      if (!o.renditions.empty()) std::printf("; %u not as asked", not_as_asked);
+      std::printf("\n");
+    }
+  }
   if (o.until_first_frame) {
     double all = first.size() == n ? pct(first, 1.0) : -1;
     js << ",\"first_frame_all_s\":" << all << ",\"first_frame_p50_s\":" << pct(first, 0.5)

@@ -1,7 +1,8 @@
 // tlsframe-loadgen against a server that accepts each connection and closes it at once
 // (finding 14): the failures are counted and the process exits normally, instead of dying
 // of SIGPIPE when it writes its ClientHello into a closed connection. And its WebSocket
-// mode (--websocket) against a real tlsframesink.
+// mode (--websocket) and protocol version 2 (--stream, --rendition) against real
+// tlsframesinks.
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tools/tool_fixture.h"
 
@@ -123,6 +125,53 @@ TEST_F(LoadgenWebSocketTest, TwoWebSocketClientsGetFramesWithLatency) {
       60s);
   EXPECT_EQ(refused.status, 1) << refused.transcript;
   EXPECT_NE(refused.transcript.find("no WebSocket upgrade: HTTP/1.1 404"), std::string::npos)
+      << refused.transcript;
+}
+
+using LoadgenRenditionsTest = ToolTest;
+
+// --stream cam --rendition a,b against tlsframe serve with one stream of two H.264
+// renditions (two tlsframesinks on one port): the clients speak version 2 (ALPN, HELLO
+// with the stream and each client's rendition, WELCOME), every client gets frames, and
+// the server states the rendition each asked for: 2 on a, 2 on b. The same split through
+// the browser front (--websocket: RENDITION_REQUEST after the upgrade). A stream the
+// server does not have is refused with NO_SUCH_STREAM (error 5) for every client.
+TEST_F(LoadgenRenditionsTest, ClientsSplitOverTheRenditionsAsked) {
+  const std::string certs = make_certs();
+  std::unique_ptr<Process> server;
+  const int port = start_server(
+      &server, {"serve", "--certs", certs, "--port", "0", "--fps", "15", "--stream",
+                "cam=test", "--rendition", "a=160x120@200,b=96x72@100"});
+  ASSERT_NE(port, 0);
+  const std::string addr = "127.0.0.1:" + std::to_string(port);
+  const std::string ca = certs + "/ca.pem";
+  for (const bool websocket : {false, true}) {
+    SCOPED_TRACE(websocket ? "websocket" : "native");
+    const std::string json = dir() + (websocket ? "/ws.json" : "/v2.json");
+    std::vector<std::string> args = {TLSFRAME_LOADGEN_PATH, "--stream", "cam", "--rendition",
+                                     "a,b", "-c", "4", "-t", "1", "--ca-file", ca, "--warmup",
+                                     "1", "--duration", "2", "--first-frame-timeout", "20",
+                                     "--json", json, addr};
+    if (websocket) args.insert(args.begin() + 1, "--websocket");
+    RunResult r = run_process(args, 60s);
+    ASSERT_EQ(r.status, 0) << r.transcript;
+    const std::string out = read_file(json);
+    EXPECT_NE(out.find(websocket ? "\"protocol\":\"websocket\"" : "\"protocol\":\"tlsframe/2\""),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(json_number(out, "failed"), 0) << out;
+    EXPECT_EQ(json_number(out, "streaming"), 4) << out;
+    EXPECT_GT(json_number(out, "fps_min"), 3) << "every client gets frames: " << out;
+    EXPECT_NE(out.find("\"renditions\":{\"a\":2,\"b\":2}"), std::string::npos) << out;
+    EXPECT_EQ(json_number(out, "rendition_not_as_asked"), 0) << out;
+  }
+
+  RunResult refused =
+      run_process({TLSFRAME_LOADGEN_PATH, "--stream", "no-such-stream", "-c", "2", "-t", "1",
+                   "--ca-file", ca, "--first-frame", "--first-frame-timeout", "10", addr},
+                  60s);
+  EXPECT_EQ(refused.status, 1) << refused.transcript;
+  EXPECT_NE(refused.transcript.find("server error 5: "), std::string::npos)
       << refused.transcript;
 }
 
