@@ -10,7 +10,7 @@ from .loadgen import run_loadgen
 from .servers import SERVERS, Server
 
 FIGURES = ("throughput", "ladder", "connect", "rss", "latency", "threads", "overload",
-           "browser")
+           "browser", "renditions")
 
 FULL = dict(
     reps=3,
@@ -34,6 +34,8 @@ FULL = dict(
     overload_past=1,
     browser_clients=32,
     browser_reps=1,  # as the latency figure (same warm-up and window too)
+    renditions_clients=128,
+    renditions_reps=1,  # as the latency figure (same warm-up and window too)
 )
 QUICK = dict(
     reps=1,
@@ -57,6 +59,8 @@ QUICK = dict(
     overload_past=1,
     browser_clients=32,
     browser_reps=1,
+    renditions_clients=32,
+    renditions_reps=1,
 )
 
 
@@ -70,7 +74,7 @@ class Bench:
         os.makedirs(self.logdir, exist_ok=True)
         self.servers = [s for s in SERVERS if s in args.servers]
         self.results = dict(throughput=[], ladder=[], connect=[], rss=[], latency=[],
-                            threads=[], overload=[], browser=[])
+                            threads=[], overload=[], browser=[], renditions=[])
         self.seq = 0
 
     def _tag(self, fig, kind, n, rep=None):
@@ -78,14 +82,16 @@ class Bench:
         r = f"-r{rep}" if rep is not None else ""
         return f"{self.seq:03d}-{fig}-{kind}-n{n}{r}"
 
-    def one(self, fig, kind, n, live, rep=None, pre=None, **lg):
+    def one(self, fig, kind, n, live, rep=None, pre=None, server=None, **lg):
         """Starts a server, runs one loadgen, stops the server. Never raises
-        BenchError: a failure is a result with ok=False."""
+        BenchError: a failure is a result with ok=False. server: keyword arguments
+        of Server (stream, renditions); the result then records its pipeline."""
         tag = self._tag(fig, kind, n, rep)
         res = dict(server=kind, clients=n, ok=False)
         srv = None
         try:
-            srv = Server(kind, live, self.inp, self.logdir, tag).start()
+            srv = Server(kind, live, self.inp, self.logdir, tag, **(server or {}))
+            srv.start()
             extra = pre(srv) if pre else {}
             res = run_loadgen(srv, self.inp, self.cfg, n, self.logdir, tag,
                               threads=self.args.loadgen_threads, **lg)
@@ -98,6 +104,8 @@ class Bench:
         finally:
             if srv:
                 srv.stop()
+        if server and srv and srv.pipeline:
+            res["pipeline"] = srv.pipeline.replace(self.inp.work, "$WORK")
         if rep is not None:
             res["rep"] = rep
         res["tag"] = tag
@@ -225,6 +233,32 @@ class Bench:
                              websocket=(mode == "websocket"))
                 r["mode"] = mode
                 self.results["browser"].append(r)
+                self.save()
+
+    def renditions(self):
+        """[11] renditions and the fan-out's economy (issue 13): tlsframesink serving
+        the 30 fps 720p JPEG stream (the ladder's) as stream `cam` to N v2 clients,
+        first as one rendition (`--stream cam`), then as two renditions `high` and
+        `low` of the SAME buffers (a tee into two sinks on one port; no encoder, so
+        only fan-out is counted) with the clients split evenly (`--rendition
+        high,low`); the latency figure's warm-up and window. The report compares
+        server CPU-s per GB: each rendition is serialized once, so the ratio
+        renditions/single should be close to 1."""
+        c = self.cfg
+        n, reps = c["renditions_clients"], c["renditions_reps"]
+        log(f"[11] renditions vs single rendition at 30 fps, tlsframesink only: N={n} "
+            f"clients of stream cam, then N={n} split over renditions high,low; {reps} "
+            f"rep(s), warm-up {c['latency_warmup']} s, window {c['latency_duration']} s")
+        if "A" not in self.servers:
+            return
+        for rep in range(reps):
+            for mode, names in (("single", ()), ("renditions", ("high", "low"))):
+                r = self.one(f"renditions-{mode}", "A", n, live=True, rep=rep,
+                             warmup=c["latency_warmup"], duration=c["latency_duration"],
+                             expect_fps=30, server=dict(stream="cam", renditions=names),
+                             stream="cam", renditions=names)
+                r["mode"] = mode
+                self.results["renditions"].append(r)
                 self.save()
 
     def threads(self):

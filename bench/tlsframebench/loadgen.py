@@ -18,11 +18,14 @@ CONNECT_BATCH = 4
 
 
 def run_loadgen(server, inp, cfg, n, logdir, tag, warmup=2.0, duration=5.0, expect_fps=None,
-                first_frame=False, ff_timeout=None, threads=2, websocket=False):
+                first_frame=False, ff_timeout=None, threads=2, websocket=False, stream=None,
+                renditions=()):
     """Runs tlsframe-loadgen against server; samples server CPU/RSS at the
     measure-start and measure-end lines. Returns a result dict (never raises for
     a failed measurement: ok=False plus error). websocket: the clients connect as
-    browsers do (tlsframesink's browser front, loadgen --websocket)."""
+    browsers do (tlsframesink's browser front, loadgen --websocket). stream: protocol
+    v2 clients asking for that stream (--stream); renditions: client i asks for
+    renditions[i % len] (--rendition)."""
     ff_timeout = ff_timeout or cfg["first_frame_timeout"]
     jpath = os.path.join(logdir, f"{tag}-loadgen.json")
     cmd = [inp.loadgen, f"127.0.0.1:{server.port}", "--clients", str(n),
@@ -45,6 +48,13 @@ def run_loadgen(server, inp, cfg, n, logdir, tag, warmup=2.0, duration=5.0, expe
             if server.kind != "A":
                 raise BenchError("--websocket is for tlsframesink (A) only")
             cmd += ["--websocket"]
+        if stream is not None or renditions:
+            if server.kind != "A":
+                raise BenchError("--stream and --rendition are for tlsframesink (A) only")
+            if stream is not None:
+                cmd += ["--stream", stream]
+            if renditions:
+                cmd += ["--rendition", ",".join(renditions)]
     if first_frame:
         cmd += ["--first-frame"]
         limit = ff_timeout + 20

@@ -240,6 +240,9 @@ def make_table(doc):
     if R.get("browser"):
         w("")
         L.extend(browser_lines(R["browser"]))
+    if R.get("renditions"):
+        w("")
+        L.extend(renditions_lines(R["renditions"]))
     return "\n".join(L) + "\n"
 
 
@@ -365,6 +368,68 @@ def browser_lines(rows):
                  f"{BROWSER_RATIO_MAX:.2f}: {'met' if a / b <= BROWSER_RATIO_MAX else 'missed'})")
     L.append("    (cpu/GB = server CPU-s per GB the clients received, WebSocket frame headers "
              "included; * a rep failed; latency = sink render -> loadgen receive)")
+    return L
+
+
+# Issue 13: renditions must not break the fan-out's economy (each rendition serialized
+# once): server CPU per GB with two renditions close to the single-rendition figure.
+RENDITIONS_RATIO_MAX = 1.10
+
+
+def renditions_lines(rows):
+    """Figure 11: tlsframesink at 30 fps, stream cam to N v2 clients, as one rendition
+    and as two renditions (the same buffers through a tee into two sinks, clients
+    split evenly): per mode the median over reps of server CPU-s per GB, MB/s,
+    per-client fps min, clients at full rate, the clients per rendition the server
+    stated, latency p50 / p99; the ratio renditions/single of CPU per GB; and the
+    pipelines measured."""
+    n = rows[0]["clients"] if rows else 0
+    reps = max(sum(1 for r in rows if r.get("mode") == m) for m in ("single", "renditions"))
+    L = [f"[11] renditions vs one rendition, tlsframesink at 30 fps (720p JPEG), N={n} "
+         f"v2 clients of stream cam: server CPU per GB delivered (median of {reps} rep(s))"]
+    L.append(f"    {'mode':<10} | {'cpu/GB':>6} | {'MB/s':>7} | {'fps min':>7} | "
+             f"{'full-rate':>9} | {'latency p50 / p99 ms':>20} | {'srv%':>5} | clients per "
+             "rendition")
+    cpg = {}
+    pipelines = {}
+    for mode in ("single", "renditions"):
+        all_rs = [r for r in rows if r.get("mode") == mode]
+        if all_rs and all_rs[0].get("pipeline"):
+            pipelines[mode] = all_rs[0]["pipeline"]
+        rs = [r for r in all_rs if r.get("ok")]
+        if not rs:
+            err = all_rs[0].get("error", "?")[:160] if all_rs else "not run"
+            L.append(f"    {mode:<10} | fail: {err}")
+            cpg[mode] = None
+            continue
+        lgs = [r.get("loadgen") or {} for r in rs]
+        cpg[mode] = med([r.get("server_cpu_s_per_gb") for r in rs])
+        mark = "*" if len(rs) < len(all_rs) else ""
+        full = med([lg.get("full_rate") for lg in lgs])
+        lat = (f"{fmt(med([lg.get('latency_ms_p50') for lg in lgs]), '.1f')} / "
+               f"{fmt(med([lg.get('latency_ms_p99') for lg in lgs]), '.1f')}")
+        split = lgs[0].get("renditions") or {}
+        split_txt = ", ".join(f"{k} {v}" for k, v in split.items()) or "(none stated)"
+        if lgs[0].get("rendition_not_as_asked") is not None:
+            split_txt += f"; {lgs[0]['rendition_not_as_asked']} not as asked"
+        L.append(f"    {mode:<10} | {fmt(cpg[mode], '.2f', '-') + mark:>6} | "
+                 f"{fmt(med([lg.get('mb_per_s') for lg in lgs])):>7} | "
+                 f"{fmt(med([lg.get('fps_min') for lg in lgs])):>7} | "
+                 f"{fmt(full, '.0f', '-') + '/' + str(n):>9} | {lat:>20} | "
+                 f"{fmt(med([r.get('server_cpu_pct') for r in rs]), '.0f', '-'):>5} | "
+                 f"{split_txt}")
+    a, b = cpg.get("renditions"), cpg.get("single")
+    if a is None or b is None or b == 0:
+        L.append(f"    ratio renditions/single cpu/GB: n/a (target close to 1, <= "
+                 f"{RENDITIONS_RATIO_MAX:.2f})")
+    else:
+        L.append(f"    ratio renditions/single cpu/GB: {a / b:.2f} (target close to 1, <= "
+                 f"{RENDITIONS_RATIO_MAX:.2f}: "
+                 f"{'met' if a / b <= RENDITIONS_RATIO_MAX else 'missed'})")
+    for mode, p in pipelines.items():
+        L.append(f"    {mode} pipeline: {p}")
+    L.append("    (cpu/GB = server CPU-s per GB the clients received; both renditions carry the "
+             "same JPEG buffers, so no encoder is counted; * a rep failed)")
     return L
 
 

@@ -11,7 +11,7 @@ COMPACT_LOADGEN = ("failed", "connect_attempts", "all_streaming_before_window", 
                    "latency_ms_p50", "latency_ms_p99", "latency_ms_max", "latency_samples",
                    "loadgen_cpu_pct",
                    "first_frame_all_s", "first_frame_p50_s", "first_frame_p99_s",
-                   "with_first_frame", "errors")
+                   "with_first_frame", "errors", "renditions", "rendition_not_as_asked")
 COMPACT_DROP = ("cmd", "loadgen_stdout", "server_rss_kib_start", "server_cpu_whole_run_s",
                 "server_stream_s_max", "loadgen_exit")
 

@@ -47,17 +47,28 @@ def free_port():
 # ---------------------------------------------------------------- servers
 
 class Server:
-    """One server under test: A, B or C, replaying frames fast or at 30 fps."""
+    """One server under test: A, B or C, replaying frames fast or at 30 fps.
 
-    def __init__(self, kind, live, inp, logdir, tag):
+    A only: stream="NAME" serves the frames as stream NAME (protocol v2 clients:
+    loadgen --stream); renditions=("high", "low") serves them as that many renditions
+    of the stream, the SAME buffers through a tee into one tlsframesink per rendition
+    (a queue after each branch), all on one port: no encoder runs, so the figure
+    counts fan-out and serialization only."""
+
+    def __init__(self, kind, live, inp, logdir, tag, stream=None, renditions=()):
         self.kind = kind
         self.live = live
         self.inp = inp
         self.logdir = logdir
         self.tag = tag
+        self.stream = stream
+        self.renditions = tuple(renditions)
+        if (stream is not None or self.renditions) and kind != "A":
+            raise BenchError("stream and renditions are for tlsframesink (A) only")
         self.procs = {}  # role -> Popen
         self.port = None
         self.logs = {}
+        self.pipeline = None  # the gst-launch-1.0 command line of the (last) server
 
     def source(self):
         if self.live:
@@ -67,6 +78,7 @@ class Server:
 
     def _gst(self, role, sink):
         cmd = ["gst-launch-1.0", "-v"] + self.source() + ["!"] + sink
+        self.pipeline = " ".join(cmd)
         path = os.path.join(self.logdir, f"{self.tag}-{role}.log")
         self.logs[role] = path
         env = self.inp.gst_env
@@ -99,7 +111,9 @@ class Server:
         sync = "sync=true" if self.live else "sync=false"
         c = self.inp.certs
         try:
-            if self.kind == "A":
+            if self.kind == "A" and self.stream is not None:
+                self.port = self._gst("tlsframesink", self._stream_sinks(sync))
+            elif self.kind == "A":
                 # Every loadgen client comes from 127.0.0.1: the per-address cap on
                 # handshakes in progress (default 32, against one abusive address)
                 # would throttle the benchmark's 1000 "viewers" as if they were one.
@@ -127,6 +141,24 @@ class Server:
             self.stop()
             raise
         return self
+
+    def _stream_sinks(self, sync):
+        """The tee and sinks of a named stream: `tee name=t` then per rendition (one
+        unnamed branch without renditions) `t. ! queue ! tlsframesink stream-name=...
+        rendition=...`. Sinks share a listener only on a fixed port (docs/ELEMENTS.md,
+        "Named streams and shared listeners"): with renditions the port is a free one
+        picked by binding port 0 first, as for stunnel. The single-rendition run has
+        the same tee and queue, so the two differ only in the second rendition."""
+        c = self.inp.certs
+        port = free_port() if len(self.renditions) > 1 else 0
+        branches = list(self.renditions) or [None]
+        sink = ["tlsframesink", "host=127.0.0.1", f"port={port}", sync,
+                "max-handshakes-per-address=0", f"stream-name={self.stream}",
+                f"cert-file={c}/server.pem", f"key-file={c}/server.key"]
+        out = ["tee", "name=t"]
+        for r in branches:
+            out += ["t.", "!", "queue", "!"] + sink + ([f"rendition={r}"] if r else [])
+        return out
 
     def _start_stunnel(self, backend):
         port = free_port()
