@@ -191,5 +191,78 @@ TEST(QueueTime, BufferLimitStillAppliesWithATimeBound) {
   EXPECT_FALSE(d.late) << "buffers-max, not time-max";
 }
 
+TEST(QueueTime, ExpireBeforeAWriteDropsWhatIsAlreadyTooOld) {
+  ClientQueue q = make_queue();
+  auto caps = make_caps("image/jpeg");
+  for (int i = 0; i < 7; ++i) q.offer(frame(i, false, caps), at_frame(i));
+  // At frame 9 (297 ms) frames 0 and 1 are over 250 ms old; no offer came since.
+  auto d = q.expire(at_frame(9));
+  EXPECT_EQ(d.dropped, 2u);
+  EXPECT_TRUE(d.late);
+  EXPECT_EQ(d.outcome, Outcome::kQueued);  // a JPEG-like stream just goes on
+  auto written = buffers_of(write_all(q));
+  ASSERT_EQ(written.size(), 5u);
+  EXPECT_EQ(written.front()->published, at_frame(2));
+}
+
+TEST(QueueTime, ExpireWithNothingStaleOrNoBoundDoesNothing) {
+  auto caps = make_caps("image/jpeg");
+  ClientQueue q = make_queue();
+  q.offer(frame(0, false, caps), at_frame(0));
+  auto d = q.expire(at_frame(7));  // 231 ms
+  EXPECT_EQ(d.dropped, 0u);
+  EXPECT_FALSE(d.late);
+  ClientQueue unbounded = make_queue(0ms);
+  unbounded.offer(frame(0, false, caps), at_frame(0));
+  EXPECT_EQ(unbounded.expire(at_frame(100)).dropped, 0u);
+  EXPECT_EQ(q.expire(TimePoint{}).dropped, 0u);  // no clock: no check
+}
+
+TEST(QueueTime, ExpireNeverDropsTheBufferBeingWritten) {
+  ClientQueue q = make_queue();
+  auto caps = make_caps("image/jpeg");
+  for (int i = 0; i < 4; ++i) q.offer(frame(i, false, caps), at_frame(i));
+  const MessagePtr *first = q.begin_write();  // caps
+  ASSERT_NE(first, nullptr);
+  q.end_write();
+  const MessagePtr *writing = q.begin_write();  // frame 0, now on the wire
+  ASSERT_NE(writing, nullptr);
+  const MessagePtr kept = *writing;
+  auto d = q.expire(at_frame(30));
+  EXPECT_EQ(d.dropped, 3u);  // frames 1..3
+  ASSERT_FALSE(q.empty());
+  EXPECT_EQ(q.front(), kept);
+}
+
+TEST(QueueTime, ExpireOnADeltaStreamResumesOnAKeyframe) {
+  ClientQueue q = make_queue();
+  auto caps = make_caps("video/x-h264");
+  q.offer(frame(0, false, caps), at_frame(0));
+  for (int i = 1; i < 6; ++i) q.offer(frame(i, true, caps), at_frame(i));
+  // At frame 14 (462 ms) everything queued is stale: the chain is broken.
+  auto d = q.expire(at_frame(14));
+  EXPECT_EQ(d.dropped, 6u);
+  EXPECT_EQ(d.outcome, Outcome::kDroppedOverflow);  // the session asks for a keyframe
+  EXPECT_TRUE(q.waiting_for_keyframe());
+  EXPECT_EQ(q.offer(frame(14, true, caps), at_frame(14)).outcome, Outcome::kDroppedForKeyframe);
+  EXPECT_EQ(q.offer(frame(15, false, caps), at_frame(15)).outcome, Outcome::kQueued);
+}
+
+TEST(QueueTime, ExpireKeepsAQueuedKeyframeAndWhatFollowsIt) {
+  ClientQueue q = make_queue();
+  auto caps = make_caps("video/x-h264");
+  q.offer(frame(0, false, caps), at_frame(0));
+  q.offer(frame(1, true, caps), at_frame(1));
+  q.offer(frame(6, false, caps), at_frame(6));  // a new GOP, 198 ms after frame 0
+  q.offer(frame(7, true, caps), at_frame(7));
+  auto d = q.expire(at_frame(10));  // 330 ms: frames 0 and 1 stale, 6 and 7 not
+  EXPECT_EQ(d.dropped, 2u);
+  EXPECT_EQ(d.outcome, Outcome::kQueued);
+  EXPECT_FALSE(q.waiting_for_keyframe());
+  auto written = buffers_of(write_all(q));
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_FALSE(written[0]->delta);
+}
+
 }  // namespace
 }  // namespace tlsframe

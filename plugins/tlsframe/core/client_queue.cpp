@@ -140,6 +140,23 @@ size_t ClientQueue::drop_unsent_stream() {
   return dropped;
 }
 
+ClientQueue::Decision ClientQueue::expire(TimePoint now) {
+  Decision d;
+  if (limits_.max_time.count() <= 0 || now == TimePoint{}) return d;
+  bool broken = false;
+  d.dropped = drop_stale(now - limits_.max_time, &broken);
+  d.purged = d.dropped;
+  d.late = d.dropped > 0;
+  if (broken && !need_keyframe_) {
+    // The next delta unit offered would lack its reference. On a stream
+    // without delta units this changes nothing (the next buffer is a
+    // keyframe) and the session's keyframe request is a no-op.
+    need_keyframe_ = true;
+    d.outcome = Outcome::kDroppedOverflow;
+  }
+  return d;
+}
+
 const MessagePtr *ClientQueue::begin_write() {
   if (writing_ || queue_.empty()) return nullptr;
   writing_ = true;

@@ -15,11 +15,12 @@
 // steady clock), not a difference of stream timestamps: it counts the time a
 // buffer waited in the session's inbox too, works for buffers without
 // timestamps, and is what the viewer sees as the server's share of latency.
-// The queue has no clock: the session passes `now` to offer(). Checked at each
-// offer (so within one frame interval of the bound): the stale unsent buffers
-// are dropped oldest first, with the delta units that depend on a dropped one;
-// a delta unit whose reference was dropped, or an offered buffer already
-// older than the bound, is dropped and the client resumes on a keyframe.
+// The queue has no clock: the session passes `now` to offer() and to
+// expire(). Checked at each offer and again before each write (expire()), so
+// no buffer older than the bound is started: the stale unsent buffers are
+// dropped oldest first, with the delta units that depend on a dropped one; a
+// delta unit whose reference was dropped, or an offered buffer already older
+// than the bound, is dropped and the client resumes on a keyframe.
 #pragma once
 
 #include <chrono>
@@ -87,6 +88,14 @@ class ClientQueue {
   // for this client alone (WELCOME, STREAM_LIST, RENDITION). Returns the
   // buffers dropped. The next buffer offered must be the target's keyframe.
   size_t drop_unsent_stream();
+
+  // Before a write starts: drops the unsent live buffers older than max_time
+  // (as offer() does; offer() alone checks only when the next buffer comes,
+  // up to a frame interval later). Returns what it did: dropped (buffers),
+  // late, and outcome kDroppedOverflow when the client must now resume on a
+  // keyframe (the last buffer queued was dropped; the session asks for one,
+  // which is nothing on a stream without delta units), else kQueued.
+  Decision expire(TimePoint now);
 
   // Writer side. begin_write() marks the front as being written and
   // returns it (nullptr when empty or a write is already in progress);

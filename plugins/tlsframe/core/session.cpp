@@ -855,6 +855,14 @@ void Session::queued() {
 }
 
 void Session::do_write() {
+  if (phase_ == Phase::kStreaming) {
+    // No buffer older than time-max is started (offer() checks only when
+    // the next buffer comes).
+    const ClientQueue::Decision d = queue_.expire(std::chrono::steady_clock::now());
+    for (size_t i = 0; i < d.dropped; ++i) count_drop();
+    if (d.late) note_late(d);
+    if (d.outcome == ClientQueue::Outcome::kDroppedOverflow) stream_->request_keyframe(info_.id);
+  }
   const MessagePtr *msg = queue_.begin_write();
   if (!msg) return;
   if (queue_.size() > 1 && (*msg)->type == wire::MessageType::kBuffer) {
