@@ -54,6 +54,10 @@ KEYFRAME_REQUEST = v2_message(7)
 HELLO = v2_message(5, bytes([6]) + b"stream" + struct.pack(">H", 4) + b"cam1")
 
 
+def rendition_request(name):
+    return v2_message(10, bytes([9]) + b"rendition" + struct.pack(">H", len(name)) + name)
+
+
 def seeds():
     ws = upgrade()
     yield request("GET", "/")
@@ -85,8 +89,11 @@ def seeds():
     yield ws + frame(0x8, struct.pack(">H", 1000) + b"bye")
     yield ws + frame(0x8)
     yield upgrade("/watch/cam1") + frame(0x2, KEYFRAME_REQUEST) + frame(0x8, struct.pack(">H", 1001))
+    # The page's rendition control (PROTOCOL.md 8.13): a name, then back to automatic.
+    yield (upgrade("/watch/cam1") + frame(0x2, rendition_request(b"low"))
+           + frame(0x2, rendition_request(b"auto")))
     # ... and what the front refuses.
-    yield ws + frame(0x2, HELLO)  # only KEYFRAME_REQUEST is read
+    yield ws + frame(0x2, HELLO)  # only KEYFRAME_REQUEST and RENDITION_REQUEST are read
     yield ws + frame(0x1, b"text")  # text frames are not read
     yield ws + frame(0x2, KEYFRAME_REQUEST, masked=False)  # unmasked
     yield ws + frame(0x2, b"x" * 126)  # over kMaxClientFrame
