@@ -392,23 +392,10 @@ bool Worker::send_upgrade(Connection &c) {
                    k + "\r\nOrigin: https://" + run_.opt.ws_host +
                    "\r\nUser-Agent: tlsframe-loadgen\r\n\r\n";
   }
-  ERR_clear_error();
-  const int rc = SSL_write(c.ssl, c.ws_request.data(), static_cast<int>(c.ws_request.size()));
-  epoll_event ev{};
-  ev.data.ptr = &c;
-  if (rc <= 0) {
-    const int err = SSL_get_error(c.ssl, rc);
-    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-      ev.events = EPOLLIN | EPOLLOUT;  // retried, same bytes, on the next event
-      epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-      return true;
-    }
-    close_conn(c, "cannot send the WebSocket upgrade: " + ssl_error_text());
-    return false;
-  }
+  const Write w = write_whole(c, c.ws_request.data(), c.ws_request.size(),
+                              "cannot send the WebSocket upgrade: ");
+  if (w != Write::kDone) return w == Write::kWaiting;
   c.ws = Connection::Ws::kResponseHead;
-  ev.events = EPOLLIN;
-  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
   return true;
 }
 
@@ -556,8 +543,16 @@ bool Worker::check_alpn(Connection &c) {
 }
 
 bool Worker::send_pending(Connection &c) {
+  const Write w = write_whole(c, c.pending.data(), c.pending.size(), "cannot send to the server: ");
+  if (w != Write::kDone) return w == Write::kWaiting;
+  c.pending.clear();  // without partial writes, SSL_write took all of it
+  return true;
+}
+
+Worker::Write Worker::write_whole(Connection &c, const void *data, size_t size,
+                                  const char *what) {
   ERR_clear_error();
-  const int rc = SSL_write(c.ssl, c.pending.data(), static_cast<int>(c.pending.size()));
+  const int rc = SSL_write(c.ssl, data, static_cast<int>(size));
   epoll_event ev{};
   ev.data.ptr = &c;
   if (rc <= 0) {
@@ -565,15 +560,14 @@ bool Worker::send_pending(Connection &c) {
     if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
       ev.events = EPOLLIN | EPOLLOUT;  // retried, same bytes, on the next event
       epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-      return true;
+      return Write::kWaiting;
     }
-    close_conn(c, "cannot send to the server: " + ssl_error_text());
-    return false;
+    close_conn(c, what + ssl_error_text());
+    return Write::kFailed;
   }
-  c.pending.clear();  // without partial writes, SSL_write took all of it
   ev.events = EPOLLIN;
   epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-  return true;
+  return Write::kDone;
 }
 
 bool Worker::on_rendition_message(Connection &c) {

@@ -123,6 +123,12 @@ class Worker {
   // --websocket a RENDITION_REQUEST in a masked frame), written whole, retried on EPOLLOUT.
   bool check_alpn(Connection &c);
   bool send_pending(Connection &c);
+  // One SSL_write of all of data (no partial writes): kDone, then the
+  // connection waits for input; kWaiting: it waits for output too and the
+  // caller retries the same bytes on the next event; kFailed: closed, the
+  // error prefixed with `what`.
+  enum class Write { kDone, kWaiting, kFailed };
+  Write write_whole(Connection &c, const void *data, size_t size, const char *what);
   // A v2 message with a field block (WELCOME, RENDITION): the rendition it states.
   bool on_rendition_message(Connection &c);
 

@@ -325,6 +325,45 @@ def overload_lines(rows, cfg):
     return L
 
 
+def mode_lines(rows, modes, n, width, extra=None):
+    """Figures 10 and 11: per mode, the median over its reps of server CPU-s per GB,
+    MB/s, per-client fps min, clients at full rate, latency p50 / p99 and server
+    CPU %, then extra(loadgen results) when given. Returns (lines, {mode: CPU-s per
+    GB or None})."""
+    L, cpg = [], {}
+    for mode in modes:
+        all_rs = [r for r in rows if r.get("mode") == mode]
+        rs = [r for r in all_rs if r.get("ok")]
+        if not rs:
+            err = all_rs[0].get("error", "?")[:160] if all_rs else "not run"
+            L.append(f"    {mode:<{width}} | fail: {err}")
+            cpg[mode] = None
+            continue
+        lgs = [r.get("loadgen") or {} for r in rs]
+        cpg[mode] = med([r.get("server_cpu_s_per_gb") for r in rs])
+        mark = "*" if len(rs) < len(all_rs) else ""
+        full = med([lg.get("full_rate") for lg in lgs])
+        lat = (f"{fmt(med([lg.get('latency_ms_p50') for lg in lgs]), '.1f')} / "
+               f"{fmt(med([lg.get('latency_ms_p99') for lg in lgs]), '.1f')}")
+        line = (f"    {mode:<{width}} | {fmt(cpg[mode], '.2f', '-') + mark:>6} | "
+                f"{fmt(med([lg.get('mb_per_s') for lg in lgs])):>7} | "
+                f"{fmt(med([lg.get('fps_min') for lg in lgs])):>7} | "
+                f"{fmt(full, '.0f', '-') + '/' + str(n):>9} | {lat:>20} | "
+                f"{fmt(med([r.get('server_cpu_pct') for r in rs]), '.0f', '-'):>5}")
+        if extra:
+            line += f" | {extra(lgs)}"
+        L.append(line)
+    return L, cpg
+
+
+def ratio_line(what, a, b, target, limit):
+    """The ratio a/b of CPU per GB against `target` (its text) <= limit."""
+    if a is None or b is None or b == 0:
+        return f"    ratio {what} cpu/GB: n/a ({target}{limit:.2f})"
+    return (f"    ratio {what} cpu/GB: {a / b:.2f} ({target}{limit:.2f}: "
+            f"{'met' if a / b <= limit else 'missed'})")
+
+
 # Issue 11's target: browser clients cost at most this much more server CPU per GB.
 BROWSER_RATIO_MAX = 1.10
 
@@ -340,32 +379,10 @@ def browser_lines(rows):
          f"server CPU per GB delivered (median of {reps} rep(s))"]
     L.append(f"    {'mode':<9} | {'cpu/GB':>6} | {'MB/s':>7} | {'fps min':>7} | "
              f"{'full-rate':>9} | {'latency p50 / p99 ms':>20} | {'srv%':>5}")
-    cpg = {}
-    for mode in ("native", "websocket"):
-        all_rs = [r for r in rows if r.get("mode") == mode]
-        rs = [r for r in all_rs if r.get("ok")]
-        if not rs:
-            err = all_rs[0].get("error", "?")[:160] if all_rs else "not run"
-            L.append(f"    {mode:<9} | fail: {err}")
-            cpg[mode] = None
-            continue
-        lgs = [r.get("loadgen") or {} for r in rs]
-        cpg[mode] = med([r.get("server_cpu_s_per_gb") for r in rs])
-        mark = "*" if len(rs) < len(all_rs) else ""
-        full = med([lg.get("full_rate") for lg in lgs])
-        lat = (f"{fmt(med([lg.get('latency_ms_p50') for lg in lgs]), '.1f')} / "
-               f"{fmt(med([lg.get('latency_ms_p99') for lg in lgs]), '.1f')}")
-        L.append(f"    {mode:<9} | {fmt(cpg[mode], '.2f', '-') + mark:>6} | "
-                 f"{fmt(med([lg.get('mb_per_s') for lg in lgs])):>7} | "
-                 f"{fmt(med([lg.get('fps_min') for lg in lgs])):>7} | "
-                 f"{fmt(full, '.0f', '-') + '/' + str(n):>9} | {lat:>20} | "
-                 f"{fmt(med([r.get('server_cpu_pct') for r in rs]), '.0f', '-'):>5}")
-    a, b = cpg.get("websocket"), cpg.get("native")
-    if a is None or b is None or b == 0:
-        L.append(f"    ratio websocket/native cpu/GB: n/a (target <= {BROWSER_RATIO_MAX:.2f})")
-    else:
-        L.append(f"    ratio websocket/native cpu/GB: {a / b:.2f} (target <= "
-                 f"{BROWSER_RATIO_MAX:.2f}: {'met' if a / b <= BROWSER_RATIO_MAX else 'missed'})")
+    lines, cpg = mode_lines(rows, ("native", "websocket"), n, 9)
+    L += lines
+    L.append(ratio_line("websocket/native", cpg.get("websocket"), cpg.get("native"),
+                        "target <= ", BROWSER_RATIO_MAX))
     L.append("    (cpu/GB = server CPU-s per GB the clients received, WebSocket frame headers "
              "included; * a rep failed; latency = sink render -> loadgen receive)")
     return L
@@ -384,50 +401,29 @@ def renditions_lines(rows):
     stated, latency p50 / p99; the ratio renditions/single of CPU per GB; and the
     pipelines measured."""
     n = rows[0]["clients"] if rows else 0
-    reps = max(sum(1 for r in rows if r.get("mode") == m) for m in ("single", "renditions"))
+    modes = ("single", "renditions")
+    reps = max(sum(1 for r in rows if r.get("mode") == m) for m in modes)
     L = [f"[11] renditions vs one rendition, tlsframesink at 30 fps (720p JPEG), N={n} "
          f"v2 clients of stream cam: server CPU per GB delivered (median of {reps} rep(s))"]
     L.append(f"    {'mode':<10} | {'cpu/GB':>6} | {'MB/s':>7} | {'fps min':>7} | "
              f"{'full-rate':>9} | {'latency p50 / p99 ms':>20} | {'srv%':>5} | clients per "
              "rendition")
-    cpg = {}
-    pipelines = {}
-    for mode in ("single", "renditions"):
+
+    def split_text(lgs):
+        split = lgs[0].get("renditions") or {}
+        text = ", ".join(f"{k} {v}" for k, v in split.items()) or "(none stated)"
+        if lgs[0].get("rendition_not_as_asked") is not None:
+            text += f"; {lgs[0]['rendition_not_as_asked']} not as asked"
+        return text
+
+    lines, cpg = mode_lines(rows, modes, n, 10, split_text)
+    L += lines
+    L.append(ratio_line("renditions/single", cpg.get("renditions"), cpg.get("single"),
+                        "target close to 1, <= ", RENDITIONS_RATIO_MAX))
+    for mode in modes:
         all_rs = [r for r in rows if r.get("mode") == mode]
         if all_rs and all_rs[0].get("pipeline"):
-            pipelines[mode] = all_rs[0]["pipeline"]
-        rs = [r for r in all_rs if r.get("ok")]
-        if not rs:
-            err = all_rs[0].get("error", "?")[:160] if all_rs else "not run"
-            L.append(f"    {mode:<10} | fail: {err}")
-            cpg[mode] = None
-            continue
-        lgs = [r.get("loadgen") or {} for r in rs]
-        cpg[mode] = med([r.get("server_cpu_s_per_gb") for r in rs])
-        mark = "*" if len(rs) < len(all_rs) else ""
-        full = med([lg.get("full_rate") for lg in lgs])
-        lat = (f"{fmt(med([lg.get('latency_ms_p50') for lg in lgs]), '.1f')} / "
-               f"{fmt(med([lg.get('latency_ms_p99') for lg in lgs]), '.1f')}")
-        split = lgs[0].get("renditions") or {}
-        split_txt = ", ".join(f"{k} {v}" for k, v in split.items()) or "(none stated)"
-        if lgs[0].get("rendition_not_as_asked") is not None:
-            split_txt += f"; {lgs[0]['rendition_not_as_asked']} not as asked"
-        L.append(f"    {mode:<10} | {fmt(cpg[mode], '.2f', '-') + mark:>6} | "
-                 f"{fmt(med([lg.get('mb_per_s') for lg in lgs])):>7} | "
-                 f"{fmt(med([lg.get('fps_min') for lg in lgs])):>7} | "
-                 f"{fmt(full, '.0f', '-') + '/' + str(n):>9} | {lat:>20} | "
-                 f"{fmt(med([r.get('server_cpu_pct') for r in rs]), '.0f', '-'):>5} | "
-                 f"{split_txt}")
-    a, b = cpg.get("renditions"), cpg.get("single")
-    if a is None or b is None or b == 0:
-        L.append(f"    ratio renditions/single cpu/GB: n/a (target close to 1, <= "
-                 f"{RENDITIONS_RATIO_MAX:.2f})")
-    else:
-        L.append(f"    ratio renditions/single cpu/GB: {a / b:.2f} (target close to 1, <= "
-                 f"{RENDITIONS_RATIO_MAX:.2f}: "
-                 f"{'met' if a / b <= RENDITIONS_RATIO_MAX else 'missed'})")
-    for mode, p in pipelines.items():
-        L.append(f"    {mode} pipeline: {p}")
+            L.append(f"    {mode} pipeline: {all_rs[0]['pipeline']}")
     L.append("    (cpu/GB = server CPU-s per GB the clients received; both renditions carry the "
              "same JPEG buffers, so no encoder is counted; * a rep failed)")
     return L
