@@ -404,15 +404,16 @@ wire::StreamSummary StreamGroup::summary() const {
   const auto all = renditions();
   wire::StreamSummary out;
   out.name = name_;
-  uint64_t viewers = 0;
-  for (const auto &s : all) viewers += s->counters().clients.load();
   if (!all.empty()) out = all.front()->summary();
-  out.viewers = static_cast<uint32_t>(std::min<uint64_t>(viewers, UINT32_MAX));
+  auto clamp = [](uint64_t n) { return static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX)); };
+  // Each rendition's count read once, so the viewers are their sum.
+  uint64_t viewers = 0;
   for (const auto &s : all) {
-    if (s->rendition().empty()) continue;  // a stream with one encoding
-    out.renditions.push_back({s->rendition(), static_cast<uint32_t>(std::min<uint64_t>(
-                                                  s->counters().clients.load(), UINT32_MAX))});
+    const uint64_t clients = s->counters().clients.load();
+    viewers += clients;
+    if (!s->rendition().empty()) out.renditions.push_back({s->rendition(), clamp(clients)});
   }
+  out.viewers = clamp(viewers);
   return out;
 }
 
