@@ -102,6 +102,25 @@ TEST(RenditionPolicy, StepsUpOnlyAfterAClearHoldAndARateWithHeadroom) {
   EXPECT_EQ(p.estimated_rate(), 10'000'000u);
 }
 
+TEST(RenditionPolicy, OneOutlyingRateDoesNotStepUp) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 1);
+  // A 1 Mbit/s link: path-limited samples near 1 Mbit/s, and once 4.27 Mbit/s
+  // (seen in net_slowlink): not evidence enough, and not a reason to probe.
+  for (int64_t t = 0; t <= 20'000; t += 100) {
+    const uint64_t rate = t == 10'000 ? 4'270'000 : 1'200'000;
+    auto d = p.sample(at(t, 40, rate), kLadder, 1);
+    EXPECT_FALSE(d.change) << "at " << t << " ms: " << d.reason;
+    if (d.change) break;
+  }
+  // A second such sample within the window is evidence: up.
+  auto d = p.sample(at(20'100, 40, 4'270'000), kLadder, 1);
+  EXPECT_FALSE(d.change) << "the first outlier left the window at 18 s";
+  d = p.sample(at(20'200, 40, 4'270'000), kLadder, 1);
+  EXPECT_TRUE(d.change);
+  EXPECT_TRUE(d.up);
+}
+
 TEST(RenditionPolicy, AStepUpUndoneSoonDoublesTheHoldBeforeTheNextTry) {
   RenditionPolicy p;
   p.switched(us(0), 0, 1);

@@ -118,9 +118,9 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
     return d;
   }
 
-  // Up: one step, after a clear spell. Evidence first: a path-limited rate
-  // in the window with headroom for the higher rendition. A path-limited
-  // rate below that is evidence against: stay. No path-limited rate in the
+  // Up: one step, after a clear spell. Evidence first: path-limited rates
+  // in the window with headroom for the higher rendition (up_evidence of
+  // them). Path-limited rates short of that are evidence against: stay. No path-limited rate in the
   // window (the connection was application-limited throughout, which says
   // nothing of the path: see the header) is a tentative step up; if it
   // fails, switched() doubles this rung's hold (capped).
@@ -128,7 +128,9 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
     const uint64_t need =
         static_cast<uint64_t>(config_.up_headroom * static_cast<double>(ladder[current - 1]));
     const uint64_t seen = estimated_rate();
-    if (seen >= need) {
+    const auto clearing = std::count_if(rates_.begin(), rates_.end(),
+                                        [need](const auto &r) { return r.second >= need; });
+    if (static_cast<size_t>(clearing) >= std::max<size_t>(1, config_.up_evidence)) {
       d.change = true;
       d.target = current - 1;
       d.up = true;

@@ -9,8 +9,9 @@
 // link does not carry the current rate; the target is the best rendition
 // that fits in the measured delivery rate with headroom (or the lowest).
 // Steps up cautiously, one step at a time, after up_hold without congestion:
-//   - evidence for: a path-limited delivery rate in rate_window above the
-//     higher rendition's rate with headroom: step up;
+//   - evidence for: path-limited delivery rates in rate_window above the
+//     higher rendition's rate with headroom, at least up_evidence of them:
+//     step up;
 //   - evidence against: path-limited rates in rate_window, all below that:
 //     stay;
 //   - no path-limited rate in rate_window: a tentative step up (a probe). A
@@ -78,6 +79,10 @@ struct RenditionPolicyConfig {
                                                       // link is tried within about this
   double down_headroom = 0.8;  // a step down targets rate <= 0.8 x measured delivery rate
   double up_headroom = 1.3;    // a step up needs a delivery rate >= 1.3 x the higher rate
+  // ... in at least this many path-limited samples of rate_window: one sample
+  // alone can be an outlier (4.27 Mbit/s was seen once over a 1 Mbit/s tbf
+  // link, among 0.95-1.46), and a step up on it fails within a second.
+  size_t up_evidence = 2;
 };
 
 class RenditionPolicy {
