@@ -156,6 +156,48 @@ TEST_F(RenditionTest, BeforeRatesAreKnownAutomaticStartsOnTheLargestPicture) {
   EXPECT_EQ(r->welcome()->rendition, "high");
 }
 
+// Declared rates (the sink's encoder's nominal bitrate) rank the ladder
+// once every rendition has one, above the picture's size: here the small
+// picture is declared the higher rate, so it comes first and an automatic
+// viewer starts on it. One rendition without a rate: the picture decides.
+TEST_F(RenditionTest, DeclaredRatesRankTheLadder) {
+  start_pair();
+  ASSERT_TRUE(high_ && low_);
+  high_->declare_rate(500'000);
+  {
+    auto r = connect_receiver(cam("auto"));
+    ASSERT_TRUE(r);
+    publish(*high_, 0, 0);
+    EXPECT_TRUE(next_caps(*r, kHighCaps));
+    EXPECT_TRUE(next_buffer(*r, 0));
+    EXPECT_EQ(r->welcome()->rendition, "high") << "one rate undeclared: the larger picture";
+  }
+  low_->declare_rate(2'500'000);
+  auto r = connect_receiver(cam("auto"));
+  ASSERT_TRUE(r);
+  publish(*low_, kLow, 0);
+  EXPECT_TRUE(next_caps(*r, kLowCaps));
+  EXPECT_TRUE(next_buffer(*r, kLow));
+  EXPECT_EQ(r->welcome()->rendition, "low");
+  EXPECT_EQ(r->welcome()->renditions, (std::vector<std::string>{"low", "high"}));
+}
+
+// Equal declared rates (encoders left at one default setting): the larger
+// picture first, whichever sink started first.
+TEST_F(RenditionTest, EqualDeclaredRatesRankByPicture) {
+  start_pair(/*low_first=*/true);
+  ASSERT_TRUE(high_ && low_);
+  high_->declare_rate(2'048'000);
+  low_->declare_rate(2'048'000);
+  auto r = connect_receiver(cam("auto"));
+  ASSERT_TRUE(r);
+  publish(*high_, 0, 0);
+  EXPECT_TRUE(next_caps(*r, kHighCaps));
+  EXPECT_TRUE(next_buffer(*r, 0));
+  EXPECT_EQ(r->welcome()->rendition, "high");
+  EXPECT_EQ(r->welcome()->renditions, (std::vector<std::string>{"high", "low"}));
+}
+
 TEST_F(RenditionTest, ASwitchWaitsForTheTargetsKeyframeWhichItAsksFor) {
   start_pair();
   ASSERT_TRUE(high_ && low_);

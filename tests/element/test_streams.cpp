@@ -2,7 +2,8 @@
 // one port: each client gets only the stream it names, a duplicate name or
 // a mismatched listener setting is an error at start naming the property,
 // one stream's EOS leaves the others streaming, and playbin plays a named
-// stream of a real sink from its tlsframe:// URI.
+// stream of a real sink from its tlsframe:// URI. Renditions rank by their
+// encoder's rate tag.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -44,9 +45,9 @@ class StreamsTest : public ::testing::Test {
            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! h264parse ! " +
            sink(name);
   }
-  std::string client(const std::string &name) const {
+  std::string client(const std::string &name, const std::string &extra = "") const {
     return "tlsframesrc host=127.0.0.1 port=" + std::to_string(port_) + " ca-file=" + pki_.ca() +
-           " stream-name=" + name + " ! appsink name=out sync=false";
+           " stream-name=" + name + " " + extra + " ! appsink name=out sync=false";
   }
 
   Pki pki_;
@@ -165,6 +166,37 @@ TEST_F(StreamsTest, PlaybinPlaysANamedStreamOfARealSinkFromItsUri) {
   EXPECT_EQ(r.state, GST_STATE_PLAYING) << r.errors;
   EXPECT_EQ(on_cam1, 1u);
   EXPECT_EQ(on_other, 0u);
+}
+
+// Renditions are ranked by the rate their encoder was set to (its
+// nominal-bitrate tag), not by what it happens to publish: a still test
+// pattern publishes far below the setting, in no set order. Here the
+// smaller picture is set to the higher rate, so an automatic viewer
+// starts on it (by picture size it would get the larger one).
+TEST_F(StreamsTest, RenditionsAreRankedByTheirEncodersRateTag) {
+  auto rendition = [&](const std::string &name, int width, int kbits) {
+    return "videotestsrc is-live=true ! video/x-raw,width=" + std::to_string(width) +
+           ",height=48,framerate=10/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+           "key-int-max=10 bitrate=" +
+           std::to_string(kbits) + " ! h264parse ! " + sink("cam", "rendition=" + name);
+  };
+  Pipeline big(rendition("big", 160, 100));
+  Pipeline small(rendition("small", 80, 2000));
+  ASSERT_TRUE(big.ok() && small.ok());
+  ASSERT_NE(big.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << pending_errors(big);
+  ASSERT_NE(small.set_state(GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE) << pending_errors(small);
+  // Each rendition has published (its tags come before its first buffer).
+  for (const auto &[name, want] : {std::pair<std::string, std::string>{"big", "video/x-h264 160"},
+                                   {"small", "video/x-h264 80"}}) {
+    Pipeline named(client("cam", "rendition=" + name));
+    ASSERT_TRUE(named.ok());
+    gst_element_set_state(named.get(), GST_STATE_PLAYING);
+    ASSERT_EQ(caps_of_samples(named, 1), want) << pending_errors(named);
+  }
+  Pipeline automatic(client("cam"));
+  ASSERT_TRUE(automatic.ok());
+  gst_element_set_state(automatic.get(), GST_STATE_PLAYING);
+  EXPECT_EQ(caps_of_samples(automatic, 3), "video/x-h264 80") << pending_errors(automatic);
 }
 
 }  // namespace

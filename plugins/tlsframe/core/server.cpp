@@ -115,6 +115,10 @@ void Server::publish_caps(const std::string &caps) {
   impl_->stream->publish_caps(caps);
 }
 
+void Server::declare_rate(uint64_t bps) {
+  impl_->stream->declare_rate(bps);
+}
+
 void Server::publish_buffer(const wire::BufferMeta &meta, const uint8_t *data, size_t size,
                             std::shared_ptr<const void> owner) {
   impl_->stream->publish_buffer(meta, data, size, std::move(owner));

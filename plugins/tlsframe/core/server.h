@@ -227,6 +227,9 @@ class Server {
   // New caps (and stream headers inside the caps string). Sent to every client
   // before its next buffer, and to every new client before its first.
   void publish_caps(const std::string &caps);
+  // The rate this stream's encoder was set to, in bits/s (0: none): orders a
+  // stream's renditions (Stream::ladder_rate). Any thread.
+  void declare_rate(uint64_t bps);
   // One buffer; serialized once and shared by all client queues. With an
   // owner, data is not copied: owner keeps it alive and unchanged until the
   // last client has written it (released on any thread).

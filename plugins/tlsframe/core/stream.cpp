@@ -356,12 +356,26 @@ std::vector<std::shared_ptr<Stream>> StreamGroup::renditions() const {
     std::lock_guard<std::mutex> lock(lock_);
     out = streams_;
   }
-  const bool rates_known = std::all_of(out.begin(), out.end(),
-                                       [](const auto &s) { return s->published_rate() != 0; });
-  std::stable_sort(out.begin(), out.end(), [rates_known](const auto &a, const auto &b) {
-    return rates_known ? a->published_rate() > b->published_rate()
-                       : a->picture_area() > b->picture_area();
-  });
+  // Each key read once (a rate may change while sorting): the rate, then
+  // the picture (equal rates: encoders left at one default setting).
+  struct Keyed {
+    std::pair<uint64_t, uint64_t> key;
+    std::shared_ptr<Stream> stream;
+  };
+  std::vector<Keyed> keyed;
+  bool rates_known = true;
+  for (auto &s : out) {
+    const uint64_t rate = s->ladder_rate();
+    rates_known = rates_known && rate != 0;
+    keyed.push_back({{rate, s->picture_area()}, std::move(s)});
+  }
+  if (!rates_known) {
+    for (auto &k : keyed) k.key.first = 0;
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const Keyed &a, const Keyed &b) { return a.key > b.key; });
+  out.clear();
+  for (auto &k : keyed) out.push_back(std::move(k.stream));
   return out;
 }
 

@@ -72,6 +72,18 @@ class Stream : public std::enable_shared_from_this<Stream> {
   // Wire bits per second published lately (a running average over about
   // 1 s windows; 0 before the first window ends). Any thread.
   uint64_t published_rate() const { return published_rate_.load(std::memory_order_relaxed); }
+  // The rate its encoder was set to, in bits/s (0 = not declared): the sink
+  // passes the nominal-bitrate tag on. Any thread.
+  void declare_rate(uint64_t bps) { declared_rate_.store(bps, std::memory_order_relaxed); }
+  uint64_t declared_rate() const { return declared_rate_.load(std::memory_order_relaxed); }
+  // Where it stands in the ladder: the declared rate, else the published one.
+  // An encoder's output can be far below its setting (a still picture, a
+  // test pattern), so two renditions' published rates need not keep the
+  // order of their settings; the declared ones do. Any thread.
+  uint64_t ladder_rate() const {
+    const uint64_t declared = declared_rate();
+    return declared != 0 ? declared : published_rate();
+  }
   // Width x height of the caps in force (0: none yet, or caps without a size). Any thread.
   uint64_t picture_area() const { return picture_area_.load(std::memory_order_relaxed); }
   std::chrono::nanoseconds keyframe_interval() const { return keyframe_interval_; }
@@ -146,6 +158,7 @@ class Stream : public std::enable_shared_from_this<Stream> {
   const std::string rendition_;
   std::weak_ptr<StreamGroup> group_;  // set once, before the stream is found
   std::atomic<uint64_t> published_rate_{0};
+  std::atomic<uint64_t> declared_rate_{0};
   std::atomic<uint64_t> picture_area_{0};
   // A delta unit was published (joiners ask for a keyframe). Set under the
   // state lock (ordered against subscribe()), read without it where a stale
@@ -206,10 +219,12 @@ class StreamGroup {
   // The stream a joiner is authorized against and reported to: the first
   // rendition that arrived (nullptr when empty).
   std::shared_ptr<Stream> entry() const;
-  // Every rendition, highest published rate first. Until every rendition has
-  // a rate (about a second after its first buffer), largest picture first, so
-  // a viewer joining as the server starts gets the best one, as later ones do;
-  // renditions without caps yet keep their order of arrival.
+  // Every rendition, highest ladder_rate() first (declared, else published),
+  // the larger picture first among equal rates. Until every rendition has a
+  // rate (declared, or about a second after its first buffer), largest
+  // picture first, so a viewer joining as the server starts gets the best
+  // one, as later ones do; renditions without caps yet keep their order of
+  // arrival.
   std::vector<std::shared_ptr<Stream>> renditions() const;
   // The rendition named `rendition` (nullptr when there is none).
   std::shared_ptr<Stream> find(std::string_view rendition) const;

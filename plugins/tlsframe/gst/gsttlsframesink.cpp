@@ -568,6 +568,22 @@ static GstFlowReturn gst_tls_frame_sink_render(GstBaseSink *bsink, GstBuffer *bu
 
 static gboolean gst_tls_frame_sink_event(GstBaseSink *bsink, GstEvent *event) {
   auto *self = GST_TLS_FRAME_SINK(bsink);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_TAG) {
+    // The encoder's rate setting (x264enc, vp8enc... post it) ranks this
+    // rendition among the stream's others; what it publishes may be far
+    // below it (a still picture), and would rank them by chance.
+    GstTagList *tags = nullptr;
+    gst_event_parse_tag(event, &tags);
+    guint rate = 0;
+    if (tags && (gst_tag_list_get_uint(tags, GST_TAG_NOMINAL_BITRATE, &rate) ||
+                 gst_tag_list_get_uint(tags, GST_TAG_BITRATE, &rate)) &&
+        rate != 0) {
+      if (auto server = get_server(self)) {
+        GST_DEBUG_OBJECT(self, "encoder rate from tags: %u bit/s", rate);
+        server->declare_rate(rate);
+      }
+    }
+  }
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
     auto server = get_server(self);
     guint64 timeout;
@@ -897,8 +913,10 @@ static void gst_tls_frame_sink_class_init(GstTlsFrameSinkClass *klass) {
       "This sink's encoding of its stream when the stream has several (e.g. \"720p\", \"360p\"): "
       "sinks with the same host, fixed port and stream-name and different rendition names form "
       "one stream, each viewer getting one rendition at a time (its choice, or the server's from "
-      "what it measures of the connection). Same rule as stream-name, and not \"auto\"; empty = "
-      "the stream has one encoding. Changeable in NULL and READY only",
+      "what it measures of the connection). Renditions rank by their encoder's nominal-bitrate "
+      "tag (else by the rate published), the larger picture first among equal rates. Same rule "
+      "as stream-name, and not \"auto\"; empty = the stream has one encoding. Changeable in "
+      "NULL and READY only",
       DEFAULT_RENDITION, RW);
   properties[PROP_HOST] = g_param_spec_string(
       "host", "Host",
