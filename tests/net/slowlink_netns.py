@@ -280,9 +280,10 @@ def main():
                                        str(seconds)], stdout=subprocess.PIPE)
             return Viewer(name, p, os.path.join(work, name + ".jsonl"))
 
-        # The server orders its renditions by their published rates, which it
-        # knows after about a second of publishing: a warm-up viewer watches
-        # 2.5 s of the stream first, so the viewers below join a known ladder.
+        # The server ranks the renditions by their encoders' rate tags, but
+        # its automatic choice waits for their published rates, known after
+        # about a second of publishing: a warm-up viewer watches 2.5 s of the
+        # stream first, so the viewers below join a measured ladder.
         warm = viewer(setup.ns_fast, "warmup", "10.202.0.1", 2.5)
         wait_for("the warm-up viewer's 2.5 s", 25, lambda: warm.snapshot("end"), [server])
         if not warm.snapshot("frame"):
