@@ -74,6 +74,20 @@ class RenditionTest : public ServerReceiverTest {
     return rc;
   }
 
+  // An automatic viewer joins, `on` publishes keyframe `index` with `caps`
+  // (the rendition it should start on): what its WELCOME said.
+  std::optional<Welcome> auto_viewer_welcome(Server &on, uint64_t index, const char *caps) {
+    auto r = connect_receiver(cam("auto"));
+    if (!r) {
+      ADD_FAILURE() << "no automatic viewer";
+      return std::nullopt;
+    }
+    publish(on, index, 0);
+    EXPECT_TRUE(next_caps(*r, caps));
+    EXPECT_TRUE(next_buffer(*r, index));
+    return r->welcome();
+  }
+
   bool wait_changes(size_t n) {
     std::unique_lock<std::mutex> lock(changes_.lock);
     return changes_.cond.wait_for(lock, kWait, [&] { return changes_.seen.size() >= n; });
@@ -148,12 +162,9 @@ TEST_F(RenditionTest, AutomaticOrUnknownRenditionStartsOnTheHighestRate) {
 TEST_F(RenditionTest, BeforeRatesAreKnownAutomaticStartsOnTheLargestPicture) {
   start_pair(/*low_first=*/true);
   ASSERT_TRUE(high_ && low_);
-  auto r = connect_receiver(cam("auto"));
-  ASSERT_TRUE(r);
-  publish(*high_, 0, 0);
-  EXPECT_TRUE(next_caps(*r, kHighCaps));
-  EXPECT_TRUE(next_buffer(*r, 0));
-  EXPECT_EQ(r->welcome()->rendition, "high");
+  const auto w = auto_viewer_welcome(*high_, 0, kHighCaps);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->rendition, "high");
 }
 
 // Declared rates (the sink's encoder's nominal bitrate) rank the ladder
@@ -164,22 +175,14 @@ TEST_F(RenditionTest, DeclaredRatesRankTheLadder) {
   start_pair();
   ASSERT_TRUE(high_ && low_);
   high_->declare_rate(500'000);
-  {
-    auto r = connect_receiver(cam("auto"));
-    ASSERT_TRUE(r);
-    publish(*high_, 0, 0);
-    EXPECT_TRUE(next_caps(*r, kHighCaps));
-    EXPECT_TRUE(next_buffer(*r, 0));
-    EXPECT_EQ(r->welcome()->rendition, "high") << "one rate undeclared: the larger picture";
-  }
+  const auto one = auto_viewer_welcome(*high_, 0, kHighCaps);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->rendition, "high") << "one rate undeclared: the larger picture";
   low_->declare_rate(2'500'000);
-  auto r = connect_receiver(cam("auto"));
-  ASSERT_TRUE(r);
-  publish(*low_, kLow, 0);
-  EXPECT_TRUE(next_caps(*r, kLowCaps));
-  EXPECT_TRUE(next_buffer(*r, kLow));
-  EXPECT_EQ(r->welcome()->rendition, "low");
-  EXPECT_EQ(r->welcome()->renditions, (std::vector<std::string>{"low", "high"}));
+  const auto both = auto_viewer_welcome(*low_, kLow, kLowCaps);
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->rendition, "low");
+  EXPECT_EQ(both->renditions, (std::vector<std::string>{"low", "high"}));
 }
 
 // Equal declared rates (encoders left at one default setting): the larger
@@ -189,13 +192,10 @@ TEST_F(RenditionTest, EqualDeclaredRatesRankByPicture) {
   ASSERT_TRUE(high_ && low_);
   high_->declare_rate(2'048'000);
   low_->declare_rate(2'048'000);
-  auto r = connect_receiver(cam("auto"));
-  ASSERT_TRUE(r);
-  publish(*high_, 0, 0);
-  EXPECT_TRUE(next_caps(*r, kHighCaps));
-  EXPECT_TRUE(next_buffer(*r, 0));
-  EXPECT_EQ(r->welcome()->rendition, "high");
-  EXPECT_EQ(r->welcome()->renditions, (std::vector<std::string>{"high", "low"}));
+  const auto w = auto_viewer_welcome(*high_, 0, kHighCaps);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->rendition, "high");
+  EXPECT_EQ(w->renditions, (std::vector<std::string>{"high", "low"}));
 }
 
 TEST_F(RenditionTest, ASwitchWaitsForTheTargetsKeyframeWhichItAsksFor) {
