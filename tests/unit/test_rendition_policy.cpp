@@ -176,6 +176,27 @@ TEST(RenditionPolicy, AnAppLimitedLinkThatWasRaisedIsTriedWithinFifteenSeconds) 
   EXPECT_NE(d->second.reason.find("auto: up (trying)"), std::string::npos) << d->second.reason;
 }
 
+// One path-limited rate above the bar just before the slow link's last
+// rate leaves the window: it is no evidence against, so the try comes when
+// the slow rates are gone, not rate_window after that lone rate.
+TEST(RenditionPolicy, ALoneRateAboveTheBarDoesNotHoldBackTheTry) {
+  RenditionPolicy p;
+  p.switched(us(0), 0, 1);
+  ASSERT_FALSE(run_low(p, 0, 30'000, true).has_value());  // last slow rate at 30 s
+  std::optional<std::pair<int64_t, RenditionPolicy::Decision>> d;
+  for (int64_t t = 30'100; t <= 60'000 && !d; t += 100) {
+    const auto s = t == 37'900 ? at(t, 0, 10'000'000, false) : on_low(t, false);
+    auto got = p.sample(s, kLadder, 1);
+    if (got.change) d = std::make_pair(t, got);
+  }
+  ASSERT_TRUE(d.has_value());
+  EXPECT_LE(d->first, 38'100) << "the slow rate left the window at 38 s";
+  EXPECT_TRUE(d->second.up);
+  EXPECT_NE(d->second.reason.find("auto: up (trying), no path-limited rate below 3.25 Mbit/s"),
+            std::string::npos)
+      << d->second.reason;
+}
+
 TEST(RenditionPolicy, AFailedTryIsUndoneQuicklyBacksOffAndIsRetriedWithinTheCap) {
   RenditionPolicy p;
   p.switched(us(0), 0, 1);

@@ -120,10 +120,13 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
 
   // Up: one step, after a clear spell. Evidence first: path-limited rates
   // in the window with headroom for the higher rendition (up_evidence of
-  // them). Path-limited rates short of that are evidence against: stay. No path-limited rate in the
-  // window (the connection was application-limited throughout, which says
-  // nothing of the path: see the header) is a tentative step up; if it
-  // fails, switched() doubles this rung's hold (capped).
+  // them). Path-limited rates short of that are evidence against: stay. No
+  // such rate in the window (the connection was application-limited
+  // throughout, which says nothing of the path: see the header; or the only
+  // rates clear the bar, too few to count) is a tentative step up; if it
+  // fails, switched() doubles this rung's hold (capped). A lone rate above
+  // the bar must not hold the try back: it would stay rate_window after the
+  // slow link's last rate left, and a raised link would wait twice as long.
   if (current > 0 && !congested && s.at - clear_since_ >= hold_for(current)) {
     const uint64_t need =
         static_cast<uint64_t>(config_.up_headroom * static_cast<double>(ladder[current - 1]));
@@ -135,12 +138,14 @@ RenditionPolicy::Decision RenditionPolicy::sample(const Sample &s, const std::ve
       d.target = current - 1;
       d.up = true;
       d.reason = "auto: up, delivery " + mbit(seen) + " for " + mbit(ladder[current - 1]);
-    } else if (rates_.empty()) {
+    } else if (clearing == static_cast<std::ptrdiff_t>(rates_.size())) {
       d.change = true;
       d.target = current - 1;
       d.up = true;
-      d.reason = "auto: up (trying), no path-limited rate for " + ms(config_.rate_window) +
-                 ", clear for " + ms(s.at - clear_since_);
+      d.reason = "auto: up (trying), " +
+                 (rates_.empty() ? "no path-limited rate"
+                                 : "no path-limited rate below " + mbit(need)) +
+                 " for " + ms(config_.rate_window) + ", clear for " + ms(s.at - clear_since_);
     }
   }
   return d;

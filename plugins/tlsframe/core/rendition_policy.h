@@ -14,7 +14,8 @@
 //     step up;
 //   - evidence against: path-limited rates in rate_window, all below that:
 //     stay;
-//   - no path-limited rate in rate_window: a tentative step up (a probe). A
+//   - no path-limited rate below that in rate_window (none at all, or too
+//     few above it to count): a tentative step up (a probe). A
 //     failed one is cheap: decisions resume up_settle after it, the switch
 //     back drops the unsent data (Session::finish_switch), and a step up
 //     undone within failed_up_window doubles that rung's hold, capped at
