@@ -183,12 +183,9 @@ TEST(RenditionPolicy, ALoneRateAboveTheBarDoesNotHoldBackTheTry) {
   RenditionPolicy p;
   p.switched(us(0), 0, 1);
   ASSERT_FALSE(run_low(p, 0, 30'000, true).has_value());  // last slow rate at 30 s
-  std::optional<std::pair<int64_t, RenditionPolicy::Decision>> d;
-  for (int64_t t = 30'100; t <= 60'000 && !d; t += 100) {
-    const auto s = t == 37'900 ? at(t, 0, 10'000'000, false) : on_low(t, false);
-    auto got = p.sample(s, kLadder, 1);
-    if (got.change) d = std::make_pair(t, got);
-  }
+  ASSERT_FALSE(run_low(p, 30'100, 37'800, false).has_value());
+  ASSERT_FALSE(p.sample(at(37'900, 0, 10'000'000, false), kLadder, 1).change);
+  auto d = run_low(p, 38'000, 60'000, false);
   ASSERT_TRUE(d.has_value());
   EXPECT_LE(d->first, 38'100) << "the slow rate left the window at 38 s";
   EXPECT_TRUE(d->second.up);

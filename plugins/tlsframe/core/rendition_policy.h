@@ -12,8 +12,8 @@
 //   - evidence for: path-limited delivery rates in rate_window above the
 //     higher rendition's rate with headroom, at least up_evidence of them:
 //     step up;
-//   - evidence against: path-limited rates in rate_window, all below that:
-//     stay;
+//   - evidence against: a path-limited rate in rate_window below that
+//     (and too few above it): stay;
 //   - no path-limited rate below that in rate_window (none at all, or too
 //     few above it to count): a tentative step up (a probe). A
 //     failed one is cheap: decisions resume up_settle after it, the switch
